@@ -1,0 +1,41 @@
+/**
+ * One jest run for the whole monorepo: unit specs beside the code, end-to-end suites in test/.
+ * Nest 12 and Aedes ship as ES modules; jest's CommonJS runtime cannot require them on Node 20,
+ * so those packages are transformed to CommonJS by swc like our own sources.
+ * @type {import('jest').Config}
+ */
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+    },
+    module: { type: 'commonjs' },
+  },
+];
+const esmPackages = [
+  '@nestjs',
+  'aedes',
+  'file-type',
+  'strtok3',
+  'token-types',
+  'uint8array-extras',
+  '@tokenizer',
+  'load-esm',
+];
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/devices', '<rootDir>/test'],
+  testMatch: ['**/*.spec.ts', '**/*.e2e.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  transform: { '^.+\\.(t|j|mj)s$': swc },
+  transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
+  moduleNameMapper: {
+    '^@ferry/protocol$': '<rootDir>/libs/protocol/src',
+    '^@ferry/delta$': '<rootDir>/libs/delta/src',
+  },
+  testTimeout: 60000,
+  maxWorkers: 2,
+};
