@@ -1,1 +1,7 @@
-export const PROTOCOL_VERSION = 1;
+export * from './errors';
+export * from './schema';
+export * from './digest';
+export * from './fleet';
+export * from './device';
+export * from './release';
+export * from './topics';

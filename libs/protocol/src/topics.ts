@@ -1,0 +1,27 @@
+/**
+ * MQTT topic layout (docs/protocol.md). Every device topic lives under its own prefix; a device may
+ * touch nothing else.
+ */
+export const TOPIC_ROOT = 'ferry/v1/devices';
+
+export type DeviceTopicKind = 'target' | 'state' | 'presence';
+
+/** `ferry/v1/devices/{uuid}/{kind}` */
+export function deviceTopic(uuid: string, kind: DeviceTopicKind): string {
+  return `${TOPIC_ROOT}/${uuid}/${kind}`;
+}
+
+/** The prefix under which one device's topics live: `ferry/v1/devices/{uuid}`. */
+export function devicePrefix(uuid: string): string {
+  return `${TOPIC_ROOT}/${uuid}`;
+}
+
+/** Splits a device topic into uuid and kind, or returns null for anything else. */
+export function parseDeviceTopic(topic: string): { uuid: string; kind: DeviceTopicKind } | null {
+  const parts = topic.split('/');
+  if (parts.length !== 5 || `${parts[0]}/${parts[1]}/${parts[2]}` !== TOPIC_ROOT) return null;
+  const uuid = parts[3];
+  const kind = parts[4];
+  if (!uuid || (kind !== 'target' && kind !== 'state' && kind !== 'presence')) return null;
+  return { uuid, kind };
+}

@@ -1,0 +1,92 @@
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Release archives made by real tools: a busybox-static root filesystem packed into OCI images by
+ * `umoci`, then written as docker-archive and oci-archive by `skopeo copy` (Debian packages
+ * busybox-static, umoci, skopeo). Takes about a second.
+ */
+export interface ImageFixtures {
+  dir: string;
+  /** app:1 — layer 1 busybox, layer 2 /app files (v1). */
+  v1Docker: string;
+  v1Oci: string;
+  /** app:2 — the same layer 1, a changed layer 2. */
+  v2Docker: string;
+  v2Oci: string;
+  /** Two images (web, worker) in one OCI archive, packed with GNU tar. */
+  multiOci: string;
+}
+
+function run(command: string, args: string[], cwd: string): void {
+  execFileSync(command, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function appLayer(bundle: string, version: string): void {
+  const app = join(bundle, 'rootfs', 'app');
+  mkdirSync(app, { recursive: true });
+  writeFileSync(join(app, 'VERSION'), `${version}\n`);
+  writeFileSync(join(app, 'run.sh'), `#!/bin/sh\necho "app ${version}"\nexec sleep 3600\n`, { mode: 0o755 });
+  writeFileSync(join(app, 'data.txt'), `payload for ${version}\n`.repeat(200));
+}
+
+export function buildImageFixtures(dir: string): ImageFixtures {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const layout = join(dir, 'oci');
+  run('umoci', ['init', '--layout', layout], dir);
+  run('umoci', ['new', '--image', `${layout}:base`], dir);
+  const base = join(dir, 'bundle-base');
+  run('umoci', ['unpack', '--rootless', '--image', `${layout}:base`, base], dir);
+  mkdirSync(join(base, 'rootfs', 'bin'), { recursive: true });
+  copyFileSync('/bin/busybox', join(base, 'rootfs', 'bin', 'busybox'));
+  symlinkSync('busybox', join(base, 'rootfs', 'bin', 'sh'));
+  symlinkSync('busybox', join(base, 'rootfs', 'bin', 'sleep'));
+  run('umoci', ['repack', '--image', `${layout}:base`, base], dir);
+
+  const versions = ['1', '2'] as const;
+  for (const version of versions) {
+    const bundle = join(dir, `bundle-v${version}`);
+    run('umoci', ['unpack', '--rootless', '--image', `${layout}:base`, bundle], dir);
+    appLayer(bundle, version);
+    run('umoci', ['repack', '--image', `${layout}:v${version}`, bundle], dir);
+    run('umoci', ['config', '--image', `${layout}:v${version}`, '--config.cmd', '/app/run.sh'], dir);
+    run(
+      'skopeo',
+      [
+        'copy',
+        '-q',
+        `oci:${layout}:v${version}`,
+        `docker-archive:${join(dir, `app-v${version}.docker.tar`)}:app:${version}`,
+      ],
+      dir,
+    );
+    run(
+      'skopeo',
+      [
+        'copy',
+        '-q',
+        `oci:${layout}:v${version}`,
+        `oci-archive:${join(dir, `app-v${version}.oci.tar`)}:app:${version}`,
+      ],
+      dir,
+    );
+  }
+
+  const multi = join(dir, 'multi');
+  run('umoci', ['init', '--layout', multi], dir);
+  for (const service of ['web', 'worker']) {
+    run('skopeo', ['copy', '-q', `oci:${layout}:v1`, `oci:${multi}:${service}`], dir);
+  }
+  run('tar', ['-C', multi, '-cf', join(dir, 'multi.oci.tar'), '.'], dir);
+
+  return {
+    dir,
+    v1Docker: join(dir, 'app-v1.docker.tar'),
+    v1Oci: join(dir, 'app-v1.oci.tar'),
+    v2Docker: join(dir, 'app-v2.docker.tar'),
+    v2Oci: join(dir, 'app-v2.oci.tar'),
+    multiOci: join(dir, 'multi.oci.tar'),
+  };
+}
