@@ -1,0 +1,304 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+
+import { openDelta, type OpenedDelta } from './delta-file';
+import {
+  DeltaBaseMismatchError,
+  DeltaCorruptError,
+  DeltaInputError,
+  DeltaTargetMismatchError,
+} from './errors';
+import { OpKind, unzigzag } from './format';
+import { SectionReader } from './section-reader';
+
+/** Options shared by the decoder's stream and file APIs. */
+export interface DecodeDeltaOptions {
+  /** Base layer tar files, in the order the delta lists them. */
+  bases: string[];
+  /** The delta file. */
+  delta: string;
+  /**
+   * Hash every base before applying and refuse a mismatch. Only turn off when the caller has
+   * just verified the bases itself; size is always checked.
+   * @defaultValue true
+   */
+  verifyBases?: boolean;
+  /** Called after each output chunk with bytes written so far and the target size. */
+  onProgress?: (written: number, total: number) => void;
+}
+
+export interface ApplyDeltaOptions extends DecodeDeltaOptions {
+  /** Where the rebuilt layer goes; written to a temporary file beside it and renamed after the digest check. */
+  out: string;
+}
+
+export interface ApplyDeltaResult {
+  /** sha256 (hex) of the rebuilt layer, equal to the delta's target digest. */
+  digest: string;
+  size: number;
+}
+
+const CHUNK = 1 << 18;
+const ZEROS = Buffer.alloc(CHUNK);
+/** bsdiff positions beyond this cannot come from a real patch. */
+const MAX_SEEK = 2 ** 52;
+
+interface Base {
+  fh: FileHandle;
+  size: number;
+}
+
+async function hashFile(fh: FileHandle, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (let pos = 0; pos < size;) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+    if (bytesRead === 0) break;
+    hash.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+  return hash.digest('hex');
+}
+
+async function openBases(delta: OpenedDelta, files: string[], verify: boolean): Promise<Base[]> {
+  const expected = delta.header.bases;
+  if (files.length !== expected.length) {
+    throw new DeltaBaseMismatchError(
+      `delta needs ${expected.length} base layer(s) but ${files.length} were given`,
+      -1,
+      String(expected.length),
+      String(files.length),
+    );
+  }
+  const bases: Base[] = [];
+  try {
+    for (const [i, file] of files.entries()) {
+      const want = expected[i]!;
+      let fh: FileHandle;
+      try {
+        fh = await open(file, 'r');
+      } catch (err) {
+        throw new DeltaInputError(`cannot open base ${file}: ${(err as Error).message}`);
+      }
+      bases.push({ fh, size: want.size });
+      const { size } = await fh.stat();
+      const digest = size === want.size && verify ? await hashFile(fh, size) : want.digest;
+      if (size !== want.size || digest !== want.digest) {
+        throw new DeltaBaseMismatchError(
+          `base ${i} (${file}) is not the layer this delta was built against: ` +
+            (size !== want.size
+              ? `size ${size}, expected ${want.size}`
+              : `sha256:${digest}, expected sha256:${want.digest}`),
+          i,
+          want.digest,
+          size !== want.size ? `size:${size}` : digest,
+        );
+      }
+    }
+  } catch (err) {
+    await Promise.allSettled(bases.map((b) => b.fh.close()));
+    throw err;
+  }
+  return bases;
+}
+
+async function readBase(base: Base, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await base.fh.read(buf, done, length - done, position + done);
+    if (bytesRead === 0) throw new DeltaCorruptError('base layer shrank while applying the delta');
+    done += bytesRead;
+  }
+  return buf;
+}
+
+/**
+ * Rebuilds the target layer as a sequence of chunks, checking every operation against the
+ * base sizes and the declared target size, and the final sha256 against the target digest
+ * (the generator throws instead of finishing when it differs). Memory is bounded by a
+ * constant: chunks are at most 256 KiB and base bytes are read by position.
+ */
+export async function* decodeDelta(options: DecodeDeltaOptions): AsyncGenerator<Buffer, ApplyDeltaResult> {
+  const delta = await openDelta(options.delta);
+  const { header, offsets } = delta;
+  const bases = await openBases(delta, options.bases, options.verifyBases ?? true);
+  const sections = {
+    ops: new SectionReader(delta.file, offsets.ops, header.ops.compressedSize, header.ops.rawSize, 'ops'),
+    diff: new SectionReader(
+      delta.file,
+      offsets.diff,
+      header.diff.compressedSize,
+      header.diff.rawSize,
+      'diff',
+    ),
+    literal: new SectionReader(
+      delta.file,
+      offsets.literal,
+      header.literal.compressedSize,
+      header.literal.rawSize,
+      'literal',
+    ),
+  };
+  const { ops, diff, literal } = sections;
+  const hash = createHash('sha256');
+  let written = 0;
+  const corrupt = (what: string) => new DeltaCorruptError(`delta operation ${what}`);
+
+  const output = (chunk: Buffer): Buffer => {
+    hash.update(chunk);
+    written += chunk.length;
+    options.onProgress?.(written, header.targetSize);
+    return chunk;
+  };
+  const claim = (length: number): void => {
+    if (length > header.targetSize - written) throw corrupt('writes past the end of the target');
+  };
+  const baseAt = async (): Promise<Base> => {
+    const index = await ops.readVarint();
+    const base = bases[index];
+    if (!base) throw corrupt(`refers to missing base ${index}`);
+    return base;
+  };
+
+  try {
+    for (let n = 0; n < header.opCount; n++) {
+      const kind = (await ops.readByte()) as OpKind;
+      switch (kind) {
+        case OpKind.Copy: {
+          const base = await baseAt();
+          const offset = await ops.readVarint();
+          const length = await ops.readVarint();
+          if (offset + length > base.size) throw corrupt('copies past the end of its base');
+          claim(length);
+          for (let done = 0; done < length;) {
+            const take = Math.min(CHUNK, length - done);
+            yield output(await readBase(base, offset + done, take));
+            done += take;
+          }
+          break;
+        }
+        case OpKind.Insert: {
+          const length = await ops.readVarint();
+          claim(length);
+          for (let done = 0; done < length;) {
+            const chunk = await literal.readChunk(Math.min(CHUNK, length - done));
+            yield output(Buffer.from(chunk));
+            done += chunk.length;
+          }
+          break;
+        }
+        case OpKind.Zero: {
+          const length = await ops.readVarint();
+          claim(length);
+          for (let done = 0; done < length;) {
+            const take = Math.min(CHUNK, length - done);
+            yield output(ZEROS.subarray(0, take));
+            done += take;
+          }
+          break;
+        }
+        case OpKind.Patch: {
+          const base = await baseAt();
+          const oldOffset = await ops.readVarint();
+          const oldLength = await ops.readVarint();
+          const newLength = await ops.readVarint();
+          const controls = await ops.readVarint();
+          if (oldOffset + oldLength > base.size) throw corrupt('patches past the end of its base');
+          claim(newLength);
+          let produced = 0;
+          let oldPos = 0;
+          for (let c = 0; c < controls; c++) {
+            const addLength = await ops.readVarint();
+            const extraLength = await ops.readVarint();
+            const seek = unzigzag(await ops.readVarint());
+            // [CVE-2020-14315] every length is checked against what is left before it is used.
+            if (addLength + extraLength > newLength - produced)
+              throw corrupt('patch control exceeds its output');
+            for (let done = 0; done < addLength;) {
+              const diffChunk = await diff.readChunk(Math.min(CHUNK, addLength - done));
+              const out = Buffer.from(diffChunk);
+              // bspatch semantics: old bytes outside the old range count as zero.
+              const from = Math.max(0, oldPos + done);
+              const to = Math.min(oldLength, oldPos + done + out.length);
+              if (from < to) {
+                const old = await readBase(base, oldOffset + from, to - from);
+                const shift = from - (oldPos + done);
+                for (let i = 0; i < old.length; i++) out[shift + i] = (out[shift + i]! + old[i]!) & 0xff;
+              }
+              yield output(out);
+              done += out.length;
+            }
+            for (let done = 0; done < extraLength;) {
+              const chunk = await literal.readChunk(Math.min(CHUNK, extraLength - done));
+              yield output(Buffer.from(chunk));
+              done += chunk.length;
+            }
+            produced += addLength + extraLength;
+            oldPos += addLength + seek;
+            if (Math.abs(oldPos) > MAX_SEEK) throw corrupt('patch seeks out of range');
+          }
+          if (produced !== newLength) throw corrupt('patch output length differs from its declaration');
+          break;
+        }
+        default:
+          throw corrupt(`has unknown kind ${String(kind)}`);
+      }
+    }
+    await ops.expectEnd();
+    await diff.expectEnd();
+    await literal.expectEnd();
+    const digest = hash.digest('hex');
+    if (written !== header.targetSize || digest !== header.targetDigest) {
+      throw new DeltaTargetMismatchError(
+        `rebuilt layer is sha256:${digest} (${written} bytes), expected sha256:${header.targetDigest} (${header.targetSize} bytes)`,
+        header.targetDigest,
+        digest,
+      );
+    }
+    return { digest, size: written };
+  } finally {
+    for (const section of Object.values(sections)) section.close();
+    await Promise.allSettled(bases.map((b) => b.fh.close()));
+  }
+}
+
+/**
+ * The rebuilt layer as a Readable stream, e.g. to pipe into an image archive. The stream
+ * errors (instead of ending) on a corrupt delta, a wrong base or a digest mismatch.
+ */
+export function createDeltaReadStream(options: DecodeDeltaOptions): Readable {
+  return Readable.from(decodeDelta(options), { objectMode: false });
+}
+
+/**
+ * Rebuilds the target layer into `out`: written to a temporary file beside it, fsynced and
+ * renamed only after its sha256 matched; on any failure nothing is left at `out`.
+ */
+export async function applyDelta(options: ApplyDeltaOptions): Promise<ApplyDeltaResult> {
+  const temp = join(
+    dirname(options.out),
+    `.${basename(options.out)}.${randomBytes(6).toString('hex')}.partial`,
+  );
+  const fh = await open(temp, 'wx');
+  let closed = false;
+  try {
+    const generator = decodeDelta(options);
+    let step = await generator.next();
+    while (!step.done) {
+      await fh.write(step.value);
+      step = await generator.next();
+    }
+    await fh.sync();
+    await fh.close();
+    closed = true;
+    await rename(temp, options.out);
+    return step.value;
+  } catch (err) {
+    if (!closed) await fh.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,107 @@
+import { createReadStream } from 'node:fs';
+import { pipeline, type Readable } from 'node:stream';
+import { createBrotliDecompress } from 'node:zlib';
+
+import { DeltaCorruptError } from './errors';
+
+const EMPTY: Buffer = Buffer.alloc(0);
+
+/**
+ * Pulls the decompressed bytes of one section of a delta file on demand. Memory stays at one
+ * brotli window plus one output chunk; reading past the declared raw size, or finishing
+ * short of it, is corruption.
+ */
+export class SectionReader {
+  private readonly iterator: AsyncIterator<Buffer> | undefined;
+  private readonly streams: Readable[] = [];
+  private buf: Buffer = EMPTY;
+  private pos = 0;
+  private received = 0;
+
+  constructor(
+    file: string,
+    start: number,
+    compressedSize: number,
+    private readonly rawSize: number,
+    private readonly name: string,
+  ) {
+    if (compressedSize === 0) {
+      if (rawSize !== 0)
+        throw new DeltaCorruptError(`${name} section is empty but should hold ${rawSize} bytes`);
+      return;
+    }
+    const source = createReadStream(file, { start, end: start + compressedSize - 1, highWaterMark: 1 << 16 });
+    const brotli = createBrotliDecompress({ chunkSize: 1 << 16 });
+    pipeline(source, brotli, () => undefined);
+    this.streams.push(source, brotli);
+    this.iterator = brotli[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  private corrupt(what: string): DeltaCorruptError {
+    return new DeltaCorruptError(`delta ${this.name} section: ${what}`);
+  }
+
+  private async next(): Promise<Buffer | undefined> {
+    if (!this.iterator) return undefined;
+    let result: IteratorResult<Buffer>;
+    try {
+      result = await this.iterator.next();
+    } catch (err) {
+      throw this.corrupt(`cannot decompress (${(err as Error).message})`);
+    }
+    if (result.done) return undefined;
+    this.received += result.value.length;
+    if (this.received > this.rawSize) throw this.corrupt('longer than declared');
+    return result.value;
+  }
+
+  private async refill(): Promise<void> {
+    while (this.pos >= this.buf.length) {
+      const chunk = await this.next();
+      if (!chunk) throw this.corrupt('ends early');
+      this.buf = chunk;
+      this.pos = 0;
+    }
+  }
+
+  async readByte(): Promise<number> {
+    if (this.pos >= this.buf.length) await this.refill();
+    return this.buf[this.pos++]!;
+  }
+
+  /** Unsigned LEB128, at most 2^53. */
+  async readVarint(): Promise<number> {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      const byte = this.pos < this.buf.length ? this.buf[this.pos++]! : await this.readByte();
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) {
+        if (value > Number.MAX_SAFE_INTEGER) break;
+        return value;
+      }
+      scale *= 0x80;
+    }
+    throw this.corrupt('varint out of range');
+  }
+
+  /** Between 1 and `max` bytes; the buffer is only valid until the next call. */
+  async readChunk(max: number): Promise<Buffer> {
+    if (this.pos >= this.buf.length) await this.refill();
+    const take = Math.min(max, this.buf.length - this.pos);
+    const out = this.buf.subarray(this.pos, this.pos + take);
+    this.pos += take;
+    return out;
+  }
+
+  /** Fails unless every declared byte was consumed and nothing follows. */
+  async expectEnd(): Promise<void> {
+    if (this.pos < this.buf.length || (await this.next()) !== undefined)
+      throw this.corrupt('has unused bytes');
+    if (this.received !== this.rawSize) throw this.corrupt('shorter than declared');
+  }
+
+  close(): void {
+    for (const stream of this.streams) stream.destroy();
+  }
+}
