@@ -1,0 +1,46 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { LoggerModule } from 'nestjs-pino';
+import { AuthModule } from './auth/auth.module';
+import { BlobsModule } from './blobs/blobs.module';
+import { FerryConfig } from './config/config';
+import { ConfigModule } from './config/config.module';
+import { DatabaseModule } from './database/database.module';
+import { DevicesModule } from './devices/devices.module';
+import { FleetsModule } from './fleets/fleets.module';
+import { HealthModule } from './health/health.module';
+import { RedisModule } from './redis/redis.module';
+import { ReleasesModule } from './releases/releases.module';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: FerryConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggerModule.forRoot({
+          pinoHttp: {
+            level: config.logLevel,
+            genReqId: (request, response) => {
+              const given = request.headers['x-request-id'];
+              const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+              response.setHeader('X-Request-Id', id);
+              return id;
+            },
+            redact: ['req.headers.authorization'],
+            autoLogging: { ignore: (request) => request.url === '/healthz' || request.url === '/readyz' },
+          },
+        }),
+        DatabaseModule,
+        RedisModule,
+        BlobsModule,
+        AuthModule,
+        FleetsModule,
+        DevicesModule,
+        ReleasesModule,
+        HealthModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,134 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Kysely, Selectable } from 'kysely';
+import { Architecture, Fleet, ProvisioningKey } from '@ferry/protocol';
+import { DATABASE } from '../database/database.module';
+import { Database, FleetTable, ProvisioningKeyTable } from '../database/database.types';
+
+export interface FleetRecord extends Fleet {
+  signingPrivateKey: string;
+}
+
+function toFleet(row: Selectable<FleetTable>): FleetRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    slug: row.slug,
+    arch: row.arch as Architecture,
+    signingPublicKey: row.signing_public_key,
+    signingPrivateKey: row.signing_private_key,
+    createdAt: row.created_at,
+  };
+}
+
+function toKey(row: Selectable<ProvisioningKeyTable>): ProvisioningKey {
+  return {
+    id: row.id,
+    fleetId: row.fleet_id,
+    name: row.name,
+    prefix: row.prefix,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+/** Fleets and their provisioning keys in the database. */
+@Injectable()
+export class FleetsRepository {
+  constructor(@Inject(DATABASE) private readonly db: Kysely<Database>) {}
+
+  async insert(fleet: FleetRecord): Promise<void> {
+    await this.db
+      .insertInto('fleets')
+      .values({
+        id: fleet.id,
+        name: fleet.name,
+        slug: fleet.slug,
+        arch: fleet.arch,
+        signing_public_key: fleet.signingPublicKey,
+        signing_private_key: fleet.signingPrivateKey,
+        created_at: fleet.createdAt,
+      })
+      .execute();
+  }
+
+  async list(): Promise<FleetRecord[]> {
+    const rows = await this.db
+      .selectFrom('fleets')
+      .selectAll()
+      .orderBy('created_at')
+      .orderBy('slug')
+      .execute();
+    return rows.map(toFleet);
+  }
+
+  /** Finds a fleet by id or slug. */
+  async find(idOrSlug: string): Promise<FleetRecord | null> {
+    const row = await this.db
+      .selectFrom('fleets')
+      .selectAll()
+      .where((eb) => eb.or([eb('id', '=', idOrSlug), eb('slug', '=', idOrSlug)]))
+      .executeTakeFirst();
+    return row ? toFleet(row) : null;
+  }
+
+  async slugTaken(slug: string): Promise<boolean> {
+    const row = await this.db.selectFrom('fleets').select('id').where('slug', '=', slug).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async insertKey(key: ProvisioningKey, keyHash: string): Promise<void> {
+    await this.db
+      .insertInto('provisioning_keys')
+      .values({
+        id: key.id,
+        fleet_id: key.fleetId,
+        name: key.name,
+        key_hash: keyHash,
+        prefix: key.prefix,
+        created_at: key.createdAt,
+        revoked_at: null,
+      })
+      .execute();
+  }
+
+  async listKeys(fleetId: string): Promise<ProvisioningKey[]> {
+    const rows = await this.db
+      .selectFrom('provisioning_keys')
+      .selectAll()
+      .where('fleet_id', '=', fleetId)
+      .orderBy('created_at')
+      .execute();
+    return rows.map(toKey);
+  }
+
+  /** Marks a key revoked; returns false when the fleet has no such key. */
+  async revokeKey(fleetId: string, keyId: string, at: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('provisioning_keys')
+      .set({ revoked_at: at })
+      .where('fleet_id', '=', fleetId)
+      .where('id', '=', keyId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) > 0) return true;
+    const exists = await this.db
+      .selectFrom('provisioning_keys')
+      .select('id')
+      .where('fleet_id', '=', fleetId)
+      .where('id', '=', keyId)
+      .executeTakeFirst();
+    return exists !== undefined;
+  }
+
+  /** The fleet of an unrevoked provisioning key with this hash. */
+  async fleetOfKey(keyHash: string): Promise<FleetRecord | null> {
+    const row = await this.db
+      .selectFrom('provisioning_keys')
+      .innerJoin('fleets', 'fleets.id', 'provisioning_keys.fleet_id')
+      .selectAll('fleets')
+      .where('provisioning_keys.key_hash', '=', keyHash)
+      .where('provisioning_keys.revoked_at', 'is', null)
+      .executeTakeFirst();
+    return row ? toFleet(row) : null;
+  }
+}

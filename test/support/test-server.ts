@@ -1,0 +1,71 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { INestApplication } from '@nestjs/common';
+import { FerryConfig, loadConfig } from '../../apps/server/src/config/config';
+import { createServer } from '../../apps/server/src/server.factory';
+import { freshPostgresDatabase } from './postgres';
+
+export type DatabaseKind = 'sqlite' | 'postgres';
+export const DATABASE_KINDS: DatabaseKind[] = ['sqlite', 'postgres'];
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+/** A real Ferry server on a random port, with its own data folder and database. */
+export interface TestServer {
+  app: INestApplication;
+  config: FerryConfig;
+  url: string;
+  dataDir: string;
+  /** fetch against the server with the admin token unless `token` is given (null: no header). */
+  api: (path: string, init?: RequestInit & { token?: string | null; json?: unknown }) => Promise<Response>;
+  close: () => Promise<void>;
+}
+
+export async function startTestServer(
+  kind: DatabaseKind = 'sqlite',
+  env: Record<string, string> = {},
+): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ferry-server-'));
+  const postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    FERRY_ADMIN_TOKEN: ADMIN_TOKEN,
+    PORT: '0',
+    MQTT_PORT: '0',
+    LOG_LEVEL: 'silent',
+    ...(postgres ? { DATABASE_URL: postgres.url } : {}),
+    ...env,
+  });
+  const app = await createServer(config, { quiet: true });
+  await app.listen(0, '127.0.0.1');
+  const { port } = (app.getHttpServer() as { address(): AddressInfo }).address();
+  const url = `http://127.0.0.1:${port}`;
+  const api: TestServer['api'] = async (path, init = {}) => {
+    const { token = ADMIN_TOKEN, json, ...rest } = init;
+    const headers = new Headers(rest.headers);
+    if (token !== null) headers.set('authorization', `Bearer ${token}`);
+    if (json !== undefined) headers.set('content-type', 'application/json');
+    return fetch(`${url}${path}`, {
+      ...rest,
+      headers,
+      body: json !== undefined ? JSON.stringify(json) : rest.body,
+      ...(rest.body && typeof rest.body !== 'string' && !(rest.body instanceof Uint8Array)
+        ? { duplex: 'half' }
+        : {}),
+    });
+  };
+  return {
+    app,
+    config,
+    url,
+    dataDir,
+    api,
+    close: async () => {
+      await app.close();
+      await postgres?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
