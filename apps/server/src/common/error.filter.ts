@@ -95,7 +95,9 @@ export class ErrorFilter implements ExceptionFilter {
       error: REASONS[status] ?? 'Error',
       message,
       ...(details ? { details } : {}),
-      ...(request.id !== undefined ? { requestId: String(request.id) } : {}),
+      ...(typeof request.id === 'string' || typeof request.id === 'number'
+        ? { requestId: String(request.id) }
+        : {}),
     };
     response.status(status).json(body);
   }
