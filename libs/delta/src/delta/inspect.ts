@@ -1,7 +1,7 @@
 import { openDelta } from './delta-file';
 import { emptyOpStats, type OpStats } from './delta-writer';
 import { DeltaCorruptError } from './errors';
-import { OP_KIND_NAMES, OpKind, type DeltaHeader } from './format';
+import { expectedDeltaSize, OP_KIND_NAMES, OpKind, type DeltaHeader } from './format';
 import { SectionReader } from './section-reader';
 
 export interface DeltaInfo {
@@ -42,7 +42,7 @@ export async function readDeltaInfo(file: string): Promise<DeltaInfo> {
           bytes = await ops.readVarint();
           break;
         case OpKind.Patch: {
-          for (let i = 0; i < 3; i++) await ops.readVarint();
+          for (let i = 0; i < 4; i++) await ops.readVarint();
           bytes = 0;
           const controls = await ops.readVarint();
           for (let c = 0; c < controls; c++) {
@@ -64,6 +64,6 @@ export async function readDeltaInfo(file: string): Promise<DeltaInfo> {
   } finally {
     ops.close();
   }
-  const size = delta.offsets.literal + header.literal.compressedSize + 32;
+  const size = expectedDeltaSize(header);
   return { header, size, stats, patchControls };
 }

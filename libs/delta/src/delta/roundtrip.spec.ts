@@ -1,8 +1,16 @@
-import { readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, stat, symlink, link, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { applyDelta, encodeDelta } from '.';
-import { noise, removeDir, scratchDir, sha256File, writeTar } from './testing/fixtures';
+import {
+  applyDelta,
+  createDeltaReadStream,
+  encodeDelta,
+  indexTar,
+  readDeltaInfo,
+  type EncodeDeltaOptions,
+} from '.';
+import { noise, prose, removeDir, run, scratchDir, sha256File, writeTar } from './testing/fixtures';
 
 let dir: string;
 beforeEach(async () => {
@@ -13,26 +21,47 @@ afterEach(async () => {
 });
 
 /** Encodes, applies through the file API, and checks the rebuilt layer is byte-identical. */
-async function roundTrip(bases: string[], target: string) {
+async function roundTrip(bases: string[], target: string, options: Partial<EncodeDeltaOptions> = {}) {
   const delta = join(dir, 'layer.delta');
-  const result = await encodeDelta({ bases, target, out: delta });
+  const result = await encodeDelta({ ...options, bases, target, out: delta });
   const out = join(dir, 'rebuilt.tar');
   const applied = await applyDelta({ bases, delta, out });
   const want = await sha256File(target);
   expect(await sha256File(out)).toBe(want);
   expect(applied.digest).toBe(want);
   expect(result.header.targetDigest).toBe(want);
-  return { ...result, deltaSize: (await stat(delta)).size, targetSize: (await stat(target)).size, delta };
+  const deltaSize = (await stat(delta)).size;
+  expect(result.size).toBe(deltaSize);
+  return { ...result, deltaSize, targetSize: (await stat(target)).size, delta };
 }
 
+/** Adds one to every `every`-th byte: scattered small edits like a rebuilt binary. */
 function mutate(buf: Buffer, every: number, seed = 7): Buffer {
   const copy = Buffer.from(buf);
   for (let i = seed; i < copy.length; i += every) copy[i] = (copy[i]! + 1) & 0xff;
   return copy;
 }
 
+/** Makes a tar of `folder` with GNU tar in the given format, sorted and with fixed metadata. */
+async function gnuTar(out: string, folder: string, format: string, extra: string[] = []) {
+  await run('tar', [
+    '--sort=name',
+    '--mtime=2024-01-01 00:00Z',
+    '--owner=0',
+    '--group=0',
+    '--numeric-owner',
+    `--format=${format}`,
+    ...extra,
+    '-cf',
+    out,
+    '-C',
+    folder,
+    '.',
+  ]);
+}
+
 describe('delta round trips', () => {
-  it('rebuilds a changed native binary and stays far smaller than the binary', async () => {
+  it('rebuilds a changed native binary with a delta far smaller than the binary', async () => {
     const busybox = await readFile('/bin/busybox');
     const changed = Buffer.concat([
       mutate(busybox.subarray(0, 400_000), 5000),
@@ -50,6 +79,157 @@ describe('delta round trips', () => {
       { name: 'bin/busybox', data: changed, mode: 0o755 },
     ]);
     const r = await roundTrip([base], target);
-    expect(r.deltaSize).toBeLessThan(20_000);
+    // 3000 new random bytes cannot shrink; everything else should cost little.
+    expect(r.deltaSize).toBeLessThan(6_000);
+  });
+
+  it('survives renames, moves and version bumps in paths with a small delta', async () => {
+    const lib = noise(300_000, 11);
+    const so = noise(200_000, 12);
+    const text = prose(150_000, 13);
+    const base = join(dir, 'base.tar');
+    const target = join(dir, 'target.tar');
+    await writeTar(base, [
+      { name: 'usr/lib/foo-1.2.3/foo.bin', data: lib },
+      { name: 'usr/lib/libx.so.1.2', data: so },
+      { name: 'app/old-name.js', data: text },
+    ]);
+    await writeTar(target, [
+      { name: 'usr/lib/foo-1.2.4/foo.bin', data: mutate(lib, 20_000) },
+      { name: 'usr/lib/libx.so.1.3', data: mutate(so, 25_000) },
+      { name: 'srv/moved/new-name.js', data: text },
+    ]);
+    const r = await roundTrip([base], target);
+    expect(r.choices.copy).toBe(1);
+    expect(r.choices.bsdiff + r.choices.match).toBe(2);
+    expect(r.deltaSize).toBeLessThan(3_000);
+  });
+
+  it('copies files that moved between two base layers (multi-base)', async () => {
+    const a = noise(120_000, 21);
+    const b = noise(90_000, 22);
+    const c = prose(60_000, 23);
+    const base1 = join(dir, 'base1.tar');
+    const base2 = join(dir, 'base2.tar');
+    const target = join(dir, 'target.tar');
+    await writeTar(base1, [{ name: 'opt/a.bin', data: a }]);
+    await writeTar(base2, [
+      { name: 'etc/b.bin', data: b },
+      { name: 'etc/c.txt', data: c },
+    ]);
+    await writeTar(target, [
+      { name: 'etc/a.bin', data: a },
+      { name: 'opt/b.bin', data: b },
+      { name: 'etc/c.txt', data: Buffer.concat([c, Buffer.from('\nappended line\n')]) },
+    ]);
+    const r = await roundTrip([base1, base2], target);
+    expect(r.header.bases).toHaveLength(2);
+    expect(r.choices.copy).toBe(2);
+    expect(r.deltaSize).toBeLessThan(1_500);
+  });
+
+  it('rebuilds an empty layer, and an empty layer from an empty base', async () => {
+    const empty = join(dir, 'empty.tar');
+    await writeTar(empty, []);
+    const base = join(dir, 'base.tar');
+    await writeTar(base, [{ name: 'x', data: 'x' }]);
+    await roundTrip([base], empty);
+    const r = await roundTrip([empty], empty);
+    expect(r.stats.insert.count).toBe(0);
+    const zeroBytes = join(dir, 'zero-bytes.tar');
+    await writeFile(zeroBytes, '');
+    await roundTrip([base], zeroBytes);
+  });
+
+  it('handles a large file window by window when it exceeds the in-memory cap', async () => {
+    const big = noise(6 * 2 ** 20, 31);
+    const changed = mutate(big, 100_000);
+    const base = join(dir, 'base.tar');
+    const target = join(dir, 'target.tar');
+    await writeTar(base, [{ name: 'data/big.img', data: big }]);
+    await writeTar(target, [{ name: 'data/big.img', data: changed }]);
+    const r = await roundTrip([base], target, { matcherMaxSize: 2 ** 20, bsdiffMaxSize: 2 ** 20 });
+    expect(r.choices.windowed).toBe(1);
+    expect(r.deltaSize).toBeLessThan(big.length / 100);
+  });
+
+  it('rebuilds hard links, symlinks and directories written by GNU tar', async () => {
+    const root = join(dir, 'root');
+    await mkdir(join(root, 'bin'), { recursive: true });
+    await writeFile(join(root, 'bin/tool'), noise(50_000, 41));
+    await link(join(root, 'bin/tool'), join(root, 'bin/tool-alias'));
+    await symlink('tool', join(root, 'bin/tool-link'));
+    const base = join(dir, 'base.tar');
+    await gnuTar(base, root, 'gnu');
+    await writeFile(join(root, 'bin/tool'), mutate(noise(50_000, 41), 10_000));
+    await link(join(root, 'bin/tool'), join(root, 'bin/tool-third'));
+    const target = join(dir, 'target.tar');
+    await gnuTar(target, root, 'gnu');
+    const members = (await indexTar(target)).entries.map((e) => [e.path, e.type]);
+    expect(members).toContainEqual(['bin/tool-third', '1']);
+    expect(members).toContainEqual(['bin/tool-link', '2']);
+    await roundTrip([base], target);
+  });
+
+  it.each(['pax', 'gnu'])('rebuilds %s long names (over 100 characters)', async (format) => {
+    const root = join(dir, 'root');
+    const deep = join(root, 'a'.repeat(60), 'b'.repeat(60), 'c'.repeat(40));
+    await mkdir(deep, { recursive: true });
+    const name = `${'long-file-name-'.repeat(8)}.txt`;
+    await writeFile(join(deep, name), prose(40_000, 51));
+    const base = join(dir, 'base.tar');
+    await gnuTar(base, root, format);
+    await writeFile(join(deep, name), Buffer.concat([prose(40_000, 51), Buffer.from('one more line\n')]));
+    const target = join(dir, 'target.tar');
+    await gnuTar(target, root, format);
+    const paths = (await indexTar(target)).entries.map((e) => e.path);
+    expect(paths).toContain(`${deep.slice(root.length + 1)}/${name}`);
+    const r = await roundTrip([base], target);
+    expect(r.deltaSize).toBeLessThan(1_000);
+  });
+
+  it('rebuilds zero-filled and GNU sparse files', async () => {
+    const root = join(dir, 'root');
+    await mkdir(root);
+    await writeFile(join(root, 'zeros.img'), Buffer.alloc(3 * 2 ** 20));
+    const sparse = join(root, 'sparse.img');
+    await writeFile(sparse, 'head');
+    await truncate(sparse, 4 * 2 ** 20);
+    const base = join(dir, 'base.tar');
+    await gnuTar(base, root, 'gnu', ['--sparse']);
+    await writeFile(join(root, 'zeros2.img'), Buffer.alloc(2 ** 20));
+    const target = join(dir, 'target.tar');
+    await gnuTar(target, root, 'gnu', ['--sparse']);
+    expect((await indexTar(target)).entries.map((e) => e.type)).toContain('S');
+    const r = await roundTrip([base], target);
+    expect(r.deltaSize).toBeLessThan(1_000);
+  });
+
+  it('rebuilds bytes that are not a tar at all', async () => {
+    const base = join(dir, 'base.bin');
+    const target = join(dir, 'target.bin');
+    await writeFile(base, noise(100_000, 61));
+    await writeFile(target, Buffer.concat([noise(1000, 62), noise(100_000, 61)]));
+    await roundTrip([base], target);
+  });
+
+  it('streams the rebuilt layer through createDeltaReadStream', async () => {
+    const base = join(dir, 'base.tar');
+    const target = join(dir, 'target.tar');
+    const data = prose(500_000, 71);
+    await writeTar(base, [{ name: 'a.txt', data }]);
+    await writeTar(target, [
+      { name: 'a.txt', data: mutate(data, 50_000) },
+      { name: 'b.bin', data: noise(700_000, 72) },
+    ]);
+    const delta = join(dir, 'd.delta');
+    await encodeDelta({ bases: [base], target, out: delta });
+    const hash = createHash('sha256');
+    for await (const chunk of createDeltaReadStream({ bases: [base], delta })) hash.update(chunk as Buffer);
+    expect(hash.digest('hex')).toBe(await sha256File(target));
+    const info = await readDeltaInfo(delta);
+    expect(
+      info.stats.insert.bytes + info.stats.copy.bytes + info.stats.patch.bytes + info.stats.zero.bytes,
+    ).toBe(info.header.targetSize);
   });
 });
