@@ -35,6 +35,7 @@ module.exports = {
   moduleNameMapper: {
     '^@ferry/protocol$': '<rootDir>/libs/protocol/src',
     '^@ferry/delta$': '<rootDir>/libs/delta/src',
+    '^@ferry/storage$': '<rootDir>/libs/storage/src',
   },
   testTimeout: 60000,
   maxWorkers: 2,

@@ -51,7 +51,7 @@ describe.each(DATABASE_KINDS)('releases on %s', (kind) => {
   const push = (body: Buffer | Readable, query = ''): Promise<Response> =>
     server.api(`/v1/fleets/${fleet.slug}/releases${query}`, {
       method: 'POST',
-      body: body instanceof Buffer ? body : (Readable.toWeb(body) as ReadableStream),
+      body: body instanceof Readable ? (Readable.toWeb(body) as ReadableStream) : body,
       headers: { 'content-type': 'application/x-tar' },
     });
 

@@ -12,6 +12,16 @@ import { HealthModule } from './health/health.module';
 import { RedisModule } from './redis/redis.module';
 import { ReleasesModule } from './releases/releases.module';
 
+/** pino-pretty is a development dependency: production images log JSON. */
+function prettyAvailable(): boolean {
+  try {
+    require.resolve('pino-pretty');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 @Module({})
 export class AppModule {
   static forRoot(config: FerryConfig): DynamicModule {
@@ -22,6 +32,14 @@ export class AppModule {
         LoggerModule.forRoot({
           pinoHttp: {
             level: config.logLevel,
+            ...(config.logFormat === 'pretty' && prettyAvailable()
+              ? {
+                  transport: {
+                    target: 'pino-pretty',
+                    options: { singleLine: true, ignore: 'pid,hostname,req,res' },
+                  },
+                }
+              : {}),
             genReqId: (request, response) => {
               const given = request.headers['x-request-id'];
               const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();

@@ -4,28 +4,30 @@ import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Inject, Injectable } from '@nestjs/common';
 import { ValidationError, isDigest } from '@ferry/protocol';
-import { FERRY_CONFIG } from '../config/config.module';
-import { FerryConfig } from '../config/config';
-import { ByteRange } from './byte-range';
+
+/** An inclusive byte range of a blob. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
 
 /** The digest of written bytes did not match the digest they were announced with. */
 export class BlobDigestMismatchError extends ValidationError {}
 
 /**
- * Content-addressed blob store under `DATA_DIR/blobs/sha256/xx/<hex>`. Writes go to a temporary file
+ * Content-addressed blob store (plain TypeScript, shared by server and workers) under `DATA_DIR/blobs/sha256/xx/<hex>`. Writes go to a temporary file
  * in `DATA_DIR/tmp` (same filesystem), are hashed on the way, fsynced, then renamed into place: a
  * reader never sees a half-written blob, and a crash leaves only temporary files.
  */
-@Injectable()
-export class BlobRepository {
+export class BlobStore {
   private readonly root: string;
   private readonly tmp: string;
 
-  constructor(@Inject(FERRY_CONFIG) config: FerryConfig) {
-    this.root = join(config.dataDir, 'blobs');
-    this.tmp = join(config.dataDir, 'tmp');
+  /** @param dataDir the data folder; blobs live in `dataDir/blobs`, temporary files in `dataDir/tmp`. */
+  constructor(dataDir: string) {
+    this.root = join(dataDir, 'blobs');
+    this.tmp = join(dataDir, 'tmp');
   }
 
   pathOf(digest: string): string {

@@ -1,10 +1,5 @@
 import { RangeNotSatisfiableError } from '@ferry/protocol';
-
-/** An inclusive byte range of a resource. */
-export interface ByteRange {
-  start: number;
-  end: number;
-}
+import { ByteRange } from '@ferry/storage';
 
 /**
  * Parses an HTTP `Range` header for a resource of `size` bytes (RFC 9110 §14.2). Returns null when

@@ -27,6 +27,7 @@ const EnvSchema = z.object({
   FERRY_MAX_DECOMPRESSION_RATIO: z.coerce.number().positive().default(100),
   FERRY_REGISTRATION_FAILURES_PER_MINUTE: z.coerce.number().int().positive().default(10),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
 });
 
 /** The server's validated configuration: the only place `process.env` is read. */
@@ -43,6 +44,8 @@ export interface FerryConfig {
     registrationFailuresPerMinute: number;
   };
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
+  /** `pretty` for people at a terminal, `json` for log collectors. */
+  logFormat: 'json' | 'pretty';
 }
 
 /** A configuration problem, naming the variable that is wrong. */
@@ -86,5 +89,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): FerryConfig {
       registrationFailuresPerMinute: e.FERRY_REGISTRATION_FAILURES_PER_MINUTE,
     },
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
   };
 }
