@@ -1,0 +1,50 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const EnvSchema = z.object({
+  DATA_DIR: z.string().min(1).default('./data'),
+  REDIS_URL: z
+    .string()
+    .url()
+    .refine(
+      (v) => ['redis:', 'rediss:'].includes(new URL(v).protocol),
+      'must start with redis:// or rediss://',
+    )
+    .default('redis://127.0.0.1:6379'),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** The worker's validated configuration: the only place the worker reads `process.env`. */
+export interface WorkerConfig {
+  dataDir: string;
+  redisUrl: string;
+  concurrency: number;
+  logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
+}
+
+export class WorkerConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'WorkerConfigError';
+  }
+}
+
+export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new WorkerConfigError(
+      parsed.error.issues.map(
+        (i) => `${i.path.join('.')}=${JSON.stringify(present[i.path.join('.')] ?? '')}: ${i.message}`,
+      ),
+    );
+  }
+  const e = parsed.data;
+  return {
+    dataDir: resolve(e.DATA_DIR),
+    redisUrl: e.REDIS_URL,
+    concurrency: e.WORKER_CONCURRENCY,
+    logLevel: e.LOG_LEVEL,
+  };
+}
