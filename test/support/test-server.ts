@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INestApplication } from '@nestjs/common';
 import { FerryConfig, loadConfig } from '../../apps/server/src/config/config';
+import { BrokerService } from '../../apps/server/src/broker/broker.service';
 import { createServer } from '../../apps/server/src/server.factory';
 import { freshPostgresDatabase } from './postgres';
 
@@ -18,6 +19,8 @@ export interface TestServer {
   config: FerryConfig;
   url: string;
   dataDir: string;
+  /** The port of the embedded MQTT broker (null with MQTT_URL). */
+  mqttPort: number | null;
   /** fetch against the server with the admin token unless `token` is given (null: no header). */
   api: (path: string, init?: RequestInit & { token?: string | null; json?: unknown }) => Promise<Response>;
   close: () => Promise<void>;
@@ -61,6 +64,7 @@ export async function startTestServer(
     config,
     url,
     dataDir,
+    mqttPort: app.get(BrokerService, { strict: false }).port(),
     api,
     close: async () => {
       await app.close();

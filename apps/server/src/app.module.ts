@@ -3,14 +3,17 @@ import { randomUUID } from 'node:crypto';
 import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module';
 import { BlobsModule } from './blobs/blobs.module';
+import { BrokerModule } from './broker/broker.module';
 import { FerryConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
 import { DevicesModule } from './devices/devices.module';
+import { EventsModule } from './events/events.module';
 import { FleetsModule } from './fleets/fleets.module';
 import { HealthModule } from './health/health.module';
 import { RedisModule } from './redis/redis.module';
 import { ReleasesModule } from './releases/releases.module';
+import { TargetsModule } from './targets/targets.module';
 
 /** pino-pretty is a development dependency: production images log JSON. */
 function prettyAvailable(): boolean {
@@ -57,6 +60,9 @@ export class AppModule {
         FleetsModule,
         DevicesModule,
         ReleasesModule,
+        EventsModule,
+        BrokerModule,
+        TargetsModule,
         HealthModule,
       ],
     };

@@ -72,4 +72,17 @@ export interface Device {
   targetReleaseId: string | null;
   tags: Record<string, string>;
   createdAt: string;
+  /** The last update state the device reported over MQTT (`status` holds its status), or null. */
+  report: DeviceReport | null;
+}
+
+/** The details of a device's last state report. */
+export interface DeviceReport {
+  /** The release the report is about (being downloaded, installed, or running). */
+  releaseId: string | null;
+  bytesDone: number | null;
+  bytesTotal: number | null;
+  error: string | null;
+  /** When the server received the report. */
+  at: string;
 }

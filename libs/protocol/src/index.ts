@@ -5,3 +5,4 @@ export * from './fleet';
 export * from './device';
 export * from './release';
 export * from './topics';
+export * from './messages';

@@ -25,3 +25,28 @@ export function parseDeviceTopic(topic: string): { uuid: string; kind: DeviceTop
   if (!uuid || (kind !== 'target' && kind !== 'state' && kind !== 'presence')) return null;
   return { uuid, kind };
 }
+
+/**
+ * May device `uuid` publish on `topic`? Only on its own `state` and `presence` (deny by default).
+ * `uuid` must already be a validated device UUID (no `+`, `#` or `/`).
+ */
+export function deviceMayPublish(uuid: string, topic: string): boolean {
+  return topic === deviceTopic(uuid, 'state') || topic === deviceTopic(uuid, 'presence');
+}
+
+/**
+ * May device `uuid` subscribe with `filter`? Only inside its own subtree: its `target` topic, or `+`/`#`
+ * directly under its prefix. Never `$SYS` or any other `$` topic, never a wildcard above its prefix.
+ * What a granted wildcard delivers is narrowed further by {@link deviceMayReceive}.
+ */
+export function deviceMaySubscribe(uuid: string, filter: string): boolean {
+  const prefix = `${devicePrefix(uuid)}/`;
+  if (!filter.startsWith(prefix)) return false;
+  const rest = filter.slice(prefix.length);
+  return rest === 'target' || rest === '+' || rest === '#';
+}
+
+/** May a message on `topic` be delivered to device `uuid`? Only its own `target`. */
+export function deviceMayReceive(uuid: string, topic: string): boolean {
+  return topic === deviceTopic(uuid, 'target');
+}

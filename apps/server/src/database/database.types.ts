@@ -1,3 +1,5 @@
+import { Generated } from 'kysely';
+
 /**
  * The database schema as Kysely sees it. Timestamps are ISO-8601 strings and booleans 0/1 integers,
  * so the same queries run unchanged on SQLite and PostgreSQL.
@@ -36,6 +38,12 @@ export interface DeviceTable {
   target_release_id: string | null;
   tags: string;
   created_at: string;
+  /** Since 0002: the release the device's update is working on, its progress, last error. */
+  update_release_id: Generated<string | null>;
+  bytes_done: Generated<number | null>;
+  bytes_total: Generated<number | null>;
+  last_error: Generated<string | null>;
+  state_at: Generated<string | null>;
 }
 
 export interface ReleaseTable {

@@ -23,6 +23,15 @@ function toDevice(row: Selectable<DeviceTable>): DeviceRecord {
     targetReleaseId: row.target_release_id,
     tags: JSON.parse(row.tags) as Record<string, string>,
     createdAt: row.created_at,
+    report: row.state_at
+      ? {
+          releaseId: row.update_release_id,
+          bytesDone: row.bytes_done === null ? null : Number(row.bytes_done),
+          bytesTotal: row.bytes_total === null ? null : Number(row.bytes_total),
+          error: row.last_error,
+          at: row.state_at,
+        }
+      : null,
   };
 }
 

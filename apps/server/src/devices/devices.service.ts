@@ -86,6 +86,7 @@ export class DevicesService {
         targetReleaseId: null,
         tags: {},
         createdAt: new Date().toISOString(),
+        report: null,
       });
     } catch (error) {
       // Two concurrent registrations of one UUID: the loser sees the winner's row.

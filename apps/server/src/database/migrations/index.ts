@@ -1,5 +1,6 @@
 import { Migration } from 'kysely';
 import * as initial from './0001-initial';
+import * as deviceState from './0002-device-state';
 
 /**
  * Every migration, in order. Add new ones at the end with the next number; never edit one that has
@@ -7,4 +8,5 @@ import * as initial from './0001-initial';
  */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
+  '0002-device-state': deviceState,
 };

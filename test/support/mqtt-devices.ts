@@ -1,0 +1,137 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IClientOptions, MqttClient, connectAsync } from 'mqtt';
+import { Device, Release } from '@ferry/protocol';
+import { dockerArchive, gnuTarLayer } from './hostile-archives';
+import { TestServer } from './test-server';
+
+export interface TestFleet {
+  id: string;
+  slug: string;
+  provisioningKey: string;
+}
+
+export interface TestDevice {
+  uuid: string;
+  apiKey: string;
+  fleetId: string;
+}
+
+/** A fleet with a provisioning key, through the API. */
+export async function createFleet(server: TestServer, name: string): Promise<TestFleet> {
+  const fleet = (await (
+    await server.api('/v1/fleets', { method: 'POST', json: { name, arch: 'amd64' } })
+  ).json()) as {
+    id: string;
+    slug: string;
+  };
+  const key = (await (
+    await server.api(`/v1/fleets/${fleet.slug}/provisioning-keys`, { method: 'POST', json: {} })
+  ).json()) as { key: string };
+  return { ...fleet, provisioningKey: key.key };
+}
+
+/** Registers a device like an agent does. */
+export async function registerDevice(server: TestServer, fleet: TestFleet): Promise<TestDevice> {
+  const response = await server.api('/v1/device/register', {
+    method: 'POST',
+    json: { provisioningKey: fleet.provisioningKey },
+    token: null,
+  });
+  if (response.status !== 201) throw new Error(`registration failed: ${response.status}`);
+  const device = (await response.json()) as { uuid: string; apiKey: string };
+  return { uuid: device.uuid, apiKey: device.apiKey, fleetId: fleet.id };
+}
+
+/** Pushes a small one-layer release made with GNU tar. */
+export async function pushRelease(server: TestServer, fleet: TestFleet, content: string): Promise<Release> {
+  const work = mkdtempSync(join(tmpdir(), 'ferry-mqtt-release-'));
+  try {
+    const archive = await dockerArchive([gnuTarLayer(work, { 'app/version.txt': content })], {
+      repoTag: 'app:1',
+    });
+    const response = await server.api(`/v1/fleets/${fleet.slug}/releases`, {
+      method: 'POST',
+      body: archive,
+      headers: { 'content-type': 'application/x-tar' },
+    });
+    if (response.status !== 201)
+      throw new Error(`release push failed: ${response.status} ${await response.text()}`);
+    return (await response.json()) as Release;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export async function getDevice(server: TestServer, uuid: string): Promise<Device> {
+  return (await (await server.api(`/v1/devices/${uuid}`)).json()) as Device;
+}
+
+/** Connects as a device (client id = UUID, persistent session unless told otherwise). */
+export async function connectDevice(
+  url: string,
+  device: { uuid: string; apiKey: string },
+  options: IClientOptions = {},
+): Promise<MqttClient> {
+  return connectAsync(url, {
+    clientId: device.uuid,
+    username: device.uuid,
+    password: device.apiKey,
+    protocolVersion: 4,
+    clean: false,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    ...options,
+  });
+}
+
+/** The CONNACK return code a connection attempt is refused with (0 when accepted). */
+export async function connectCode(url: string, options: IClientOptions): Promise<number> {
+  try {
+    const client = await connectAsync(url, {
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...options,
+    });
+    await client.endAsync();
+    return 0;
+  } catch (error) {
+    return (error as { code?: number }).code ?? -1;
+  }
+}
+
+/** Resolves with the next message on `topic` (or rejects after `ms`). */
+export function nextMessage(client: MqttClient, topic: string, ms = 5000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('message', onMessage);
+      reject(new Error(`no message on ${topic} within ${ms} ms`));
+    }, ms);
+    const onMessage = (t: string, payload: Buffer): void => {
+      if (t !== topic) return;
+      clearTimeout(timer);
+      client.off('message', onMessage);
+      resolve(payload);
+    };
+    client.on('message', onMessage);
+  });
+}
+
+/** Polls until `check` returns a value other than undefined. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  ms = 5000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
