@@ -135,3 +135,14 @@ export async function eventually<T>(
 }
 
 export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The SUBACK return codes for `filters` (0x80 = refused), whether or not mqtt.js calls it an error. */
+export async function subscribeCodes(client: MqttClient, filters: string[]): Promise<number[]> {
+  try {
+    return (await client.subscribeAsync(filters, { qos: 1 })).map((g) => g.qos);
+  } catch (error) {
+    const granted = (error as { packet?: { granted?: number[] } }).packet?.granted;
+    if (!granted) throw error;
+    return granted;
+  }
+}

@@ -244,7 +244,6 @@ export class EmbeddedMqttRepository extends MqttRepository {
 /** The error Aedes turns into a CONNACK with this return code. */
 function refusal(code: ConnectRefusal): AuthenticateError {
   // Same numbers as Aedes's const enum, which the type checker and the linter see differently.
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
   const returnCode = code as number as AuthErrorCode;
   return Object.assign(new Error(`connection refused (${code})`), { returnCode });
 }
