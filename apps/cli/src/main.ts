@@ -1,18 +1,30 @@
 import { Command } from 'commander';
 
 import { registerDeltaCommands } from './commands/delta.command';
+import { registerFleetCommands } from './commands/fleet.command';
+import { registerDeviceCommands } from './commands/device.command';
+import { registerLoginCommands } from './commands/login.command';
+import { EXIT_CODES_HELP } from './support/exit-codes';
 
 /** Every command group registers itself on the program from its own file. */
-const commandGroups: ((program: Command) => void)[] = [registerDeltaCommands];
+const commandGroups: ((program: Command) => void)[] = [
+  registerLoginCommands,
+  registerFleetCommands,
+  registerDeviceCommands,
+  registerDeltaCommands,
+];
 
 /** The `ferry` program with every command group registered. */
 export function createProgram(): Command {
   const program = new Command('ferry')
     .description("Ferry: the operator's command line for fleet updates")
     .showHelpAfterError()
+    // Options belong to the command they follow, so `ferry device UUID --json` and
+    // `ferry device tag UUID k=v` each see their own options.
+    .enablePositionalOptions()
     .addHelpText(
       'after',
-      '\nExit codes: 0 success, 1 usage or input error, 2 verification failure (corrupt delta, wrong base, digest mismatch).',
+      `${EXIT_CODES_HELP}\n\nEnvironment: FERRY_URL, FERRY_TOKEN (override the saved login), FERRY_CONFIG (config file).\nEvery listing and show command takes --json. Docs: docs/cli.md`,
     );
   for (const register of commandGroups) register(program);
   return program;

@@ -1,0 +1,181 @@
+import type { Device, Fleet, Release } from '@ferry/protocol';
+import { Command } from 'commander';
+
+import { action, collect, keyValue } from '../support/action';
+import type { FerryClient, Query } from '../support/client';
+import { confirm } from '../support/confirm';
+import { InputError } from '../support/errors';
+import { ago, bytes, fields, print, printJson, table, time } from '../support/format';
+
+const PAGE = 1000;
+
+/** Every device matching the query, page by page. */
+async function listDevices(client: FerryClient, path: string, query: Query): Promise<Device[]> {
+  const all: Device[] = [];
+  for (let offset = 0; ; offset += PAGE) {
+    const page = await client.get<Device[]>(path, { ...query, limit: PAGE, offset });
+    all.push(...page);
+    if (page.length < PAGE) return all;
+  }
+}
+
+/** Fleet slugs and release versions, to show names instead of UUIDs. */
+interface Names {
+  fleet(id: string): string;
+  release(id: string | null): string;
+}
+
+async function namesFor(client: FerryClient, devices: Device[]): Promise<Names> {
+  const fleets = new Map((await client.get<Fleet[]>('/v1/fleets')).map((f) => [f.id, f.slug]));
+  const versions = new Map<string, number>();
+  for (const fleetId of new Set(devices.map((d) => d.fleetId))) {
+    if (!devices.some((d) => d.fleetId === fleetId && (d.releaseId || d.targetReleaseId))) continue;
+    for (const r of await client.get<Release[]>(`/v1/fleets/${encodeURIComponent(fleetId)}/releases`)) {
+      versions.set(r.id, r.version);
+    }
+  }
+  return {
+    fleet: (id) => fleets.get(id) ?? id,
+    release: (id) => (id === null ? '-' : versions.has(id) ? `v${versions.get(id)}` : id.slice(0, 8)),
+  };
+}
+
+/** `downloading 45%` while a report carries byte counts, else the status alone. */
+function statusText(device: Device): string {
+  const r = device.report;
+  if (r?.bytesDone !== null && r?.bytesDone !== undefined && r.bytesTotal) {
+    return `${device.status} ${Math.floor((100 * r.bytesDone) / r.bytesTotal)}%`;
+  }
+  return device.status;
+}
+
+function releaseText(device: Device, names: Names): string {
+  const running = names.release(device.releaseId);
+  if (device.targetReleaseId && device.targetReleaseId !== device.releaseId) {
+    return `${running} → ${names.release(device.targetReleaseId)}`;
+  }
+  return running;
+}
+
+const tagsText = (tags: Record<string, string>): string =>
+  Object.entries(tags)
+    .map(([k, v]) => (v === '' ? k : `${k}=${v}`))
+    .join(',') || '-';
+
+function deviceText(device: Device, names: Names): string {
+  const pairs: [string, string][] = [
+    ['device', device.uuid],
+    ['name', device.name],
+    ['fleet', names.fleet(device.fleetId)],
+    ['status', statusText(device)],
+    ['online', device.online ? 'yes' : 'no'],
+    ['last seen', device.lastSeenAt ? `${time(device.lastSeenAt)} (${ago(device.lastSeenAt)})` : 'never'],
+    ['release', names.release(device.releaseId)],
+    ['target', names.release(device.targetReleaseId)],
+    ['type', device.deviceType ?? '-'],
+    ['agent', device.agentVersion ?? '-'],
+    ['tags', tagsText(device.tags)],
+    ['registered', time(device.createdAt)],
+  ];
+  const r = device.report;
+  if (r) {
+    const progress = r.bytesDone !== null ? `, ${bytes(r.bytesDone)} of ${bytes(r.bytesTotal)}` : '';
+    pairs.push(['last report', `${time(r.at)} about ${names.release(r.releaseId)}${progress}`]);
+    if (r.error) pairs.push(['error', r.error]);
+  }
+  return fields(pairs);
+}
+
+/** Registers `ferry devices` and `ferry device UUID | rm | tag`. */
+export function registerDeviceCommands(program: Command): void {
+  program
+    .command('devices')
+    .description('list devices, of one fleet or all')
+    .option('--fleet <fleet>', 'only this fleet (slug or id)')
+    .option('--search <text>', 'name or UUID containing this')
+    .option('--tag <key[=value]>', 'having this tag (repeat: all of them)', collect, [] as string[])
+    .option('--json', 'print as JSON')
+    .action(
+      action(
+        async ({ connect }, opts: { fleet?: string; search?: string; tag: string[]; json?: boolean }) => {
+          const client = await connect();
+          const wanted = opts.tag.map((t) => (t.includes('=') ? keyValue(t) : ([t, undefined] as const)));
+          const path = opts.fleet ? `/v1/fleets/${encodeURIComponent(opts.fleet)}/devices` : '/v1/devices';
+          // The server filters by one tag; the others are checked here.
+          const devices = (await listDevices(client, path, { search: opts.search, tag: opts.tag[0] })).filter(
+            (d) => wanted.every(([k, v]) => k in d.tags && (v === undefined || d.tags[k] === v)),
+          );
+          if (opts.json) return printJson(devices);
+          if (devices.length === 0) return print('no devices');
+          const names = await namesFor(client, devices);
+          print(
+            table(
+              ['UUID', 'NAME', 'FLEET', 'STATUS', 'ONLINE', 'RELEASE', 'LAST SEEN', 'TAGS'],
+              devices.map((d) => [
+                d.uuid,
+                d.name,
+                names.fleet(d.fleetId),
+                statusText(d),
+                d.online ? 'yes' : 'no',
+                releaseText(d, names),
+                ago(d.lastSeenAt),
+                tagsText(d.tags),
+              ]),
+            ),
+          );
+        },
+      ),
+    );
+
+  const device = program
+    .command('device')
+    .description('show a device, remove it, or tag it')
+    .argument('[uuid]', 'device UUID to show')
+    .option('--json', 'print as JSON')
+    .action(
+      action(async ({ connect }, uuid: string | undefined, opts: { json?: boolean }, command: Command) => {
+        if (!uuid) return command.help();
+        const client = await connect();
+        const found = await client.get<Device>(`/v1/devices/${encodeURIComponent(uuid)}`);
+        if (opts.json) return printJson(found);
+        print(deviceText(found, await namesFor(client, [found])));
+      }),
+    );
+
+  device
+    .command('rm')
+    .description('deprovision a device: its key stops working at once and its MQTT session is dropped')
+    .argument('<uuid>', 'device UUID')
+    .option('-y, --yes', 'do not ask for confirmation (needed when stdin is not a terminal)')
+    .action(
+      action(async ({ connect }, uuid: string, opts: { yes?: boolean }) => {
+        const client = await connect();
+        const found = await client.get<Device>(`/v1/devices/${encodeURIComponent(uuid)}`);
+        await confirm(`remove device ${found.uuid} (${found.name})?`, opts.yes);
+        await client.delete(`/v1/devices/${encodeURIComponent(found.uuid)}`);
+        print(`removed device ${found.uuid} (${found.name})`);
+      }),
+    );
+
+  device
+    .command('tag')
+    .description('set tags (key=value) and remove tags (--rm key) on a device')
+    .argument('<uuid>', 'device UUID')
+    .argument('[tags...]', 'tags to set, as key=value')
+    .option('--rm <key>', 'remove this tag (repeatable)', collect, [] as string[])
+    .option('--json', 'print the device as JSON')
+    .action(
+      action(async ({ connect }, uuid: string, pairs: string[], opts: { rm: string[]; json?: boolean }) => {
+        if (pairs.length === 0 && opts.rm.length === 0) {
+          throw new InputError('nothing to do: give key=value tags to set and/or --rm key');
+        }
+        const tags: Record<string, string | null> = Object.fromEntries(pairs.map(keyValue));
+        for (const key of opts.rm) tags[key] = null;
+        const updated = await (
+          await connect()
+        ).post<Device>(`/v1/devices/${encodeURIComponent(uuid)}/tags`, { tags });
+        if (opts.json) return printJson(updated);
+        print(`device ${updated.uuid} tags: ${tagsText(updated.tags)}`);
+      }),
+    );
+}
