@@ -7,11 +7,14 @@ import { BrokerModule } from './broker/broker.module';
 import { FerryConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
+import { DeltasModule } from './deltas/deltas.module';
+import { DeviceTargetModule } from './device-target/device-target.module';
 import { DevicesModule } from './devices/devices.module';
 import { EventsModule } from './events/events.module';
 import { FleetsModule } from './fleets/fleets.module';
 import { HealthModule } from './health/health.module';
 import { RedisModule } from './redis/redis.module';
+import { RolloutsModule } from './rollouts/rollouts.module';
 import { ReleasesModule } from './releases/releases.module';
 import { TargetsModule } from './targets/targets.module';
 
@@ -60,9 +63,12 @@ export class AppModule {
         FleetsModule,
         DevicesModule,
         ReleasesModule,
+        DeltasModule,
+        DeviceTargetModule,
         EventsModule,
         BrokerModule,
         TargetsModule,
+        RolloutsModule,
         HealthModule,
       ],
     };

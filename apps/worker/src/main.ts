@@ -1,11 +1,8 @@
 import 'reflect-metadata';
-import { Logger, Module } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { WorkerConfigError, loadWorkerConfig } from './config/worker-config';
-
-/** The delta worker: BullMQ consumers that build layer deltas (apps/worker/src/deltas). */
-@Module({})
-class WorkerModule {}
+import { WorkerModule } from './worker.module';
 
 async function main(): Promise<void> {
   let config;
@@ -18,10 +15,12 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const app = await NestFactory.createApplicationContext(WorkerModule);
+  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), {
+    logger: config.logLevel === 'silent' ? false : undefined,
+  });
   app.enableShutdownHooks();
   new Logger('Worker').log(
-    `Ferry worker started (data ${config.dataDir}, Redis ${config.redisUrl}, concurrency ${config.concurrency})`,
+    `Ferry worker started: data ${config.dataDir}, Redis ${config.redisUrl}, concurrency ${config.concurrency}`,
   );
 }
 

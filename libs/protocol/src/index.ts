@@ -6,3 +6,6 @@ export * from './device';
 export * from './release';
 export * from './topics';
 export * from './messages';
+export * from './delta-jobs';
+export * from './device-target';
+export * from './rollouts';

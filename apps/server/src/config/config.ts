@@ -37,6 +37,7 @@ const EnvSchema = z.object({
     .default('ferry:'),
   FERRY_STATE_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
   FERRY_EVENTS_HEARTBEAT_SECONDS: z.coerce.number().positive().max(3600).default(15),
+  FERRY_ROLLOUT_TICK_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   DATA_DIR: z.string().min(1).default('./data'),
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
@@ -45,6 +46,10 @@ const EnvSchema = z.object({
   FERRY_MAX_RELEASE_BYTES: bytes(4 * 1024 * 1024 * 1024),
   FERRY_MAX_DECOMPRESSION_RATIO: z.coerce.number().positive().default(100),
   FERRY_REGISTRATION_FAILURES_PER_MINUTE: z.coerce.number().int().positive().default(10),
+  FERRY_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[\w-]{1,32}$/, 'letters, digits, _ and - only')
+    .default('ferry'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
 });
@@ -74,9 +79,13 @@ export interface FerryConfig {
   /** How often coalesced device progress is written to the database. */
   stateFlushMs: number;
   eventsHeartbeatSeconds: number;
+  /** How often the rollout engine re-reads running rollouts from the database and moves them on. */
+  rolloutTickMs: number;
   dataDir: string;
   database: { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
   redisUrl: string;
+  /** Redis key prefix of the job queues; workers must use the same. */
+  queuePrefix: string;
   adminToken: string | null;
   limits: {
     maxReleaseBytes: number;
@@ -144,11 +153,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): FerryConfig {
     redisPrefix: e.REDIS_PREFIX,
     stateFlushMs: e.FERRY_STATE_FLUSH_MS,
     eventsHeartbeatSeconds: e.FERRY_EVENTS_HEARTBEAT_SECONDS,
+    rolloutTickMs: e.FERRY_ROLLOUT_TICK_MS,
     dataDir,
     database: e.DATABASE_URL
       ? { kind: 'postgres', url: e.DATABASE_URL }
       : { kind: 'sqlite', file: resolve(dataDir, 'ferry.sqlite') },
     redisUrl: e.REDIS_URL,
+    queuePrefix: e.FERRY_QUEUE_PREFIX,
     adminToken: e.FERRY_ADMIN_TOKEN ?? null,
     limits: {
       maxReleaseBytes: e.FERRY_MAX_RELEASE_BYTES,

@@ -72,11 +72,91 @@ export interface ReleaseLayerTable {
   diff_id: string;
 }
 
+export interface DeltaTable {
+  key: string;
+  bases: string;
+  target_diff_id: string;
+  state: string;
+  digest: string | null;
+  size: number | null;
+  target_size: number;
+  target_gzip_size: number;
+  encode_ms: number | null;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Since 0004: rollouts, their batches, devices, count samples, and fleets' rollout settings. */
+export interface RolloutTable {
+  id: string;
+  fleet_id: string;
+  release_id: string;
+  state: string;
+  reason: string | null;
+  trigger: string;
+  strategy: string;
+  tag_filter: string | null;
+  current_batch: number;
+  projected_bytes: number;
+  full_bytes: number;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+}
+
+export interface RolloutBatchTable {
+  rollout_id: string;
+  number: number;
+  state: string;
+  size: number;
+  started_at: string | null;
+  bake_until: string | null;
+  finished_at: string | null;
+}
+
+export interface RolloutDeviceTable {
+  rollout_id: string;
+  device_uuid: string;
+  name: string;
+  batch: number;
+  state: string;
+  from_release_id: string | null;
+  projected_bytes: number;
+  full_bytes: number;
+  bytes_sent: number;
+  reason: string | null;
+  notified_at: string | null;
+  deadline: string | null;
+  notice_sent: number;
+  notice_release_id: string | null;
+  updated_at: string;
+}
+
+export interface RolloutSampleTable {
+  rollout_id: string;
+  at: string;
+  counts: string;
+}
+
+export interface FleetRolloutSettingsTable {
+  fleet_id: string;
+  track_latest: number;
+  default_strategy: string;
+  updated_at: string;
+}
+
 export interface Database {
+  deltas: DeltaTable;
   fleets: FleetTable;
   provisioning_keys: ProvisioningKeyTable;
   devices: DeviceTable;
   releases: ReleaseTable;
   layers: LayerTable;
   release_layers: ReleaseLayerTable;
+  rollouts: RolloutTable;
+  rollout_batches: RolloutBatchTable;
+  rollout_devices: RolloutDeviceTable;
+  rollout_samples: RolloutSampleTable;
+  fleet_rollout_settings: FleetRolloutSettingsTable;
 }

@@ -12,6 +12,11 @@ const EnvSchema = z.object({
     )
     .default('redis://127.0.0.1:6379'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+  FERRY_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[\w-]{1,32}$/, 'letters, digits, _ and - only')
+    .default('ferry'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -20,6 +25,10 @@ export interface WorkerConfig {
   dataDir: string;
   redisUrl: string;
   concurrency: number;
+  /** How long a job's lock lasts; a killed worker's job is taken up again after about this long. */
+  lockDurationMs: number;
+  /** Redis key prefix of the queues (the server must use the same). */
+  queuePrefix: string;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
 }
 
@@ -45,6 +54,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     dataDir: resolve(e.DATA_DIR),
     redisUrl: e.REDIS_URL,
     concurrency: e.WORKER_CONCURRENCY,
+    lockDurationMs: e.WORKER_LOCK_MS,
+    queuePrefix: e.FERRY_QUEUE_PREFIX,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -1,0 +1,234 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { applyDelta } from '@ferry/delta';
+import { DeltaRecord, DeviceTarget, Release } from '@ferry/protocol';
+import { Kysely } from 'kysely';
+import { DATABASE } from '../apps/server/src/database/database.module';
+import { Database } from '../apps/server/src/database/database.types';
+import { dockerArchive, gnuTarLayer, sha256 } from './support/hostile-archives';
+import { TestServer, startTestServer } from './support/test-server';
+import { WorkerProcess, startWorker } from './support/worker-process';
+
+/** A pseudo-random file body of `size` bytes from a seed, so two versions can share most bytes. */
+function body(seed: number, size: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.writeUInt32LE(x >>> 0, i);
+  }
+  return out;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('delta workers', () => {
+  let server: TestServer;
+  let worker: WorkerProcess;
+  let work: string;
+  let env: Record<string, string>;
+  const prefix = `ferry-test-${randomBytes(4).toString('hex')}`;
+
+  const release = async (files: Record<string, string | Buffer>, version: number): Promise<Release> => {
+    const dir = join(work, `v${version}`);
+    const layer = gnuTarLayer(
+      dir,
+      Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.toString('latin1')])),
+    );
+    const base = gnuTarLayer(join(work, 'base'), { 'etc/os-release': 'ferry test os\n' });
+    const archive = await dockerArchive([base, layer], { repoTag: 'app:latest' });
+    const response = await server.api(`/v1/fleets/deltas/releases?version=${version}`, {
+      method: 'POST',
+      body: archive,
+      headers: { 'content-type': 'application/x-tar' },
+    });
+    expect(response.status).toBe(201);
+    return (await response.json()) as Release;
+  };
+  const deltasOf = async (id: string): Promise<DeltaRecord[]> =>
+    (await (await server.api(`/v1/releases/${id}/deltas`)).json()) as DeltaRecord[];
+  const settled = (id: string, count: number) =>
+    until(`deltas of ${id}`, async () => {
+      const list = await deltasOf(id);
+      return list.length >= count &&
+        list.every((d) => d.state === 'ready' || d.state === 'full' || d.state === 'failed')
+        ? list
+        : undefined;
+    });
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'ferry-deltas-'));
+    server = await startTestServer('sqlite', { FERRY_QUEUE_PREFIX: prefix });
+    env = { DATA_DIR: server.dataDir, FERRY_QUEUE_PREFIX: prefix, WORKER_LOCK_MS: '2000', LOG_LEVEL: 'warn' };
+    worker = await startWorker(env);
+    await server.api('/v1/fleets', { method: 'POST', json: { name: 'Deltas', arch: 'amd64' } });
+  });
+  afterAll(async () => {
+    await worker?.kill();
+    await server?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  let v1: Release;
+  let v2: Release;
+
+  it('builds, on demand, a delta that rebuilds the new layer byte for byte and is far smaller than its gzip', async () => {
+    const binary = body(7, 600_000);
+    v1 = await release({ 'app/bin': binary, 'app/VERSION': '1\n' }, 1);
+    const changed = Buffer.from(binary);
+    changed.write('patched', 1000);
+    changed.write('patched again', 400_000);
+    v2 = await release({ 'app/bin': changed, 'app/VERSION': '2\n' }, 2);
+    const response = await server.api(`/v1/releases/${v2.id}/deltas`, {
+      method: 'POST',
+      json: { from: v1.id },
+    });
+    expect(response.status).toBe(201);
+    const requested = (await response.json()) as DeltaRecord[];
+    expect(requested).toHaveLength(1);
+    const [delta] = await settled(v2.id, 1);
+    expect(delta?.state).toBe('ready');
+    expect(delta?.size).toBeLessThan((delta?.targetGzipSize ?? 0) / 20);
+    expect(delta?.savings).toBeGreaterThan(0.95);
+
+    const blob = await server.api(`/v1/blobs/${delta?.digest}`);
+    const deltaPath = join(work, 'd1');
+    writeFileSync(deltaPath, Buffer.from(await blob.arrayBuffer()));
+    const basePaths = (delta?.bases ?? []).map((digest, i) => {
+      const path = join(work, `base-${i}`);
+      writeFileSync(
+        path,
+        readFileSync(join(server.dataDir, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7))),
+      );
+      return path;
+    });
+    const out = join(work, 'rebuilt.tar');
+    await applyDelta({ bases: basePaths, delta: deltaPath, out });
+    expect(sha256(readFileSync(out))).toBe(delta?.target);
+    expect(delta?.target).toBe(v2.services[0]?.layers[1]?.diffId);
+  });
+
+  it('offers a device the delta only when it holds every base, the gzip layer otherwise', async () => {
+    const db = server.app.get<Kysely<Database>>(DATABASE);
+    const key = await server.api('/v1/fleets/deltas/provisioning-keys', { method: 'POST', json: {} });
+    const { key: provisioningKey } = (await key.json()) as { key: string };
+    const device = (await (
+      await server.api('/v1/device/register', { method: 'POST', json: { provisioningKey }, token: null })
+    ).json()) as { uuid: string; apiKey: string };
+    await db
+      .updateTable('devices')
+      .set({ target_release_id: v2.id })
+      .where('uuid', '=', device.uuid)
+      .execute();
+    const v1Layers = v1.services[0]?.layers.map((l) => l.diffId) ?? [];
+    const target = async (have: string[]): Promise<DeviceTarget> =>
+      (await (
+        await server.api(`/v1/device/target?have=${have.join(',')}`, { token: device.apiKey })
+      ).json()) as DeviceTarget;
+
+    const holding = await target(v1Layers);
+    expect(holding.release?.id).toBe(v2.id);
+    expect(holding.layers.map((l) => l.download?.kind ?? 'present')).toEqual(['present', 'delta']);
+    const delta = holding.layers[1]?.download;
+    expect(delta?.kind === 'delta' && delta.bases).toEqual(v1Layers);
+    expect(holding.downloadBytes).toBeLessThan(holding.fullBytes / 20);
+
+    const lacking = await target([v1Layers[0] as string]);
+    expect(lacking.layers.map((l) => l.download?.kind ?? 'present')).toEqual(['present', 'full']);
+    expect(lacking.downloadBytes).toBe(lacking.fullBytes);
+
+    const posted = await server.api('/v1/device/target', {
+      method: 'POST',
+      json: { have: v1Layers },
+      token: device.apiKey,
+    });
+    expect(((await posted.json()) as DeviceTarget).layers[1]?.download?.kind).toBe('delta');
+    expect((await server.api('/v1/device/target?have=nonsense', { token: device.apiKey })).status).toBe(400);
+    expect((await server.api('/v1/device/target')).status).toBe(401);
+    await db.deleteFrom('devices').where('uuid', '=', device.uuid).execute();
+  });
+
+  it('treats a repeated request as a no-op: same keys, no second build', async () => {
+    const before = await deltasOf(v2.id);
+    const again = (await (
+      await server.api(`/v1/releases/${v2.id}/deltas`, { method: 'POST', json: { from: v1.id } })
+    ).json()) as DeltaRecord[];
+    expect(again.map((d) => d.key)).toEqual(before.map((d) => d.key));
+    const after = await deltasOf(v2.id);
+    expect(after).toEqual(before);
+  });
+
+  it('plans deltas eagerly from the releases devices run when a release is pushed', async () => {
+    const db = server.app.get<Kysely<Database>>(DATABASE);
+    const key = await server.api('/v1/fleets/deltas/provisioning-keys', { method: 'POST', json: {} });
+    const { key: provisioningKey } = (await key.json()) as { key: string };
+    const device = (await (
+      await server.api('/v1/device/register', { method: 'POST', json: { provisioningKey }, token: null })
+    ).json()) as { uuid: string };
+    // As a device's state report would: it runs v1.
+    await db.updateTable('devices').set({ release_id: v1.id }).where('uuid', '=', device.uuid).execute();
+    const v3 = await release({ 'app/bin': body(7, 600_000), 'app/VERSION': '3\n', 'app/new.txt': 'new' }, 3);
+    const [delta] = await settled(v3.id, 1);
+    expect(delta?.bases).toEqual(v1.services[0]?.layers.map((l) => l.diffId));
+    expect(delta?.state).toBe('ready');
+    await db.deleteFrom('devices').where('uuid', '=', device.uuid).execute();
+  });
+
+  it('records "send the full layer" when the delta would not be smaller than the gzip', async () => {
+    // A tiny layer: the delta's fixed header outweighs a gzip of a few hundred bytes.
+    const v4 = await release({ 'tiny.txt': 'x' }, 4);
+    await server.api(`/v1/releases/${v4.id}/deltas`, { method: 'POST', json: { from: v1.id } });
+    const [delta] = await settled(v4.id, 1);
+    expect(delta?.state).toBe('full');
+    expect(delta?.digest).toBeNull();
+  });
+
+  it('fails a job with corrupt inputs once, without retries, with the reason', async () => {
+    const v5 = await release({ 'app/bin': body(5, 100_000) }, 5);
+    const target = v5.services[0]?.layers[1]?.diffId ?? '';
+    const path = join(server.dataDir, 'blobs', 'sha256', target.slice(7, 9), target.slice(7));
+    const original = readFileSync(path);
+    writeFileSync(
+      path,
+      Buffer.concat([original.subarray(0, 100), Buffer.from('corrupt'), original.subarray(107)]),
+    );
+    try {
+      await server.api(`/v1/releases/${v5.id}/deltas`, { method: 'POST', json: { from: v1.id } });
+      const [delta] = await settled(v5.id, 1);
+      expect(delta?.state).toBe('failed');
+      expect(delta?.error).toMatch(/corrupt/);
+    } finally {
+      writeFileSync(path, original);
+    }
+  });
+
+  it('picks up the job of a worker killed with SIGKILL mid-build', async () => {
+    const big = body(11, 12 * 1024 * 1024);
+    const v6 = await release({ 'big.bin': big }, 6);
+    const changed = Buffer.from(big);
+    for (let i = 0; i < 50; i += 1) changed.write(`edit-${i}`, i * 200_000 + 17);
+    const v7 = await release({ 'big.bin': changed }, 7);
+    await server.api(`/v1/releases/${v7.id}/deltas`, { method: 'POST', json: { from: v6.id } });
+    await until('the build to start', async () =>
+      (await deltasOf(v7.id))[0]?.state === 'building' ? true : undefined,
+    );
+    await worker.kill();
+    expect((await deltasOf(v7.id))[0]?.state).toBe('building');
+    worker = await startWorker(env);
+    const [delta] = await settled(v7.id, 1);
+    expect(delta?.state).toBe('ready');
+    expect(delta?.size).toBeLessThan(200_000);
+  }, 180_000);
+});
