@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IClientOptions, MqttClient, connectAsync } from 'mqtt';
+import { IClientOptions, MqttClient, connect, connectAsync } from 'mqtt';
 import { Device, Release } from '@ferry/protocol';
 import { dockerArchive, gnuTarLayer } from './hostile-archives';
 import { TestServer } from './test-server';
@@ -86,20 +86,20 @@ export async function connectDevice(
   });
 }
 
-/** The CONNACK return code a connection attempt is refused with (0 when accepted). */
-export async function connectCode(url: string, options: IClientOptions): Promise<number> {
-  try {
-    const client = await connectAsync(url, {
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-      ...options,
-    });
-    await client.endAsync();
-    return 0;
-  } catch (error) {
-    return (error as { code?: number }).code ?? -1;
-  }
+/** The CONNACK return code a connection attempt is refused with (0 when accepted, -1 when cut off). */
+export function connectCode(url: string, options: IClientOptions): Promise<number> {
+  return new Promise((resolve) => {
+    const client = connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...options });
+    const finish = (code: number): void => {
+      client.removeAllListeners();
+      client.on('error', () => undefined);
+      client.end(true);
+      resolve(code);
+    };
+    client.once('connect', () => finish(0));
+    client.once('error', (error) => finish((error as { code?: number }).code ?? -1));
+    client.once('close', () => finish(-1));
+  });
 }
 
 /** Resolves with the next message on `topic` (or rejects after `ms`). */

@@ -44,6 +44,8 @@ export class DeviceStateService implements OnModuleInit, OnModuleDestroy, Before
   private timer: NodeJS.Timeout | null = null;
   private promptTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
+  /** Set once the final flush ran: the database is about to close. */
+  private closed = false;
   private readonly counters: DeviceStateStats = { reports: 0, flushes: 0, rowsWritten: 0, unknownDevices: 0 };
 
   constructor(
@@ -64,7 +66,9 @@ export class DeviceStateService implements OnModuleInit, OnModuleDestroy, Before
 
   /** Writes what is pending before the database closes. */
   async beforeApplicationShutdown(): Promise<void> {
+    if (this.promptTimer) clearTimeout(this.promptTimer);
     await this.flush();
+    this.closed = true;
   }
 
   stats(): DeviceStateStats {
@@ -113,7 +117,7 @@ export class DeviceStateService implements OnModuleInit, OnModuleDestroy, Before
   /** Writes everything pending now; resolves when written (also what a concurrent flush wrote). */
   async flush(): Promise<void> {
     while (this.flushing) await this.flushing;
-    if (this.pending.size === 0) return;
+    if (this.pending.size === 0 || this.closed) return;
     const batch = this.pending;
     this.pending = new Map();
     this.flushing = this.write([...batch.values()]).finally(() => {
@@ -132,7 +136,7 @@ export class DeviceStateService implements OnModuleInit, OnModuleDestroy, Before
   }
 
   private soon(): void {
-    if (this.promptTimer) return;
+    if (this.promptTimer || this.closed) return;
     this.promptTimer = setTimeout(() => {
       this.promptTimer = null;
       void this.flush();
