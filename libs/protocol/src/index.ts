@@ -9,3 +9,4 @@ export * from './messages';
 export * from './delta-jobs';
 export * from './device-target';
 export * from './rollouts';
+export * from './device-payload';

@@ -2,16 +2,13 @@ import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { Subscription, filter } from 'rxjs';
 import {
-  DeviceStateMessageSchema,
-  PresenceMessageSchema,
   deviceMayPublish,
   deviceMayReceive,
   deviceMaySubscribe,
   deviceTopic,
   isDeviceUuid,
+  parseDevicePayload,
   parseDeviceTopic,
-  parseWith,
-  ValidationError,
 } from '@ferry/protocol';
 import { secretMatches } from '../auth/secrets';
 import { FailureLimiter } from '../common/failure-limiter';
@@ -218,26 +215,16 @@ export class BrokerService implements BrokerPolicy, OnApplicationBootstrap, OnMo
 
   /** Validates a device's payload and hands it on; false (dropped and counted) when it is bad. */
   private ingest(uuid: string, kind: 'state' | 'presence', payload: Buffer): boolean {
-    if (payload.length > this.config.mqtt.maxPayloadBytes) return this.drop('too_large');
-    // An empty retained presence clears it (deprovisioning does that): nothing to ingest.
-    if (payload.length === 0 && kind === 'presence') return true;
-    let json: unknown;
-    try {
-      json = JSON.parse(payload.toString('utf8'));
-    } catch {
-      return this.drop('malformed_json');
-    }
+    const parsed = parseDevicePayload(kind, payload, this.config.mqtt.maxPayloadBytes);
+    if (!parsed.ok) return this.drop(parsed.reason);
     const receivedAt = new Date().toISOString();
-    try {
-      if (kind === 'state') {
-        this.state.report(uuid, parseWith(DeviceStateMessageSchema, json, 'state'), receivedAt);
-      } else {
-        const message = parseWith(PresenceMessageSchema, json, 'presence');
-        this.state.presence(uuid, message.status === 'online', receivedAt);
-      }
-    } catch (error) {
-      if (error instanceof ValidationError) return this.drop('invalid_message');
-      throw error;
+    if (parsed.kind === 'state') {
+      this.state.report(uuid, parsed.message, receivedAt);
+    } else if (parsed.message) {
+      this.state.presence(uuid, parsed.message.status === 'online', receivedAt);
+    } else {
+      // An empty retained presence clears it (deprovisioning does that): nothing to ingest.
+      return true;
     }
     this.counters.accepted += 1;
     return true;
