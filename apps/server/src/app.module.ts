@@ -9,6 +9,7 @@ import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
 import { DeltasModule } from './deltas/deltas.module';
 import { DeviceTargetModule } from './device-target/device-target.module';
+import { DeviceStateHttpModule } from './device-state-http/device-state-http.module';
 import { DevicesModule } from './devices/devices.module';
 import { EventsModule } from './events/events.module';
 import { FleetsModule } from './fleets/fleets.module';
@@ -67,6 +68,7 @@ export class AppModule {
         DeviceTargetModule,
         EventsModule,
         BrokerModule,
+        DeviceStateHttpModule,
         TargetsModule,
         RolloutsModule,
         HealthModule,

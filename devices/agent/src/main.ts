@@ -1,0 +1,54 @@
+import { applyDelta } from '../../../libs/delta/src/delta/decoder';
+import { Agent } from './agent';
+import { loadAgentConfig } from './config';
+import { AGENT_VERSION } from './credentials';
+import { AgentConfigError } from './errors';
+import { createLogger } from './log';
+
+/**
+ * `ferry-agent` — runs the agent; `ferry-agent --selftest-apply <delta> <out> <base>...` rebuilds
+ * one layer with the bundled decoder and prints its digest and the peak RSS (used on ARM and in
+ * the memory benchmark); `--version` prints the version.
+ */
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--version') {
+    process.stdout.write(`${AGENT_VERSION}\n`);
+    return 0;
+  }
+  if (argv[0] === '--selftest-apply') {
+    const [delta, out, ...bases] = argv.slice(1);
+    if (!delta || !out || bases.length === 0) {
+      process.stderr.write('usage: ferry-agent --selftest-apply <delta> <out> <base>...\n');
+      return 2;
+    }
+    let peak = process.memoryUsage.rss();
+    const sample = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 5);
+    const started = Date.now();
+    const result = await applyDelta({ delta, out, bases });
+    clearInterval(sample);
+    peak = Math.max(peak, process.memoryUsage.rss());
+    process.stdout.write(`${JSON.stringify({ digest: `sha256:${result.digest}`, size: result.size, ms: Date.now() - started, peakRssBytes: peak, arch: process.arch, node: process.version })}\n`);
+    return 0;
+  }
+  const config = loadAgentConfig();
+  const log = createLogger(config.logLevel);
+  const agent = new Agent(config, log);
+  const shutdown = (signal: string): void => {
+    log.info('stopping', { signal });
+    void agent.stop().finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  await agent.start();
+  return -1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (error: Error) => {
+    process.stderr.write(`ferry-agent: ${error instanceof AgentConfigError ? error.message : (error.stack ?? error.message)}\n`);
+    process.exit(error instanceof AgentConfigError ? 78 : 1);
+  },
+);

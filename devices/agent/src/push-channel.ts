@@ -1,0 +1,81 @@
+import { connect, type MqttClient } from 'mqtt';
+import { deviceTopic } from '../../../libs/protocol/src/topics';
+import type { DeviceStateMessage } from '../../../libs/protocol/src/messages';
+import type { Logger } from './log';
+
+const MIN_RECONNECT_MS = 1000;
+const MAX_RECONNECT_MS = 60_000;
+
+/**
+ * The MQTT side of the agent: a persistent session (client id = UUID, clean = false) subscribed to
+ * its retained `target` topic at QoS 1, so a notice published while the device was offline is
+ * delivered when it returns; reconnects back off from 1 s to 60 s.
+ */
+export class PushChannel {
+  private client: MqttClient | null = null;
+  private reconnectMs = MIN_RECONNECT_MS;
+
+  constructor(
+    private readonly url: string,
+    private readonly uuid: string,
+    private readonly apiKey: string,
+    private readonly onNotice: (payload: Buffer) => void,
+    private readonly onConnection: (connected: boolean) => void,
+    private readonly log: Logger,
+  ) {}
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  start(): void {
+    const client = connect(this.url, {
+      clientId: this.uuid,
+      username: this.uuid,
+      password: this.apiKey,
+      clean: false,
+      keepalive: 30,
+      connectTimeout: 10_000,
+      reconnectPeriod: this.reconnectMs,
+      protocolVersion: 4,
+    });
+    this.client = client;
+    client.on('connect', (connack) => {
+      this.reconnectMs = MIN_RECONNECT_MS;
+      client.options.reconnectPeriod = this.reconnectMs;
+      this.log.info('mqtt connected', { sessionPresent: connack.sessionPresent });
+      // Subscribing again on a present session is harmless and covers a session the broker lost.
+      client.subscribe(deviceTopic(this.uuid, 'target'), { qos: 1 }, (error) => {
+        if (error) this.log.warn('mqtt subscribe failed', { error: error.message });
+      });
+      this.onConnection(true);
+    });
+    client.on('message', (topic, payload) => {
+      if (topic === deviceTopic(this.uuid, 'target')) this.onNotice(payload);
+    });
+    client.on('offline', () => {
+      this.onConnection(false);
+      this.reconnectMs = Math.min(MAX_RECONNECT_MS, this.reconnectMs * 2);
+      client.options.reconnectPeriod = this.reconnectMs;
+    });
+    client.on('close', () => this.onConnection(false));
+    client.on('error', (error) => this.log.debug('mqtt error', { error: error.message }));
+  }
+
+  async publishState(message: DeviceStateMessage): Promise<boolean> {
+    const client = this.client;
+    if (!client?.connected) return false;
+    try {
+      // A PUBACK that does not come (link dropped mid-publish) falls back to HTTP.
+      const acked = client.publishAsync(deviceTopic(this.uuid, 'state'), JSON.stringify(message), { qos: 1 }).then(() => true);
+      const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000).unref());
+      return await Promise.race([acked, timeout]);
+    } catch {
+      return false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.client?.endAsync(true).catch(() => undefined);
+  }
+}

@@ -1,0 +1,84 @@
+import type { DeviceStateMessage, DeviceStatus } from '../../../libs/protocol/src/messages';
+import type { Logger } from './log';
+
+export interface StateTransport {
+  /** Publishes over MQTT; false when not connected. */
+  publish(message: DeviceStateMessage): Promise<boolean>;
+  /** `POST /v1/device/state`. */
+  post(message: DeviceStateMessage): Promise<void>;
+}
+
+const PROGRESS_INTERVAL_MS = 1000;
+const RETRY_MS = 5000;
+
+/**
+ * Sends state reports over MQTT, or over HTTP when the broker is unreachable. Progress reports of
+ * the same status are coalesced to at most one a second (the newest wins); a status change goes
+ * out at once. A report that could not be sent is retried until a newer one replaces it.
+ */
+export class Reporter {
+  private lastSentAt = 0;
+  private lastStatus: DeviceStatus | null = null;
+  private pending: DeviceStateMessage | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private sending: Promise<void> = Promise.resolve();
+  /** Every report actually sent, for tests and logs. */
+  sent = 0;
+
+  constructor(
+    private readonly transport: StateTransport,
+    private readonly log: Logger,
+  ) {}
+
+  report(message: Omit<DeviceStateMessage, 'timestamp'>): void {
+    const full: DeviceStateMessage = { ...message, timestamp: new Date().toISOString() };
+    if (full.bytesDone !== undefined && full.bytesTotal !== undefined && full.bytesDone > full.bytesTotal) full.bytesTotal = full.bytesDone;
+    this.pending = full;
+    const progressOnly = full.status === this.lastStatus && full.status === 'downloading';
+    const wait = progressOnly ? Math.max(0, this.lastSentAt + PROGRESS_INTERVAL_MS - Date.now()) : 0;
+    this.schedule(wait);
+  }
+
+  /** Sends whatever is pending now and waits for it (used before exiting). */
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.send();
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private schedule(wait: number): void {
+    if (this.timer) {
+      if (wait > 0) return;
+      clearTimeout(this.timer);
+    }
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.send();
+    }, wait);
+  }
+
+  private send(): Promise<void> {
+    this.sending = this.sending.then(async () => {
+      const message = this.pending;
+      if (!message) return;
+      this.pending = null;
+      try {
+        if (!(await this.transport.publish(message))) await this.transport.post(message);
+        this.sent += 1;
+        this.lastSentAt = Date.now();
+        this.lastStatus = message.status;
+        this.log.info('reported', { ...message });
+      } catch (error) {
+        this.log.warn('state report not sent', { status: message.status, error: (error as Error).message });
+        this.pending ??= message;
+        this.schedule(RETRY_MS);
+      }
+    });
+    return this.sending;
+  }
+}
