@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -10,7 +11,7 @@ import {
   DeltaInputError,
   DeltaTargetMismatchError,
 } from './errors';
-import { OpKind, unzigzag } from './format';
+import { OpKind, unzigzag, type SectionName } from './format';
 import { SectionReader } from './section-reader';
 
 /** Options shared by the decoder's stream and file APIs. */
@@ -41,7 +42,6 @@ export interface ApplyDeltaResult {
 }
 
 const CHUNK = 1 << 18;
-const ZEROS = Buffer.alloc(CHUNK);
 /** bsdiff positions beyond this cannot come from a real patch. */
 const MAX_SEEK = 2 ** 52;
 
@@ -104,59 +104,117 @@ async function openBases(delta: OpenedDelta, files: string[], verify: boolean): 
   return bases;
 }
 
-async function readBase(base: Base, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await base.fh.read(buf, done, length - done, position + done);
-    if (bytesRead === 0) throw new DeltaCorruptError('base layer shrank while applying the delta');
-    done += bytesRead;
+/**
+ * Reads one base layer by position through a small window, because bsdiff controls and
+ * neighbouring copies mostly walk forward through the same region.
+ */
+class BaseReader {
+  private window: Buffer | undefined;
+  private windowStart = 0;
+  private windowLength = 0;
+
+  constructor(
+    readonly fh: FileHandle,
+    readonly size: number,
+    private readonly windowSize: number,
+  ) {}
+
+  /**
+   * Positional read. Synchronous: a bsdiff patch makes hundreds of thousands of small reads,
+   * and a thread-pool round trip for each costs more than the read itself (page cache).
+   */
+  private pread(target: Buffer, targetOffset: number, position: number, length: number): void {
+    for (let done = 0; done < length;) {
+      const bytesRead = readSync(this.fh.fd, target, targetOffset + done, length - done, position + done);
+      if (bytesRead === 0) throw new DeltaCorruptError('base layer shrank while applying the delta');
+      done += bytesRead;
+    }
   }
-  return buf;
+
+  /** The base bytes `[position, position + length)`, length at most the window size. */
+  private view(position: number, length: number): Buffer {
+    if (
+      !this.window ||
+      position < this.windowStart ||
+      position + length > this.windowStart + this.windowLength
+    ) {
+      this.window ??= Buffer.allocUnsafe(this.windowSize);
+      this.windowStart = position;
+      // Small loads: bsdiff controls often jump, and reloading a whole window each time is slow.
+      this.windowLength = Math.min(this.windowSize, this.size - position, Math.max(length, 1 << 16));
+      this.pread(this.window, 0, position, this.windowLength);
+    }
+    return this.window.subarray(position - this.windowStart, position - this.windowStart + length);
+  }
+
+  /** Copies base bytes into `target`. */
+  copyInto(target: Buffer, targetOffset: number, position: number, length: number): void {
+    if (length > this.windowSize / 4) return this.pread(target, targetOffset, position, length);
+    this.view(position, length).copy(target, targetOffset);
+  }
+
+  /** Adds base bytes into `target` byte by byte, modulo 256 (bsdiff's add). */
+  addInto(target: Buffer, targetOffset: number, position: number, length: number): void {
+    for (let done = 0; done < length;) {
+      const take = Math.min(this.windowSize, length - done);
+      const old = this.view(position + done, take);
+      const at = targetOffset + done;
+      for (let i = 0; i < take; i++) target[at + i] = (target[at + i]! + old[i]!) & 0xff;
+      done += take;
+    }
+  }
 }
 
 /**
  * Rebuilds the target layer as a sequence of chunks, checking every operation against the
  * base sizes and the declared target size, and the final sha256 against the target digest
  * (the generator throws instead of finishing when it differs). Memory is bounded by a
- * constant: chunks are at most 256 KiB and base bytes are read by position.
+ * constant: one 256 KiB output chunk, one read window per base and one brotli window per
+ * section; base bytes are read by position.
  */
-export async function* decodeDelta(options: DecodeDeltaOptions): AsyncGenerator<Buffer, ApplyDeltaResult> {
+export function decodeDelta(options: DecodeDeltaOptions): AsyncGenerator<Buffer, ApplyDeltaResult> {
+  return decode(options, false);
+}
+
+/**
+ * `reuse`: hand out the same output buffer every time, for a consumer that is done with a
+ * chunk before asking for the next (the file API); it keeps garbage, and so RSS, low.
+ */
+async function* decode(
+  options: DecodeDeltaOptions,
+  reuse: boolean,
+): AsyncGenerator<Buffer, ApplyDeltaResult> {
   const delta = await openDelta(options.delta);
   const { header, offsets } = delta;
-  const bases = await openBases(delta, options.bases, options.verifyBases ?? true);
-  const sections = {
-    ops: new SectionReader(delta.file, offsets.ops, header.ops.compressedSize, header.ops.rawSize, 'ops'),
-    diff: new SectionReader(
-      delta.file,
-      offsets.diff,
-      header.diff.compressedSize,
-      header.diff.rawSize,
-      'diff',
-    ),
-    literal: new SectionReader(
-      delta.file,
-      offsets.literal,
-      header.literal.compressedSize,
-      header.literal.rawSize,
-      'literal',
-    ),
-  };
+  const handles = await openBases(delta, options.bases, options.verifyBases ?? true);
+  const windowSize = handles.length <= 8 ? 1 << 20 : 1 << 16;
+  const bases = handles.map((b) => new BaseReader(b.fh, b.size, windowSize));
+  const section = (name: SectionName) =>
+    new SectionReader(delta.file, offsets[name], header[name].compressedSize, header[name].rawSize, name);
+  const sections = { ops: section('ops'), diff: section('diff'), literal: section('literal') };
   const { ops, diff, literal } = sections;
   const hash = createHash('sha256');
   let written = 0;
+  let claimed = 0;
+  let out = Buffer.allocUnsafe(CHUNK);
+  let fill = 0;
   const corrupt = (what: string) => new DeltaCorruptError(`delta operation ${what}`);
 
-  const output = (chunk: Buffer): Buffer => {
+  /** Hands out the filled part of the output buffer and starts a fresh one. */
+  const take = (): Buffer => {
+    const chunk = out.subarray(0, fill);
     hash.update(chunk);
-    written += chunk.length;
+    written += fill;
+    if (!reuse) out = Buffer.allocUnsafe(CHUNK);
+    fill = 0;
     options.onProgress?.(written, header.targetSize);
     return chunk;
   };
   const claim = (length: number): void => {
-    if (length > header.targetSize - written) throw corrupt('writes past the end of the target');
+    if (length > header.targetSize - claimed) throw corrupt('writes past the end of the target');
+    claimed += length;
   };
-  const baseAt = async (): Promise<Base> => {
+  const baseAt = async (): Promise<BaseReader> => {
     const index = await ops.readVarint();
     const base = bases[index];
     if (!base) throw corrupt(`refers to missing base ${index}`);
@@ -174,29 +232,25 @@ export async function* decodeDelta(options: DecodeDeltaOptions): AsyncGenerator<
           if (offset + length > base.size) throw corrupt('copies past the end of its base');
           claim(length);
           for (let done = 0; done < length;) {
-            const take = Math.min(CHUNK, length - done);
-            yield output(await readBase(base, offset + done, take));
-            done += take;
+            const step = Math.min(CHUNK - fill, length - done);
+            base.copyInto(out, fill, offset + done, step);
+            fill += step;
+            done += step;
+            if (fill === CHUNK) yield take();
           }
           break;
         }
-        case OpKind.Insert: {
-          const length = await ops.readVarint();
-          claim(length);
-          for (let done = 0; done < length;) {
-            const chunk = await literal.readChunk(Math.min(CHUNK, length - done));
-            yield output(Buffer.from(chunk));
-            done += chunk.length;
-          }
-          break;
-        }
+        case OpKind.Insert:
         case OpKind.Zero: {
           const length = await ops.readVarint();
           claim(length);
           for (let done = 0; done < length;) {
-            const take = Math.min(CHUNK, length - done);
-            yield output(ZEROS.subarray(0, take));
-            done += take;
+            let step = Math.min(CHUNK - fill, length - done);
+            if (kind === OpKind.Zero) out.fill(0, fill, fill + step);
+            else step = (await literal.readChunk(step)).copy(out, fill);
+            fill += step;
+            done += step;
+            if (fill === CHUNK) yield take();
           }
           break;
         }
@@ -218,23 +272,24 @@ export async function* decodeDelta(options: DecodeDeltaOptions): AsyncGenerator<
             if (addLength + extraLength > newLength - produced)
               throw corrupt('patch control exceeds its output');
             for (let done = 0; done < addLength;) {
-              const diffChunk = await diff.readChunk(Math.min(CHUNK, addLength - done));
-              const out = Buffer.from(diffChunk);
+              const chunk = await diff.readChunk(Math.min(CHUNK - fill, addLength - done));
+              const step = chunk.copy(out, fill);
               // bspatch semantics: old bytes outside the old range count as zero.
               const from = Math.max(0, oldPos + done);
-              const to = Math.min(oldLength, oldPos + done + out.length);
-              if (from < to) {
-                const old = await readBase(base, oldOffset + from, to - from);
-                const shift = from - (oldPos + done);
-                for (let i = 0; i < old.length; i++) out[shift + i] = (out[shift + i]! + old[i]!) & 0xff;
-              }
-              yield output(out);
-              done += out.length;
+              const to = Math.min(oldLength, oldPos + done + step);
+              if (from < to) base.addInto(out, fill + from - (oldPos + done), oldOffset + from, to - from);
+              fill += step;
+              done += step;
+              if (fill === CHUNK) yield take();
             }
             for (let done = 0; done < extraLength;) {
-              const chunk = await literal.readChunk(Math.min(CHUNK, extraLength - done));
-              yield output(Buffer.from(chunk));
-              done += chunk.length;
+              const step = (await literal.readChunk(Math.min(CHUNK - fill, extraLength - done))).copy(
+                out,
+                fill,
+              );
+              fill += step;
+              done += step;
+              if (fill === CHUNK) yield take();
             }
             produced += addLength + extraLength;
             oldPos += addLength + seek;
@@ -247,6 +302,7 @@ export async function* decodeDelta(options: DecodeDeltaOptions): AsyncGenerator<
           throw corrupt(`has unknown kind ${String(kind)}`);
       }
     }
+    if (fill > 0) yield take();
     await ops.expectEnd();
     await diff.expectEnd();
     await literal.expectEnd();
@@ -260,8 +316,8 @@ export async function* decodeDelta(options: DecodeDeltaOptions): AsyncGenerator<
     }
     return { digest, size: written };
   } finally {
-    for (const section of Object.values(sections)) section.close();
-    await Promise.allSettled(bases.map((b) => b.fh.close()));
+    for (const reader of Object.values(sections)) reader.close();
+    await Promise.allSettled(handles.map((b) => b.fh.close()));
   }
 }
 
@@ -285,7 +341,7 @@ export async function applyDelta(options: ApplyDeltaOptions): Promise<ApplyDelta
   const fh = await open(temp, 'wx');
   let closed = false;
   try {
-    const generator = decodeDelta(options);
+    const generator = decode(options, true);
     let step = await generator.next();
     while (!step.done) {
       await fh.write(step.value);

@@ -64,17 +64,33 @@ export class SectionReader {
     }
   }
 
-  async readByte(): Promise<number> {
-    if (this.pos >= this.buf.length) await this.refill();
-    return this.buf[this.pos++]!;
+  readByte(): number | Promise<number> {
+    if (this.pos < this.buf.length) return this.buf[this.pos++]!;
+    return this.refill().then(() => this.buf[this.pos++]!);
   }
 
-  /** Unsigned LEB128, at most 2^53. */
-  async readVarint(): Promise<number> {
+  /** Unsigned LEB128, at most 2^53; synchronous when the whole varint is buffered. */
+  readVarint(): number | Promise<number> {
+    let value = 0;
+    let scale = 1;
+    for (let i = this.pos; i < this.buf.length && i < this.pos + 8; i++) {
+      const byte = this.buf[i]!;
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) {
+        if (value > Number.MAX_SAFE_INTEGER) break;
+        this.pos = i + 1;
+        return value;
+      }
+      scale *= 0x80;
+    }
+    return this.readVarintSlowly();
+  }
+
+  private async readVarintSlowly(): Promise<number> {
     let value = 0;
     let scale = 1;
     for (let i = 0; i < 8; i++) {
-      const byte = this.pos < this.buf.length ? this.buf[this.pos++]! : await this.readByte();
+      const byte = await this.readByte();
       value += (byte & 0x7f) * scale;
       if (byte < 0x80) {
         if (value > Number.MAX_SAFE_INTEGER) break;
