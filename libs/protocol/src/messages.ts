@@ -99,6 +99,7 @@ export const FERRY_EVENT_TYPES = [
   'device.presence',
   'device.target',
   'device.deprovisioned',
+  'rollout.updated',
 ] as const;
 export type FerryEventType = (typeof FERRY_EVENT_TYPES)[number];
 

@@ -11,6 +11,6 @@ import { TargetsService } from './targets.service';
   imports: [DevicesModule, ReleasesModule, BrokerModule],
   controllers: [TargetsController],
   providers: [TargetsRepository, TargetsService],
-  exports: [TargetsService],
+  exports: [TargetsService, TargetsRepository],
 })
 export class TargetsModule {}

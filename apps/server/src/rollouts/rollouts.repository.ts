@@ -1,0 +1,430 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Kysely, Selectable } from 'kysely';
+import {
+  BatchState,
+  ConflictError,
+  DeviceCounts,
+  RolloutDeviceState,
+  RolloutState,
+  RolloutStrategy,
+  TagFilter,
+} from '@ferry/protocol';
+import { DATABASE } from '../database/database.module';
+import { Database, RolloutTable } from '../database/database.types';
+import { Decision, EngineBatch, EngineDevice, RolloutSnapshot } from './rollout-engine';
+
+export interface RolloutRecord {
+  id: string;
+  fleetId: string;
+  releaseId: string;
+  state: RolloutState;
+  reason: string | null;
+  trigger: 'manual' | 'track-latest';
+  strategy: RolloutStrategy;
+  tagFilter: TagFilter | null;
+  currentBatch: number;
+  projectedBytes: number;
+  fullBytes: number;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
+export interface RolloutDeviceRecord {
+  uuid: string;
+  name: string;
+  batch: number;
+  state: RolloutDeviceState;
+  fromReleaseId: string | null;
+  projectedBytes: number;
+  fullBytes: number;
+  bytesSent: number;
+  reason: string | null;
+  updatedAt: string;
+}
+
+export interface NewRollout {
+  rollout: RolloutRecord;
+  batches: { number: number; size: number }[];
+  devices: Omit<RolloutDeviceRecord, 'state' | 'bytesSent' | 'reason' | 'updatedAt'>[];
+}
+
+/** A notice still to be sent: set the device's target to `releaseId` and publish it. */
+export interface PendingNotice {
+  uuid: string;
+  releaseId: string;
+}
+
+function toRollout(row: Selectable<RolloutTable>): RolloutRecord {
+  return {
+    id: row.id,
+    fleetId: row.fleet_id,
+    releaseId: row.release_id,
+    state: row.state as RolloutState,
+    reason: row.reason,
+    trigger: row.trigger as RolloutRecord['trigger'],
+    strategy: JSON.parse(row.strategy) as RolloutStrategy,
+    tagFilter: row.tag_filter ? (JSON.parse(row.tag_filter) as TagFilter) : null,
+    currentBatch: row.current_batch,
+    projectedBytes: Number(row.projected_bytes),
+    fullBytes: Number(row.full_bytes),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+const ACTIVE: RolloutState[] = ['running', 'paused'];
+/** Rows per statement: keeps inserts under SQLite's and PostgreSQL's parameter limits. */
+const CHUNK = 200;
+
+/** Rollouts, their batches and devices, count samples and fleets' rollout settings. */
+@Injectable()
+export class RolloutsRepository {
+  constructor(@Inject(DATABASE) private readonly db: Kysely<Database>) {}
+
+  async insert(input: NewRollout, counts: DeviceCounts): Promise<void> {
+    const { rollout } = input;
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('rollouts')
+        .values({
+          id: rollout.id,
+          fleet_id: rollout.fleetId,
+          release_id: rollout.releaseId,
+          state: rollout.state,
+          reason: rollout.reason,
+          trigger: rollout.trigger,
+          strategy: JSON.stringify(rollout.strategy),
+          tag_filter: rollout.tagFilter ? JSON.stringify(rollout.tagFilter) : null,
+          current_batch: rollout.currentBatch,
+          projected_bytes: rollout.projectedBytes,
+          full_bytes: rollout.fullBytes,
+          created_at: rollout.createdAt,
+          updated_at: rollout.updatedAt,
+          finished_at: rollout.finishedAt,
+        })
+        .execute();
+      if (input.batches.length > 0) {
+        await trx
+          .insertInto('rollout_batches')
+          .values(
+            input.batches.map((b) => ({
+              rollout_id: rollout.id,
+              number: b.number,
+              state: 'pending',
+              size: b.size,
+              started_at: null,
+              bake_until: null,
+              finished_at: null,
+            })),
+          )
+          .execute();
+      }
+      for (let i = 0; i < input.devices.length; i += CHUNK) {
+        await trx
+          .insertInto('rollout_devices')
+          .values(
+            input.devices.slice(i, i + CHUNK).map((d) => ({
+              rollout_id: rollout.id,
+              device_uuid: d.uuid,
+              name: d.name,
+              batch: d.batch,
+              state: 'pending',
+              from_release_id: d.fromReleaseId,
+              projected_bytes: d.projectedBytes,
+              full_bytes: d.fullBytes,
+              bytes_sent: 0,
+              reason: null,
+              notified_at: null,
+              deadline: null,
+              notice_sent: 1,
+              notice_release_id: null,
+              updated_at: rollout.createdAt,
+            })),
+          )
+          .execute();
+      }
+      await trx
+        .insertInto('rollout_samples')
+        .values({ rollout_id: rollout.id, at: rollout.createdAt, counts: JSON.stringify(counts) })
+        .execute();
+    });
+  }
+
+  async find(id: string): Promise<RolloutRecord | null> {
+    const row = await this.db.selectFrom('rollouts').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toRollout(row) : null;
+  }
+
+  async listForFleet(fleetId: string, state: RolloutState | undefined, limit: number): Promise<RolloutRecord[]> {
+    let q = this.db.selectFrom('rollouts').selectAll().where('fleet_id', '=', fleetId);
+    if (state) q = q.where('state', '=', state);
+    const rows = await q.orderBy('created_at', 'desc').limit(limit).execute();
+    return rows.map(toRollout);
+  }
+
+  async active(): Promise<RolloutRecord[]> {
+    const rows = await this.db.selectFrom('rollouts').selectAll().where('state', 'in', ACTIVE).orderBy('created_at').execute();
+    return rows.map(toRollout);
+  }
+
+  async activeInFleet(fleetId: string): Promise<RolloutRecord | null> {
+    const row = await this.db
+      .selectFrom('rollouts')
+      .selectAll()
+      .where('fleet_id', '=', fleetId)
+      .where('state', 'in', ACTIVE)
+      .executeTakeFirst();
+    return row ? toRollout(row) : null;
+  }
+
+  /** A rollout with its batches and devices, and what each device last reported. */
+  async snapshot(rollout: RolloutRecord): Promise<RolloutSnapshot> {
+    const batches = await this.db
+      .selectFrom('rollout_batches')
+      .selectAll()
+      .where('rollout_id', '=', rollout.id)
+      .orderBy('number')
+      .execute();
+    const devices = await this.db
+      .selectFrom('rollout_devices as r')
+      .leftJoin('devices as d', 'd.uuid', 'r.device_uuid')
+      .select([
+        'r.device_uuid',
+        'r.batch',
+        'r.state',
+        'r.from_release_id',
+        'r.notified_at',
+        'r.deadline',
+        'r.bytes_sent',
+        'r.reason',
+        'd.uuid as device_exists',
+        'd.status',
+        'd.update_release_id',
+        'd.bytes_done',
+        'd.bytes_total',
+        'd.last_error',
+        'd.state_at',
+      ])
+      .where('r.rollout_id', '=', rollout.id)
+      .execute();
+    return {
+      rollout: {
+        id: rollout.id,
+        state: rollout.state,
+        releaseId: rollout.releaseId,
+        strategy: rollout.strategy,
+        currentBatch: rollout.currentBatch,
+        reason: rollout.reason,
+        finishedAt: rollout.finishedAt,
+      },
+      batches: batches.map(
+        (b): EngineBatch => ({
+          number: b.number,
+          state: b.state as BatchState,
+          startedAt: b.started_at,
+          bakeUntil: b.bake_until,
+          finishedAt: b.finished_at,
+        }),
+      ),
+      devices: devices.map(
+        (d): EngineDevice => ({
+          uuid: d.device_uuid,
+          batch: d.batch,
+          state: d.state as RolloutDeviceState,
+          fromReleaseId: d.from_release_id,
+          notifiedAt: d.notified_at,
+          deadline: d.deadline,
+          bytesSent: Number(d.bytes_sent),
+          reason: d.reason,
+          report: {
+            exists: d.device_exists !== null,
+            status: d.status ?? null,
+            releaseId: d.update_release_id ?? null,
+            bytesDone: d.bytes_done === null || d.bytes_done === undefined ? null : Number(d.bytes_done),
+            bytesTotal: d.bytes_total === null || d.bytes_total === undefined ? null : Number(d.bytes_total),
+            error: d.last_error ?? null,
+            at: d.state_at ?? null,
+          },
+        }),
+      ),
+    };
+  }
+
+  /**
+   * Writes a decision in one transaction, before any of its effects: a device to be told a new target
+   * is marked `notice_sent = 0` until {@link markNoticesSent}.
+   */
+  async apply(
+    rolloutId: string,
+    expectedUpdatedAt: string,
+    decision: Decision,
+    at: string,
+    counts: DeviceCounts | null,
+  ): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      // Optimistic: a decision made from a snapshot another writer has changed since is not written.
+      const result = await trx
+        .updateTable('rollouts')
+        .set({
+          updated_at: at,
+          ...(decision.rollout
+            ? {
+                state: decision.rollout.state,
+                reason: decision.rollout.reason,
+                current_batch: decision.rollout.currentBatch,
+                finished_at: decision.rollout.finishedAt,
+              }
+            : {}),
+        })
+        .where('id', '=', rolloutId)
+        .where('updated_at', '=', expectedUpdatedAt)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1)
+        throw new ConflictError(`rollout ${rolloutId} changed meanwhile; try again`);
+      for (const b of decision.batches) {
+        await trx
+          .updateTable('rollout_batches')
+          .set({ state: b.state, started_at: b.startedAt, bake_until: b.bakeUntil, finished_at: b.finishedAt })
+          .where('rollout_id', '=', rolloutId)
+          .where('number', '=', b.number)
+          .execute();
+      }
+      for (const d of decision.devices) {
+        await trx
+          .updateTable('rollout_devices')
+          .set({
+            state: d.state,
+            reason: d.reason,
+            bytes_sent: d.bytesSent,
+            notified_at: d.notifiedAt,
+            deadline: d.deadline,
+            updated_at: at,
+            ...(d.notify ? { notice_sent: 0, notice_release_id: d.notify } : {}),
+          })
+          .where('rollout_id', '=', rolloutId)
+          .where('device_uuid', '=', d.uuid)
+          .execute();
+      }
+      if (counts) {
+        await trx
+          .insertInto('rollout_samples')
+          .values({ rollout_id: rolloutId, at, counts: JSON.stringify(counts) })
+          .execute();
+      }
+    });
+  }
+
+  async pendingNotices(rolloutId: string): Promise<PendingNotice[]> {
+    const rows = await this.db
+      .selectFrom('rollout_devices')
+      .select(['device_uuid', 'notice_release_id'])
+      .where('rollout_id', '=', rolloutId)
+      .where('notice_sent', '=', 0)
+      .execute();
+    return rows
+      .filter((r) => r.notice_release_id !== null)
+      .map((r) => ({ uuid: r.device_uuid, releaseId: r.notice_release_id as string }));
+  }
+
+  async markNoticesSent(rolloutId: string, uuids: string[]): Promise<void> {
+    for (let i = 0; i < uuids.length; i += 500) {
+      await this.db
+        .updateTable('rollout_devices')
+        .set({ notice_sent: 1 })
+        .where('rollout_id', '=', rolloutId)
+        .where('device_uuid', 'in', uuids.slice(i, i + 500))
+        .execute();
+    }
+  }
+
+  /**
+   * After a restart: the embedded broker may have lost retained notices, so every device still on its
+   * way is told its target again (devices ignore a notice for what they already do).
+   */
+  async resendInFlightNotices(rolloutId: string): Promise<void> {
+    await this.db
+      .updateTable('rollout_devices')
+      .set({ notice_sent: 0 })
+      .where('rollout_id', '=', rolloutId)
+      .where('state', 'in', ['notified', 'updating', 'rolling_back'])
+      .where('notice_release_id', 'is not', null)
+      .execute();
+  }
+
+  async devices(rolloutId: string): Promise<RolloutDeviceRecord[]> {
+    const rows = await this.db
+      .selectFrom('rollout_devices')
+      .selectAll()
+      .where('rollout_id', '=', rolloutId)
+      .orderBy('batch')
+      .orderBy('device_uuid')
+      .execute();
+    return rows.map((r) => ({
+      uuid: r.device_uuid,
+      name: r.name,
+      batch: r.batch,
+      state: r.state as RolloutDeviceState,
+      fromReleaseId: r.from_release_id,
+      projectedBytes: Number(r.projected_bytes),
+      fullBytes: Number(r.full_bytes),
+      bytesSent: Number(r.bytes_sent),
+      reason: r.reason,
+      updatedAt: r.updated_at,
+    }));
+  }
+
+  async batches(rolloutId: string): Promise<(EngineBatch & { size: number })[]> {
+    const rows = await this.db
+      .selectFrom('rollout_batches')
+      .selectAll()
+      .where('rollout_id', '=', rolloutId)
+      .orderBy('number')
+      .execute();
+    return rows.map((b) => ({
+      number: b.number,
+      state: b.state as BatchState,
+      size: b.size,
+      startedAt: b.started_at,
+      bakeUntil: b.bake_until,
+      finishedAt: b.finished_at,
+    }));
+  }
+
+  /** The last `limit` count samples, oldest first. */
+  async samples(rolloutId: string, limit: number): Promise<{ at: string; counts: DeviceCounts }[]> {
+    const rows = await this.db
+      .selectFrom('rollout_samples')
+      .select(['at', 'counts'])
+      .where('rollout_id', '=', rolloutId)
+      .orderBy('at', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.reverse().map((r) => ({ at: r.at, counts: JSON.parse(r.counts) as DeviceCounts }));
+  }
+
+  async settings(fleetId: string): Promise<{ trackLatest: boolean; defaultStrategy: RolloutStrategy } | null> {
+    const row = await this.db
+      .selectFrom('fleet_rollout_settings')
+      .selectAll()
+      .where('fleet_id', '=', fleetId)
+      .executeTakeFirst();
+    return row
+      ? { trackLatest: row.track_latest === 1, defaultStrategy: JSON.parse(row.default_strategy) as RolloutStrategy }
+      : null;
+  }
+
+  async saveSettings(fleetId: string, trackLatest: boolean, strategy: RolloutStrategy): Promise<void> {
+    const values = {
+      track_latest: trackLatest ? 1 : 0,
+      default_strategy: JSON.stringify(strategy),
+      updated_at: new Date().toISOString(),
+    };
+    await this.db
+      .insertInto('fleet_rollout_settings')
+      .values({ fleet_id: fleetId, ...values })
+      .onConflict((oc) => oc.column('fleet_id').doUpdateSet(values))
+      .execute();
+  }
+}
