@@ -5,9 +5,11 @@ import { createServer as createTlsServer } from 'node:tls';
 import { promisify } from 'node:util';
 import { Logger } from '@nestjs/common';
 import { Aedes, AedesOptions, AuthErrorCode, AuthenticateError, Client, Connection } from 'aedes';
+import memoryPersistence from 'aedes-persistence';
 import { Redis } from 'ioredis';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { FerryConfig } from '../config/config';
+import { indexRetained } from './indexed-retained';
 import {
   BrokerPolicy,
   ConnectRefusal,
@@ -73,6 +75,7 @@ export class EmbeddedMqttRepository extends MqttRepository {
         // A null client is the broker itself (a will left by a dead cluster peer).
         const identity: MqttIdentity | undefined = client ? this.identities.get(client) : { kind: 'server' };
         const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+        if (!identity) policy.dropped('unauthenticated');
         if (!identity || !policy.acceptPublish(identity, packet.topic, payload, packet.retain)) {
           // [MQTT-3.3.5-2] The server acknowledges and discards a publish it does not authorise (as
           // Mosquitto does) rather than closing the connection: a device with one bad report keeps its
@@ -93,6 +96,7 @@ export class EmbeddedMqttRepository extends MqttRepository {
       },
     };
     if (this.config.mqtt.cluster === 'redis') this.clusterOptions(options);
+    else options.persistence = indexRetained(memoryPersistence());
     const broker = new Aedes(options);
     await broker.listen();
     this.broker = broker;

@@ -40,14 +40,25 @@ export class ExternalMqttRepository extends MqttRepository {
     const client = this.client;
     client.on('error', (error) => this.logger.warn(`MQTT: ${error.message}`));
     client.on('message', (topic, payload) => policy.received(topic, payload));
-    const filters = [`${TOPIC_ROOT}/+/state`, `${TOPIC_ROOT}/+/presence`];
-    const granted = await client.subscribeAsync(filters, { qos: 1 });
-    const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
-    if (refused.length > 0)
-      throw new Error(`MQTT broker at ${url} refused the server's subscriptions: ${refused.join(', ')}`);
+    // State at QoS 0 on the broker → server leg: a broker holds at most a few unacknowledged QoS 1
+    // messages per subscriber in flight (Mosquitto: max_inflight_messages 20) and drops what queues
+    // beyond max_queued_messages (1000), so 10,000 devices reporting at once lost most reports at QoS 1
+    // (BENCHMARKS.md). Devices still publish at QoS 1 to the broker; presence stays QoS 1 (retained).
+    const filters = {
+      [`${TOPIC_ROOT}/+/state`]: { qos: 0 as const },
+      [`${TOPIC_ROOT}/+/presence`]: { qos: 1 as const },
+    };
+    const subscribe = async (): Promise<void> => {
+      const granted = await client.subscribeAsync(filters);
+      const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+      if (refused.length > 0)
+        throw new Error(`MQTT broker at ${url} refused the server's subscriptions: ${refused.join(', ')}`);
+    };
+    await subscribe();
     // After a reconnect, a clean session has lost its subscriptions.
     client.on('connect', (connack) => {
-      if (!connack.sessionPresent) void client.subscribeAsync(filters, { qos: 1 }).catch(() => undefined);
+      if (!connack.sessionPresent)
+        subscribe().catch((error: Error) => this.logger.warn(`MQTT: ${error.message}`));
     });
   }
 
