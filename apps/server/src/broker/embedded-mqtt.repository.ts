@@ -9,7 +9,7 @@ import memoryPersistence from 'aedes-persistence';
 import { Redis } from 'ioredis';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { FerryConfig } from '../config/config';
-import { indexRetained } from './indexed-retained';
+import { RetainedStore, indexRetained } from './indexed-retained';
 import {
   BrokerPolicy,
   ConnectRefusal,
@@ -96,7 +96,8 @@ export class EmbeddedMqttRepository extends MqttRepository {
       },
     };
     if (this.config.mqtt.cluster === 'redis') this.clusterOptions(options);
-    else options.persistence = indexRetained(memoryPersistence());
+    // The typings of aedes-persistence's callback API do not match the promise API Aedes 1.x calls.
+    else options.persistence = indexRetained(memoryPersistence() as unknown as RetainedStore);
     const broker = new Aedes(options);
     await broker.listen();
     this.broker = broker;

@@ -6,7 +6,7 @@ interface RetainedPacket {
 }
 
 /** The two methods of an Aedes persistence this wrapper replaces. */
-interface RetainedStore {
+export interface RetainedStore {
   storeRetained(packet: RetainedPacket, callback?: (error: Error | null) => void): Promise<void> | void;
   createRetainedStreamCombi(patterns: string[]): Readable;
 }
