@@ -6,6 +6,7 @@ import { BlobsModule } from './blobs/blobs.module';
 import { BrokerModule } from './broker/broker.module';
 import { FerryConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
+import { DashboardModule } from './dashboard/dashboard.module';
 import { DatabaseModule } from './database/database.module';
 import { DeltasModule } from './deltas/deltas.module';
 import { DeviceTargetModule } from './device-target/device-target.module';
@@ -71,6 +72,7 @@ export class AppModule {
         DeviceStateHttpModule,
         TargetsModule,
         RolloutsModule,
+        DashboardModule,
         HealthModule,
       ],
     };

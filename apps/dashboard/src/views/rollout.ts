@@ -1,0 +1,130 @@
+import type { Fleet, RolloutView } from '@ferry/protocol';
+import { api, subscribe } from '../api';
+import { h, mount } from '../dom';
+import { ago, bytes } from '../format';
+import { stateChart } from '../chart';
+import { badge, chips, progress, stateBar } from '../widgets';
+
+/** A rollout, live: batches, counts, chart, bytes, failures, and the operator's buttons. */
+export async function rolloutView(root: HTMLElement, id: string, setCleanup: (fn: () => void) => void): Promise<void> {
+  let rollout = await api<RolloutView>(`/v1/rollouts/${encodeURIComponent(id)}`);
+  const fleets = await api<Fleet[]>('/v1/fleets');
+  const fleet = fleets.find((f) => f.id === rollout.fleetId);
+  const live = h('span', { class: 'live' }, 'connecting…');
+  const content = h('div');
+  const error = h('p', { class: 'error', role: 'alert' });
+  mount(
+    root,
+    h('nav', { class: 'crumbs' }, h('a', { href: '#/fleets' }, 'Fleets'), ' / ', fleet ? h('a', { href: `#/fleets/${fleet.slug}/rollouts` }, fleet.name) : '?', ' / rollout'),
+    content,
+    error,
+  );
+  const act = (action: 'pause' | 'resume' | 'abort'): void => {
+    if (action === 'abort' && !confirm('Abort this rollout? Devices not yet told stay on their release.')) return;
+    error.textContent = '';
+    api<RolloutView>(`/v1/rollouts/${rollout.id}/${action}`, { method: 'POST' })
+      .then((r) => {
+        rollout = r;
+        render();
+      })
+      .catch((e: Error) => (error.textContent = e.message));
+  };
+  const render = (): void => {
+    const r = rollout;
+    const done = (r.counts.succeeded ?? 0) + (r.counts.verifying ?? 0);
+    const active = r.state === 'running' || r.state === 'paused';
+    const s = r.strategy;
+    mount(
+      content,
+      h(
+        'header',
+        { class: 'title' },
+        h('h1', {}, `Rollout of v${r.releaseVersion}`),
+        badge(r.state),
+        live,
+      ),
+      r.reason ? h('p', { class: r.state === 'paused' || r.state === 'aborted' ? 'reason warn' : 'reason' }, r.reason) : null,
+      h(
+        'div',
+        { class: 'row actions' },
+        h('button', { id: 'pause', disabled: r.state !== 'running', onclick: () => act('pause') }, 'Pause'),
+        h('button', { id: 'resume', disabled: r.state !== 'paused', onclick: () => act('resume') }, 'Resume'),
+        h('button', { id: 'abort', class: 'danger', disabled: !active, onclick: () => act('abort') }, 'Abort'),
+      ),
+      h(
+        'section',
+        { class: 'card' },
+        h('h2', {}, 'Progress'),
+        h('p', { id: 'progress-text' }, `${done} of ${r.total} devices on v${r.releaseVersion} · batch ${r.currentBatch} of ${r.batches.length}`),
+        stateBar(r.counts, r.total),
+        chips(r.counts),
+        h('p', { class: 'muted' }, `Batches ${s.batches.join(', ')} · bake ${s.bakeSeconds} s · at most ${s.maxFailurePercent} % failures, then ${s.onFailure} · timeout ${s.deviceTimeoutSeconds} s · roll back ${s.rollback}${r.tagFilter ? ` · tag ${r.tagFilter.name}${r.tagFilter.value !== undefined ? `=${r.tagFilter.value}` : ''}` : ''} · ${r.trigger} · started ${ago(r.createdAt)}`),
+      ),
+      h(
+        'section',
+        { class: 'card' },
+        h('h2', {}, 'Batches'),
+        h(
+          'ol',
+          { class: 'batches' },
+          r.batches.map((b) =>
+            h(
+              'li',
+              { class: b.number === r.currentBatch ? 'current' : '', 'data-batch': b.number },
+              h('div', { class: 'row' }, h('b', {}, `Batch ${b.number}`), h('span', { class: 'muted' }, `${b.size} devices`), badge(b.state), b.failurePercent > 0 ? h('span', { class: 'warn' }, `${Math.round(b.failurePercent)} % failed`) : null, b.state === 'baking' && b.bakeUntil ? h('span', { class: 'muted' }, `bakes until ${new Date(b.bakeUntil).toLocaleTimeString()}`) : null),
+              stateBar(b.counts, b.size),
+            ),
+          ),
+        ),
+      ),
+      h('section', { class: 'card' }, h('h2', {}, 'Devices by state over time'), stateChart(r.history, r.total)),
+      h(
+        'section',
+        { class: 'card bytes' },
+        h('h2', {}, 'Bytes'),
+        progress(r.bytes.full > 0 ? r.bytes.sent / r.bytes.full : 0, `sent ${bytes(r.bytes.sent)}`),
+        progress(r.bytes.full > 0 ? r.bytes.projected / r.bytes.full : 0, `projected ${bytes(r.bytes.projected)}`),
+        progress(r.bytes.full > 0 ? 1 : 0, `full layers ${bytes(r.bytes.full)}`),
+        h('p', { class: 'muted' }, r.bytes.full > 0 ? `Deltas save ${Math.round((1 - r.bytes.projected / r.bytes.full) * 100)} % of what full layers would cost. Sent = what devices reported downloading.` : 'Nothing to download.'),
+      ),
+      h(
+        'section',
+        { class: 'card' },
+        h('h2', {}, `Failures (${r.failures.length})`),
+        r.failures.length === 0
+          ? h('p', { class: 'muted' }, 'None.')
+          : h('div', { class: 'scroll' }, h('table', { class: 'failures' }, h('thead', {}, h('tr', {}, ['Device', 'Batch', 'State', 'Reason', 'When'].map((c) => h('th', {}, c)))), h('tbody', {}, r.failures.map((f) => h('tr', {}, h('td', { 'data-label': 'Device' }, f.name), h('td', { 'data-label': 'Batch' }, String(f.batch)), h('td', { 'data-label': 'State' }, badge(f.state)), h('td', { 'data-label': 'Reason' }, f.reason ?? '–'), h('td', { 'data-label': 'When' }, ago(f.at))))))),
+      ),
+    );
+  };
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const refresh = (): void => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      api<RolloutView>(`/v1/rollouts/${rollout.id}`)
+        .then((r) => {
+          rollout = r;
+          render();
+        })
+        .catch(() => undefined);
+    }, 250);
+  };
+  const stop = subscribe(
+    rollout.fleetId,
+    (event) => {
+      if (event.type === 'rollout.updated' && event.data.id === rollout.id) refresh();
+    },
+    (ok) => {
+      live.textContent = ok ? '● live' : '○ reconnecting';
+      live.className = ok ? 'live on' : 'live';
+    },
+  );
+  // The chart's time axis and bake countdowns move on even when nothing is reported.
+  const clock = setInterval(() => (rollout.state === 'running' || rollout.state === 'paused') && refresh(), 5000);
+  setCleanup(() => {
+    stop();
+    clearInterval(clock);
+  });
+  render();
+}

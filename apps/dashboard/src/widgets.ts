@@ -1,0 +1,40 @@
+import type { DeviceCounts } from '@ferry/protocol';
+import { h } from './dom';
+import { DEVICE_STATES, STATE_COLOURS, label } from './states';
+
+/** A bar split by device state, widths set through the CSSOM (the page's CSP forbids inline styles). */
+export function stateBar(counts: DeviceCounts, total: number): HTMLElement {
+  const bar = h('div', { class: 'statebar', role: 'img', 'aria-label': DEVICE_STATES.filter((s) => counts[s]).map((s) => `${counts[s]} ${label(s)}`).join(', ') });
+  for (const state of DEVICE_STATES) {
+    const n = counts[state] ?? 0;
+    if (n === 0 || total === 0) continue;
+    const part = h('span', { title: `${n} ${label(state)}` });
+    part.style.width = `${(n * 100) / total}%`;
+    part.style.background = STATE_COLOURS[state];
+    bar.appendChild(part);
+  }
+  return bar;
+}
+
+/** A simple progress bar (0..1). */
+export function progress(fraction: number, text: string): HTMLElement {
+  const fill = h('span');
+  fill.style.width = `${Math.max(0, Math.min(1, fraction)) * 100}%`;
+  return h('div', { class: 'progress', role: 'progressbar', 'aria-valuenow': Math.round(fraction * 100), 'aria-valuemin': 0, 'aria-valuemax': 100, title: text }, fill, h('em', {}, text));
+}
+
+export function chips(counts: DeviceCounts): HTMLElement {
+  return h(
+    'ul',
+    { class: 'chips' },
+    DEVICE_STATES.filter((s) => (counts[s] ?? 0) > 0).map((state) => {
+      const dot = h('i');
+      dot.style.background = STATE_COLOURS[state];
+      return h('li', { 'data-state': state }, dot, `${label(state)} `, h('b', {}, String(counts[state])));
+    }),
+  );
+}
+
+export function badge(state: string): HTMLElement {
+  return h('span', { class: `badge badge-${state}` }, label(state));
+}

@@ -1,0 +1,133 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Browser, Page, chromium } from 'playwright-core';
+import { Device, Release } from '@ferry/protocol';
+import { Simulator } from '../devices/simulator/src';
+import { TestFleet, createFleet, pushRelease } from './support/mqtt-devices';
+import { ServerPlace, json, layersOf, newPlace, startServerAt, until } from './support/simulator-harness';
+import { ADMIN_TOKEN, TestServer } from './support/test-server';
+
+const ROOT = join(__dirname, '..');
+const RESULTS = join(ROOT, 'test-results');
+
+describe('web dashboard in a real browser', () => {
+  let place: ServerPlace;
+  let server: TestServer & { remove: () => void };
+  let browser: Browser;
+  let page: Page;
+  let fleet: TestFleet;
+  let v1: Release;
+  let simulator: Simulator;
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, [join(ROOT, 'apps', 'dashboard', 'build.mjs')], { stdio: 'inherit' });
+    place = await newPlace();
+    server = await startServerAt(place);
+    fleet = await createFleet(server, 'Pumps North');
+    v1 = await pushRelease(server, fleet, 'dashboard v1');
+    simulator = await Simulator.start({
+      url: server.url,
+      mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`,
+      provisioningKey: fleet.provisioningKey,
+      count: 8,
+      namePrefix: 'pump',
+      stepMs: 250,
+      running: { id: v1.id, layers: layersOf(v1) },
+    });
+    await server.api(`/v1/devices/${simulator.devices[0]!.uuid}/tags`, { method: 'POST', json: { tags: { site: 'oslo', ring: 'canary' } } });
+    await until(
+      async () => {
+        const devices = await json<Device[]>(await server.api(`/v1/fleets/${fleet.slug}/devices`));
+        return devices.length === 8 && devices.every((d) => d.releaseId === v1.id && d.online) ? true : undefined;
+      },
+      15_000,
+      'devices running v1',
+    );
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('pageerror', (error) => {
+      throw error;
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await simulator?.stop();
+    await server?.close();
+    server?.remove();
+  });
+
+  it('logs in with the token, lists the fleet and its devices with search', async () => {
+    await page.goto(`${server.url}/`);
+    await page.waitForURL(/\/dashboard\/#\/login/);
+    await page.fill('#token', 'not-the-token-at-all');
+    await page.click('button[type=submit]');
+    await page.getByText(/Not signed in/).waitFor();
+    await page.fill('#token', ADMIN_TOKEN);
+    await page.click('button[type=submit]');
+    await page.getByRole('link', { name: 'Pumps North' }).click();
+    await page.locator('table.devices tbody tr').nth(7).waitFor();
+    expect(await page.locator('table.devices tbody tr').count()).toBe(8);
+    expect(await page.locator('text=8 devices · 8 online').count()).toBe(1);
+    await page.fill('input[type=search]', 'canary');
+    await until(async () => ((await page.locator('table.devices tbody tr').count()) === 1 ? true : undefined), 3000, 'search');
+    await page.fill('input[type=search]', '');
+  });
+
+  it('starts a rollout from a release and watches it complete live, without reloading the page', async () => {
+    const v2 = await pushRelease(server, fleet, 'dashboard v2');
+    await page.click('nav.tabs >> text=releases');
+    await page.getByRole('button', { name: `Roll out v${v2.version}` }).click();
+    await page.fill('input[name=batches]', '1, 50%, 100%');
+    await page.fill('input[name=bakeSeconds]', '1');
+    await page.fill('input[name=deviceTimeoutSeconds]', '30');
+    await page.getByRole('button', { name: 'Plan (dry run)' }).click();
+    await page.getByText(`Plan: v${v2.version} to 8 devices`).waitFor();
+    await page.evaluate(() => ((window as unknown as { loadedOnce: boolean }).loadedOnce = true));
+    await page.click('#start-rollout');
+    await page.waitForURL(/#\/rollouts\//);
+    await page.locator('.live.on').waitFor({ timeout: 10_000 });
+
+    // Collect what the progress line says while the rollout runs: it must move without a reload.
+    const seen = new Set<string>();
+    const deadline = Date.now() + 45_000;
+    for (;;) {
+      const text = (await page.locator('#progress-text').textContent()) ?? '';
+      seen.add(text);
+      const state = await page.locator('header.title .badge').first().textContent();
+      if (state === 'completed') break;
+      if (Date.now() > deadline) throw new Error(`rollout not completed in the page; saw ${[...seen].join(' | ')}`);
+      await page.waitForTimeout(150);
+    }
+    expect(await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(true);
+    expect([...seen].some((t) => /^[1-7] of 8 devices/.test(t))).toBe(true);
+    await until(async () => ((await page.locator('#progress-text').textContent())?.startsWith('8 of 8') ? true : undefined), 5000, 'final count');
+    expect(await page.locator('.batches .badge-passed').count()).toBe(3);
+    expect(await page.locator('svg.chart polygon').count()).toBeGreaterThan(1);
+    expect(await page.locator('#pause').isDisabled()).toBe(true);
+    mkdirSync(RESULTS, { recursive: true });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-rollout.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-rollout-phone.png'), fullPage: true });
+    await page.goto(`${server.url}/dashboard/#/fleets/${fleet.slug}/devices`);
+    await page.locator('table.devices tbody tr').nth(7).waitFor();
+    await page.screenshot({ path: join(RESULTS, 'dashboard-devices-phone.png'), fullPage: true });
+  });
+
+  it('creates a provisioning key and shows the command that registers a device', async () => {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${server.url}/dashboard/#/fleets/${fleet.slug}/provisioning`);
+    await page.click('#create-key');
+    const key = (await page.locator('pre.key').textContent()) ?? '';
+    expect(key).toMatch(/^fp_/);
+    expect(await page.getByText(`--key ${key} --count 10`).count()).toBe(1);
+    // The API is untouched by the static files next to it.
+    expect((await server.api('/v1/fleets', { token: null })).status).toBe(401);
+    expect((await server.api('/dashboard/app.js', { token: null })).status).toBe(200);
+  });
+});
