@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { Readable, Transform } from 'node:stream';
+import { type FileHandle, open } from 'node:fs/promises';
+import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 export interface WrittenFile {
@@ -35,7 +35,37 @@ export async function writeHashedFile(
       callback(null, chunk);
     },
   });
-  const out = createWriteStream(path, { flags: 'wx', mode: 0o600, flush: true });
-  await pipeline(source, tap, out);
+  // The file is opened inside the sink and the promise settles only once it is closed again, so a
+  // failure racing the open never leaves a file appearing after the caller has cleaned up.
+  let handle: FileHandle | undefined;
+  let closed!: () => void;
+  const whenClosed = new Promise<void>((resolve) => (closed = resolve));
+  const sink = new Writable({
+    construct(callback) {
+      open(path, 'wx', 0o600).then((h) => {
+        handle = h;
+        callback();
+      }, callback);
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      (handle as FileHandle).write(chunk).then(() => callback(), callback);
+    },
+    final(callback) {
+      (handle as FileHandle).sync().then(() => callback(), callback);
+    },
+    destroy(error, callback) {
+      const done = (): void => {
+        closed();
+        callback(error);
+      };
+      if (handle) handle.close().then(done, done);
+      else done();
+    },
+  });
+  try {
+    await pipeline(source, tap, sink);
+  } finally {
+    await whenClosed;
+  }
   return { path, digest: `sha256:${hash.digest('hex')}`, size, head: Buffer.concat(kept) };
 }

@@ -21,6 +21,7 @@ import {
 } from './manifest.schemas';
 import { resolveLinkInside, safeMemberName } from './member-name';
 import { serviceNameFromReference } from './service-name';
+import { settleAll } from './settle-all';
 
 export type ArchiveFormat = 'docker-archive' | 'oci-archive';
 
@@ -124,8 +125,10 @@ async function extractMembers(
 ): Promise<void> {
   const parser = extract();
   let count = 0;
+  let current: Readable | undefined;
   const consume = (async () => {
     for await (const entry of parser) {
+      current = entry as unknown as Readable;
       const { header } = entry;
       count += 1;
       if (count > limits.maxMembers)
@@ -173,10 +176,16 @@ async function extractMembers(
       }
     }
   })();
+  const pumped = pipeline(input, maybeGunzip(), parser).catch((error: unknown) => {
+    // A truncated archive ends the parser but not the member being read: end both, so the consumer
+    // stops and settleAll cannot wait forever.
+    current?.destroy(error as Error);
+    parser.destroy(error as Error);
+    throw error;
+  });
   try {
-    await Promise.all([pipeline(input, maybeGunzip(), parser), consume]);
+    await settleAll([consume, pumped]);
   } catch (error) {
-    parser.destroy();
     if (error instanceof FerryError) throw error;
     throw new UnusableArchiveError(`archive is not a readable tar: ${(error as Error).message}`);
   }

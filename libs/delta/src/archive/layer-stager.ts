@@ -9,6 +9,7 @@ import { ArchiveLimits } from './archive-limits';
 import { byteLimit } from './byte-limit';
 import { WrittenFile, writeHashedFile } from './hashing-file-writer';
 import { safeMemberName } from './member-name';
+import { settleAll } from './settle-all';
 
 /** A layer ready for the blob store: the uncompressed tar (by diffID) and a gzip copy. */
 export interface StagedLayer {
@@ -61,7 +62,11 @@ export async function scanLayerTar(path: string, label: string): Promise<void> {
     }
   })();
   try {
-    await Promise.all([pipeline(createReadStream(path), parser), consume]);
+    const pumped = pipeline(createReadStream(path), parser).catch((error: unknown) => {
+      parser.destroy(error as Error);
+      throw error;
+    });
+    await settleAll([consume, pumped]);
   } catch (error) {
     if (error instanceof UnusableArchiveError) throw error;
     throw new UnusableArchiveError(`${label} is not a valid tar: ${(error as Error).message}`);
