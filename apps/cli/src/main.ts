@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerDeltaCommands } from './commands/delta.command';
 import { registerFleetCommands } from './commands/fleet.command';
 import { registerDeviceCommands } from './commands/device.command';
+import { registerReleaseCommands } from './commands/release.command';
 import { registerLoginCommands } from './commands/login.command';
 import { EXIT_CODES_HELP } from './support/exit-codes';
 
@@ -11,6 +12,7 @@ const commandGroups: ((program: Command) => void)[] = [
   registerLoginCommands,
   registerFleetCommands,
   registerDeviceCommands,
+  registerReleaseCommands,
   registerDeltaCommands,
 ];
 

@@ -177,6 +177,9 @@ export class FerryClient {
               ? resolve(body as T)
               : reject(answerError(status, body, response.statusMessage ?? 'error')),
           );
+          // An early refusal: stop sending the rest of the archive nobody will read.
+          source.unpipe();
+          request.destroy();
         });
       });
       request.on('error', (err) => {

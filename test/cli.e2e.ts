@@ -1,0 +1,402 @@
+import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Device, Fleet, RegisteredDevice, Release } from '@ferry/protocol';
+import { buildCli, ferry, type FerryRun } from './support/cli';
+import { ImageFixtures, buildImageFixtures } from './support/image-fixtures';
+import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
+
+/** A local port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** Exit codes as documented in `ferry --help` and docs/cli.md. */
+const EXIT = { ok: 0, usage: 1, refused: 3, unreachable: 4, notLoggedIn: 5 };
+
+describe('ferry CLI against a real server (built binary as a subprocess)', () => {
+  let server: TestServer;
+  let fixtures: ImageFixtures;
+  let work: string;
+  let configPath: string;
+  /** Runs ferry with this suite's config file (the saved login). */
+  const run = (args: string[], options: Parameters<typeof ferry>[1] = {}): Promise<FerryRun> =>
+    ferry(args, { ...options, env: { FERRY_CONFIG: configPath, ...options.env } });
+  const json = <T>(result: FerryRun): T => {
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    return JSON.parse(result.stdout) as T;
+  };
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'ferry-cli-'));
+    configPath = join(work, 'config', 'ferry', 'config.json');
+    fixtures = buildImageFixtures(join(work, 'fixtures'));
+    [server] = await Promise.all([startTestServer('sqlite'), buildCli()]);
+  }, 180_000);
+  afterAll(async () => {
+    await server?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  describe('login and whoami', () => {
+    it('refuses a bad token with exit 5 and saves nothing', async () => {
+      const result = await run(['login', '--url', server.url, '--token', 'not-the-admin-token']);
+      expect(result.code).toBe(EXIT.notLoggedIn);
+      expect(result.stderr).toBe(
+        'ferry login: the server refused the token (401 Unauthorized: invalid admin token)\n',
+      );
+      expect(() => statSync(configPath)).toThrow(/ENOENT/);
+    });
+
+    it('says it cannot reach a server that is not there, with exit 4', async () => {
+      const port = await closedPort();
+      const result = await run(['login', '--url', `http://127.0.0.1:${port}`, '--token', ADMIN_TOKEN]);
+      expect(result.code).toBe(EXIT.unreachable);
+      expect(result.stderr).toBe(
+        `ferry login: cannot reach http://127.0.0.1:${port}: connection refused (ECONNREFUSED)\n`,
+      );
+    });
+
+    it('commands before any login exit 5 and say how to log in', async () => {
+      const result = await run(['fleets']);
+      expect(result.code).toBe(EXIT.notLoggedIn);
+      expect(result.stderr).toMatch(
+        /^ferry fleets: not logged in: run "ferry login --url URL --token TOKEN"/,
+      );
+    });
+
+    it('checks the token, then saves URL and token in a 0600 file (token read from stdin)', async () => {
+      const result = await ferry(['login', '--url', `${server.url}/`, '--token', '-'], {
+        env: { FERRY_CONFIG: configPath },
+        stdin: (await import('node:stream')).Readable.from([`${ADMIN_TOKEN}\n`]),
+      });
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+      expect(result.stdout).toBe(`logged in to ${server.url} (0 fleets); saved to ${configPath}\n`);
+      expect(statSync(configPath).mode & 0o777).toBe(0o600);
+      expect(statSync(join(configPath, '..')).mode & 0o777).toBe(0o700);
+      expect(JSON.parse(readFileSync(configPath, 'utf8'))).toEqual({ url: server.url, token: ADMIN_TOKEN });
+    });
+
+    it('whoami shows the URL, a valid token and a ready server', async () => {
+      const text = await run(['whoami']);
+      expect(text.code).toBe(0);
+      expect(text.stdout).toContain(`server: ${server.url} (from ${configPath})`);
+      expect(text.stdout).toMatch(/token: {2}valid \(from .*config\.json\), 0 fleets/);
+      expect(text.stdout).toContain('ready:  yes (database ok, redis ok)');
+      expect(json(await run(['whoami', '--json']))).toMatchObject({
+        url: server.url,
+        token: 'valid',
+        ready: true,
+      });
+    });
+
+    it('FERRY_TOKEN overrides the saved token; whoami reports it refused with exit 5', async () => {
+      const result = await run(['whoami', '--json'], { env: { FERRY_TOKEN: 'wrong-token-0123456789' } });
+      expect(result.code).toBe(EXIT.notLoggedIn);
+      expect(JSON.parse(result.stdout)).toMatchObject({
+        token: 'refused',
+        tokenFrom: 'FERRY_TOKEN',
+        ready: true,
+      });
+      expect(result.stderr).toContain('the server refused the token (401 Unauthorized');
+    });
+  });
+
+  let fleet: Fleet;
+  let provisioningKey: string;
+
+  describe('fleets and provisioning keys', () => {
+    it('creates a fleet and lists it in text and JSON', async () => {
+      const created = await run(['fleet', 'create', 'Pumps East', '--arch', 'amd64']);
+      expect(created).toMatchObject({ code: 0, stderr: '' });
+      expect(created.stdout).toMatch(/^created fleet pumps-east \(amd64, id [0-9a-f-]{36}\)\n/);
+      const fleets = json<Fleet[]>(await run(['fleets', '--json']));
+      expect(fleets.map((f) => f.slug)).toEqual(['pumps-east']);
+      fleet = fleets[0]!;
+      const text = await run(['fleets']);
+      expect(text.stdout.split('\n')[0]).toMatch(/^FLEET\s+NAME\s+ARCH\s+ID\s+CREATED$/);
+      expect(text.stdout).toMatch(new RegExp(`pumps-east\\s+Pumps East\\s+amd64\\s+${fleet.id}`));
+      expect(json<Fleet>(await run(['fleet', 'pumps-east', '--json'])).id).toBe(fleet.id);
+    });
+
+    it('rejects an unknown architecture as a usage error (exit 1)', async () => {
+      const result = await run(['fleet', 'create', 'X', '--arch', 'sparc']);
+      expect(result.code).toBe(EXIT.usage);
+      expect(result.stderr).toContain(
+        "argument 'sparc' is invalid. Allowed choices are aarch64, armv7hf, amd64",
+      );
+    });
+
+    it('makes a provisioning key and prints it with the device command line', async () => {
+      const text = await run(['fleet', 'key', 'pumps-east', '--name', 'lab']);
+      expect(text.code).toBe(0);
+      const key = /^ {2}(fp_\S+)$/m.exec(text.stdout)?.[1];
+      expect(key).toBeDefined();
+      expect(text.stdout).toContain(
+        `FERRY_API_URL=${server.url} FERRY_PROVISIONING_KEY=${key} node ferry-agent.js`,
+      );
+      const second = json<{ key: string; id: string }>(await run(['fleet', 'key', 'pumps-east', '--json']));
+      expect(second.key).not.toBe(key);
+      provisioningKey = second.key;
+
+      const keys = json<{ id: string; name: string | null; revokedAt: string | null }[]>(
+        await run(['fleet', 'keys', 'pumps-east', '--json']),
+      );
+      expect(keys).toHaveLength(2);
+      const lab = keys.find((k) => k.name === 'lab')!;
+      const revoked = await run(['fleet', 'key', 'revoke', 'pumps-east', lab.id.slice(0, 8)]);
+      expect(revoked).toMatchObject({
+        code: 0,
+        stdout: `revoked provisioning key ${lab.id} of fleet pumps-east\n`,
+      });
+      const register = await server.api('/v1/device/register', {
+        method: 'POST',
+        token: null,
+        json: { provisioningKey: key },
+      });
+      expect(register.status).toBe(401);
+      const listed = await run(['fleet', 'keys', 'pumps-east']);
+      expect(listed.stdout).toMatch(new RegExp(`${lab.id}\\s+fp_\\S+…\\s+lab\\s+\\S+ \\S+\\s+\\d{4}-`));
+    });
+
+    it('an unknown fleet is exit 3 with the server message', async () => {
+      const result = await run(['fleet', 'keys', 'nope']);
+      expect(result).toMatchObject({
+        code: EXIT.refused,
+        stdout: '',
+        stderr: 'ferry fleet keys: 404 Not Found: no fleet "nope"\n',
+      });
+    });
+  });
+
+  describe('devices', () => {
+    let device: RegisteredDevice;
+
+    beforeAll(async () => {
+      const response = await server.api('/v1/device/register', {
+        method: 'POST',
+        token: null,
+        json: { provisioningKey, name: 'pump-1', deviceType: 'generic-amd64' },
+      });
+      expect(response.status).toBe(201);
+      device = (await response.json()) as RegisteredDevice;
+      await server.api('/v1/device/register', {
+        method: 'POST',
+        token: null,
+        json: { provisioningKey, name: 'pump-2' },
+      });
+    });
+
+    it('lists devices in text and JSON, of all fleets or one, with a search', async () => {
+      const text = await run(['devices']);
+      expect(text).toMatchObject({ code: 0, stderr: '' });
+      const lines = text.stdout.trimEnd().split('\n');
+      expect(lines[0]).toMatch(/^UUID\s+NAME\s+FLEET\s+STATUS\s+ONLINE\s+RELEASE\s+LAST SEEN\s+TAGS$/);
+      expect(lines).toHaveLength(3);
+      expect(text.stdout).toMatch(
+        new RegExp(`${device.uuid}\\s+pump-1\\s+pumps-east\\s+registered\\s+no\\s+-\\s+never\\s+-`),
+      );
+      const all = json<Device[]>(await run(['devices', '--fleet', 'pumps-east', '--json']));
+      expect(all.map((d) => d.name).sort()).toEqual(['pump-1', 'pump-2']);
+      const found = json<Device[]>(await run(['devices', '--search', 'pump-2', '--json']));
+      expect(found.map((d) => d.name)).toEqual(['pump-2']);
+    });
+
+    it('tags a device, filters by tags and removes a tag', async () => {
+      const tagged = await run(['device', 'tag', device.uuid, 'site=berlin', 'floor=2']);
+      expect(tagged).toMatchObject({ code: 0, stdout: `device ${device.uuid} tags: site=berlin,floor=2\n` });
+      const byTag = json<Device[]>(
+        await run(['devices', '--tag', 'site=berlin', '--tag', 'floor', '--json']),
+      );
+      expect(byTag.map((d) => d.uuid)).toEqual([device.uuid]);
+      expect(json<Device[]>(await run(['devices', '--tag', 'site=paris', '--json']))).toEqual([]);
+      const removed = json<Device>(await run(['device', 'tag', device.uuid, '--rm', 'floor', '--json']));
+      expect(removed.tags).toEqual({ site: 'berlin' });
+      const bad = await run(['device', 'tag', device.uuid, 'no-equals-sign']);
+      expect(bad).toMatchObject({
+        code: EXIT.usage,
+        stderr: 'ferry device tag: expected key=value, got "no-equals-sign"\n',
+      });
+    });
+
+    it('shows a device in text and JSON', async () => {
+      const text = await run(['device', device.uuid]);
+      expect(text.code).toBe(0);
+      expect(text.stdout).toMatch(
+        new RegExp(`^device: +${device.uuid}\nname: +pump-1\nfleet: +pumps-east\nstatus: +registered\n`),
+      );
+      expect(text.stdout).toMatch(/^tags: +site=berlin$/m);
+      expect(text.stdout).toMatch(/^type: +generic-amd64$/m);
+      expect(json<Device>(await run(['device', device.uuid, '--json'])).name).toBe('pump-1');
+    });
+
+    it('does not remove a device without --yes when nobody can be asked; removes it with --yes', async () => {
+      const refused = await run(['device', 'rm', device.uuid]);
+      expect(refused.code).toBe(EXIT.usage);
+      expect(refused.stderr).toContain('not confirmed (stdin is not a terminal; pass --yes)');
+      expect((await server.api(`/v1/devices/${device.uuid}`)).status).toBe(200);
+
+      const removed = await run(['device', 'rm', device.uuid, '--yes']);
+      expect(removed).toMatchObject({ code: 0, stdout: `removed device ${device.uuid} (pump-1)\n` });
+      const gone = await run(['device', device.uuid]);
+      expect(gone).toMatchObject({
+        code: EXIT.refused,
+        stderr: `ferry device: 404 Not Found: no device ${device.uuid}\n`,
+      });
+    });
+  });
+
+  describe('releases', () => {
+    let v1: Release & { newLayers: string[] };
+
+    it('pushes a docker-archive file and prints a summary of the release', async () => {
+      const result = await run(['push', 'pumps-east', fixtures.v1Docker, '--note', 'first one']);
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+      const releases = (await (await server.api('/v1/fleets/pumps-east/releases')).json()) as (typeof v1)[];
+      v1 = releases[0]!;
+      expect(result.stdout).toContain(`pushed release v1 to fleet pumps-east (id ${v1.id})\n`);
+      expect(result.stdout).toMatch(/1 service \(app\), 2 layers, [\d.]+ (KiB|MiB); 2 new/);
+      for (const layer of v1.services[0]!.layers) {
+        expect(result.stdout).toMatch(
+          new RegExp(`${layer.diffId.slice(7, 19)}\\s+\\S+ \\S+\\s+\\S+ \\S+\\s+new`),
+        );
+      }
+      expect(result.stdout).toContain('deltas: none queued yet');
+      expect(v1.note).toBe('first one');
+    });
+
+    it('pushes from stdin (an OCI archive piped in) with --version, and reports stored layers', async () => {
+      const result = await run(['push', 'pumps-east', '-', '--version', '7', '--json'], {
+        stdin: createReadStream(fixtures.v2Oci),
+      });
+      const pushed = json<Release & { newLayers: string[]; format: string; deltas: unknown[] }>(result);
+      expect(pushed).toMatchObject({ version: 7, format: 'oci-archive', deltas: [] });
+      // Layer 1 (busybox) is shared with v1; only the changed app layer is new.
+      expect(pushed.newLayers).toHaveLength(1);
+      const text = await run(['push', 'pumps-east', '-'], { stdin: createReadStream(fixtures.v2Docker) });
+      expect(text.code).toBe(0);
+      expect(text.stdout).toContain('pushed release v8 to fleet pumps-east');
+      expect(text.stdout).toMatch(/0 new \(0 B\), 2 already stored/);
+    });
+
+    it('lists releases and shows one, in text and JSON', async () => {
+      const listed = json<Release[]>(await run(['releases', 'pumps-east', '--json']));
+      expect(listed.map((r) => r.version).sort((a, b) => a - b)).toEqual([1, 7, 8]);
+      const text = await run(['releases', 'pumps-east']);
+      const lines = text.stdout.trimEnd().split('\n');
+      expect(lines[0]).toMatch(/^VERSION\s+ID\s+CREATED\s+SERVICES\s+LAYERS\s+SIZE\s+NOTE$/);
+      expect(lines[1]).toMatch(/^v8\s/);
+      expect(lines[3]).toMatch(
+        new RegExp(`^v1\\s+${v1.id}\\s+\\S+ \\S+\\s+app\\s+2\\s+\\S+ \\S+\\s+first one$`),
+      );
+
+      const shown = await run(['release', v1.id]);
+      expect(shown.code).toBe(0);
+      expect(shown.stdout).toMatch(
+        new RegExp(`^release: +${v1.id}\nfleet: +pumps-east\nversion: +1\nnote: +first one\n`),
+      );
+      expect(shown.stdout).toMatch(/^SERVICE\s+IMAGE\s+LAYER\s+SIZE\s+GZIP$/m);
+      expect(shown.stdout).toContain(v1.services[0]!.layers[1]!.diffId.slice(7, 19));
+      expect(json<Release>(await run(['release', v1.id, '--json'])).manifest.releaseId).toBe(v1.id);
+    });
+
+    it('shows the deltas of a release with their state and totals', async () => {
+      const v8 = json<Release[]>(await run(['releases', 'pumps-east', '--json'])).find(
+        (r) => r.version === 8,
+      )!;
+      const planned = await server.api(`/v1/releases/${v8.id}/deltas`, {
+        method: 'POST',
+        json: { from: v1.id },
+      });
+      expect(planned.status).toBe(201);
+      const text = await run(['deltas', v8.id]);
+      expect(text.code).toBe(0);
+      expect(text.stdout).toMatch(/^BASES → TARGET\s+STATE\s+DELTA\s+FULL \(GZIP\)\s+SAVINGS$/m);
+      expect(text.stdout).toMatch(
+        /[0-9a-f]{12}\+[0-9a-f]{12} → [0-9a-f]{12}\s+(queued|building|ready|full|failed)/,
+      );
+      expect(text.stdout).toMatch(/^total: 1 delta \(1 \w+\)/m);
+      expect(json<unknown[]>(await run(['deltas', v8.id, '--json']))).toHaveLength(1);
+    });
+
+    it('refuses a garbage archive with exit 3 and the server reason', async () => {
+      const garbage = join(work, 'garbage.tar');
+      writeFileSync(garbage, Buffer.alloc(300_000, 'not a tar archive '));
+      const result = await run(['push', 'pumps-east', garbage]);
+      expect(result.code).toBe(EXIT.refused);
+      expect(result.stderr).toMatch(/^ferry push: 422 Unprocessable Entity: archive is not a readable tar/);
+    });
+
+    it('an archive that cannot be read is exit 1; an unknown fleet or a taken version is exit 3', async () => {
+      const missing = await run(['push', 'pumps-east', join(work, 'nope.tar')]);
+      expect(missing).toMatchObject({
+        code: EXIT.usage,
+        stderr: `ferry push: cannot read ${join(work, 'nope.tar')}: no such file\n`,
+      });
+      const folder = await run(['push', 'pumps-east', work]);
+      expect(folder).toMatchObject({
+        code: EXIT.usage,
+        stderr: `ferry push: ${work} is not a file (expected a docker save or OCI archive)\n`,
+      });
+      const fleetless = await run(['push', 'nope', fixtures.v1Docker]);
+      expect(fleetless).toMatchObject({
+        code: EXIT.refused,
+        stderr: 'ferry push: 404 Not Found: no fleet "nope"\n',
+      });
+      const taken = await run(['push', 'pumps-east', fixtures.v1Docker, '--version', '7']);
+      expect(taken).toMatchObject({
+        code: EXIT.refused,
+        stderr: 'ferry push: 409 Conflict: fleet pumps-east already has release version 7\n',
+      });
+      const badVersion = await run(['push', 'pumps-east', fixtures.v1Docker, '--version', 'x']);
+      expect(badVersion.code).toBe(EXIT.usage);
+    });
+
+    it('a bad FERRY_TOKEN is exit 5 on any command', async () => {
+      const result = await run(['releases', 'pumps-east'], {
+        env: { FERRY_TOKEN: 'wrong-token-0123456789' },
+      });
+      expect(result).toMatchObject({
+        code: EXIT.notLoggedIn,
+        stderr: 'ferry releases: the server refused the token (401 Unauthorized: invalid admin token)\n',
+      });
+    });
+  });
+
+  it('documents the exit codes in --help, and every command has --help', async () => {
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Exit codes:\n  0  success\n  1  usage or input error');
+    for (const code of [2, 3, 4, 5, 6]) expect(help.stdout).toMatch(new RegExp(`^ {2}${code} {2}\\S`, 'm'));
+    const commands = [
+      ['login'],
+      ['logout'],
+      ['whoami'],
+      ['fleets'],
+      ['fleet'],
+      ['fleet', 'create'],
+      ['fleet', 'key'],
+      ['fleet', 'key', 'revoke'],
+      ['fleet', 'keys'],
+      ['devices'],
+      ['device'],
+      ['device', 'rm'],
+      ['device', 'tag'],
+      ['push'],
+      ['releases'],
+      ['release'],
+      ['deltas'],
+      ['delta'],
+    ];
+    const results = await Promise.all(commands.map((c) => run([...c, '--help'])));
+    results.forEach((r, i) => {
+      expect({ command: commands[i], code: r.code }).toEqual({ command: commands[i], code: 0 });
+      expect(r.stdout).toMatch(/^Usage: ferry /);
+    });
+  });
+});

@@ -1,0 +1,52 @@
+import { execFile, spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+export const ROOT = resolve(__dirname, '../..');
+const BIN = join(ROOT, 'apps/cli/bin/ferry.js');
+
+export interface FerryRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Compiles the CLI (and the libraries it references) so `apps/cli/bin/ferry.js` runs the current code. */
+export async function buildCli(): Promise<void> {
+  await promisify(execFile)('npx', ['tsc', '-b', 'apps/cli/tsconfig.json'], { cwd: ROOT });
+}
+
+/**
+ * Runs the built `ferry` binary as a subprocess, asynchronously (the server under test runs in this
+ * process). `env` is added to a copy of this process's environment without any `FERRY_*` variables;
+ * `stdin` is piped in when given, else stdin is empty (not a terminal).
+ */
+export function ferry(
+  args: string[],
+  options: { env?: Record<string, string>; stdin?: Readable; timeoutMs?: number } = {},
+): Promise<FerryRun> {
+  const env: NodeJS.ProcessEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.startsWith('FERRY_')),
+  );
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: { ...env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? (signal ? 128 : -1), stdout, stderr });
+    });
+    child.stdin.on('error', () => undefined); // the CLI may exit before reading all of stdin
+    if (options.stdin) options.stdin.pipe(child.stdin);
+    else child.stdin.end();
+  });
+}
