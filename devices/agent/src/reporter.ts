@@ -10,6 +10,7 @@ export interface StateTransport {
 
 const PROGRESS_INTERVAL_MS = 1000;
 const RETRY_MS = 5000;
+const REPEAT_MS = 5 * 60_000;
 
 /**
  * Sends state reports over MQTT, or over HTTP when the broker is unreachable. Progress reports of
@@ -19,6 +20,8 @@ const RETRY_MS = 5000;
 export class Reporter {
   private lastSentAt = 0;
   private lastStatus: DeviceStatus | null = null;
+  private lastKey = '';
+  private lastKeyAt = 0;
   private pending: DeviceStateMessage | null = null;
   private timer: NodeJS.Timeout | null = null;
   private sending: Promise<void> = Promise.resolve();
@@ -31,11 +34,20 @@ export class Reporter {
   ) {}
 
   report(message: Omit<DeviceStateMessage, 'timestamp'>): void {
+    // Only changes are reported (as balena's supervisor), plus a repeat now and then as a heartbeat.
+    const key = JSON.stringify([message.status, message.releaseId ?? null, message.error ?? null]);
+    if (message.status !== 'downloading' && key === this.lastKey && Date.now() - this.lastKeyAt < REPEAT_MS) return;
+    this.lastKey = key;
+    this.lastKeyAt = Date.now();
     const full: DeviceStateMessage = { ...message, timestamp: new Date().toISOString() };
     if (full.bytesDone !== undefined && full.bytesTotal !== undefined && full.bytesDone > full.bytesTotal) full.bytesTotal = full.bytesDone;
     this.pending = full;
     const progressOnly = full.status === this.lastStatus && full.status === 'downloading';
     const wait = progressOnly ? Math.max(0, this.lastSentAt + PROGRESS_INTERVAL_MS - Date.now()) : 0;
+    if (wait === 0) {
+      this.lastSentAt = Date.now();
+      this.lastStatus = full.status;
+    }
     this.schedule(wait);
   }
 
@@ -58,6 +70,7 @@ export class Reporter {
     }
     this.timer = setTimeout(() => {
       this.timer = null;
+      this.lastSentAt = Date.now();
       void this.send();
     }, wait);
   }
@@ -70,8 +83,6 @@ export class Reporter {
       try {
         if (!(await this.transport.publish(message))) await this.transport.post(message);
         this.sent += 1;
-        this.lastSentAt = Date.now();
-        this.lastStatus = message.status;
         this.log.info('reported', { ...message });
       } catch (error) {
         this.log.warn('state report not sent', { status: message.status, error: (error as Error).message });
