@@ -1,15 +1,44 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Browser, Page, chromium } from 'playwright-core';
-import { Device, Release } from '@ferry/protocol';
+import { DeltaRecord, Device, Release } from '@ferry/protocol';
 import { Simulator } from '../devices/simulator/src';
-import { TestFleet, createFleet, pushRelease } from './support/mqtt-devices';
+import { dockerArchive, gnuTarLayer } from './support/hostile-archives';
+import { TestFleet, createFleet } from './support/mqtt-devices';
+import { WorkerProcess, startWorker } from './support/worker-process';
 import { ServerPlace, json, layersOf, newPlace, startServerAt, until } from './support/simulator-harness';
 import { ADMIN_TOKEN, TestServer } from './support/test-server';
 
 const ROOT = join(__dirname, '..');
 const RESULTS = join(ROOT, 'test-results');
+
+/** 192 KiB of pseudo-random bytes; `edit` changes a few KiB of it, as a new version of a binary would. */
+function binary(edit: number): string {
+  const out = Buffer.alloc(192 * 1024);
+  let x = 12345;
+  for (let i = 0; i < out.length; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.writeUInt32LE(x >>> 0, i);
+  }
+  out.fill(edit, 64 * 1024, 64 * 1024 + edit * 2048);
+  return out.toString('latin1');
+}
+
+/** A release of a base layer and an app layer holding a binary: v2 of the binary differs a little. */
+async function pushApp(server: TestServer, fleet: TestFleet, version: number, work: string): Promise<Release> {
+  const base = gnuTarLayer(join(work, 'base'), { 'etc/os-release': 'ferry dashboard test\n' });
+  const app = gnuTarLayer(join(work, `v${version}`), { 'app/pump-controller': binary(version), 'app/VERSION': `${version}\n` });
+  const response = await server.api(`/v1/fleets/${fleet.slug}/releases?version=${version}`, {
+    method: 'POST',
+    body: await dockerArchive([base, app], { repoTag: 'pump:latest' }),
+    headers: { 'content-type': 'application/x-tar' },
+  });
+  return json<Release>(response, 201);
+}
 
 describe('web dashboard in a real browser', () => {
   let place: ServerPlace;
@@ -19,13 +48,20 @@ describe('web dashboard in a real browser', () => {
   let fleet: TestFleet;
   let v1: Release;
   let simulator: Simulator;
+  let worker: WorkerProcess;
+  let work: string;
 
   beforeAll(async () => {
     execFileSync(process.execPath, [join(ROOT, 'apps', 'dashboard', 'build.mjs')], { stdio: 'inherit' });
+    if (!existsSync(join(ROOT, 'apps', 'worker', 'dist', 'main.js')))
+      execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', join(ROOT, 'apps', 'worker')], { stdio: 'inherit' });
+    work = mkdtempSync(join(tmpdir(), 'ferry-dashboard-'));
     place = await newPlace();
     server = await startServerAt(place);
+    // A real delta worker, so the rollout page shows what deltas save.
+    worker = await startWorker({ DATA_DIR: place.dataDir, FERRY_QUEUE_PREFIX: place.env.FERRY_QUEUE_PREFIX!, LOG_LEVEL: 'warn' });
     fleet = await createFleet(server, 'Pumps North');
-    v1 = await pushRelease(server, fleet, 'dashboard v1');
+    v1 = await pushApp(server, fleet, 1, work);
     simulator = await Simulator.start({
       url: server.url,
       mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`,
@@ -58,8 +94,10 @@ describe('web dashboard in a real browser', () => {
   afterAll(async () => {
     await browser?.close();
     await simulator?.stop();
+    await worker?.kill();
     await server?.close();
     server?.remove();
+    rmSync(work, { recursive: true, force: true });
   });
 
   it('logs in with the token, lists the fleet and its devices with search', async () => {
@@ -80,7 +118,16 @@ describe('web dashboard in a real browser', () => {
   });
 
   it('starts a rollout from a release and watches it complete live, without reloading the page', async () => {
-    const v2 = await pushRelease(server, fleet, 'dashboard v2');
+    const v2 = await pushApp(server, fleet, 2, work);
+    // Devices run v1, so pushing v2 plans the v1 → v2 delta at once; the worker builds it.
+    await until(
+      async () => {
+        const deltas = await json<DeltaRecord[]>(await server.api(`/v1/releases/${v2.id}/deltas`));
+        return deltas.some((d) => d.state === 'ready') ? true : undefined;
+      },
+      30_000,
+      'v1 → v2 delta built',
+    );
     await page.click('nav.tabs >> text=releases');
     await page.getByRole('button', { name: `Roll out v${v2.version}` }).click();
     await page.fill('input[name=batches]', '1, 50%, 100%');
@@ -88,6 +135,8 @@ describe('web dashboard in a real browser', () => {
     await page.fill('input[name=deviceTimeoutSeconds]', '30');
     await page.getByRole('button', { name: 'Plan (dry run)' }).click();
     await page.getByText(`Plan: v${v2.version} to 8 devices`).waitFor();
+    mkdirSync(RESULTS, { recursive: true });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-releases.png'), fullPage: true });
     await page.evaluate(() => ((window as unknown as { loadedOnce: boolean }).loadedOnce = true));
     await page.click('#start-rollout');
     await page.waitForURL(/#\/rollouts\//);
@@ -110,6 +159,9 @@ describe('web dashboard in a real browser', () => {
     expect(await page.locator('.batches .badge-passed').count()).toBe(3);
     expect(await page.locator('svg.chart polygon').count()).toBeGreaterThan(1);
     expect(await page.locator('#pause').isDisabled()).toBe(true);
+    const saving = Number(/Deltas save ([\d.]+) %/.exec((await page.locator('.bytes').textContent()) ?? '')?.[1]);
+    expect(saving).toBeGreaterThan(50);
+    expect(simulator.devices.every((d) => d.stats.downloads.some((x) => x.kind === 'delta'))).toBe(true);
     mkdirSync(RESULTS, { recursive: true });
     await page.screenshot({ path: join(RESULTS, 'dashboard-rollout.png'), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });

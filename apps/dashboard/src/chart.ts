@@ -9,7 +9,7 @@ import { DEVICE_STATES, STATE_COLOURS, label } from './states';
 export function stateChart(history: { at: string; counts: DeviceCounts }[], total: number, now = Date.now()): SVGElement {
   const width = 640;
   const height = 200;
-  const pad = { left: 34, right: 8, top: 8, bottom: 22 };
+  const pad = { left: 34, right: 8, top: 16, bottom: 22 };
   const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', 'aria-label': 'devices by state over time' });
   if (history.length === 0 || total === 0) return svg;
   const start = Date.parse(history[0]!.at);

@@ -28,3 +28,11 @@ export function percent(part: number, whole: number): string {
 export function short(id: string | null | undefined): string {
   return id ? id.slice(0, 8) : '–';
 }
+
+/** "99.9 % (700× smaller)": what sending `part` instead of `whole` saves. */
+export function saving(part: number, whole: number): string {
+  if (whole <= 0) return '–';
+  const pct = (1 - part / whole) * 100;
+  const text = pct >= 99 || pct <= -99 ? `${pct.toFixed(1)} %` : `${Math.round(pct)} %`;
+  return part > 0 && whole / part >= 2 ? `${text} (${Math.round(whole / part)}× smaller)` : text;
+}

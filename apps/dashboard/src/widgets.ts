@@ -17,8 +17,8 @@ export function stateBar(counts: DeviceCounts, total: number): HTMLElement {
 }
 
 /** A simple progress bar (0..1). */
-export function progress(fraction: number, text: string): HTMLElement {
-  const fill = h('span');
+export function progress(fraction: number, text: string, kind = ''): HTMLElement {
+  const fill = h('span', { class: kind });
   fill.style.width = `${Math.max(0, Math.min(1, fraction)) * 100}%`;
   return h('div', { class: 'progress', role: 'progressbar', 'aria-valuenow': Math.round(fraction * 100), 'aria-valuemin': 0, 'aria-valuemax': 100, title: text }, fill, h('em', {}, text));
 }
@@ -37,4 +37,18 @@ export function chips(counts: DeviceCounts): HTMLElement {
 
 export function badge(state: string): HTMLElement {
   return h('span', { class: `badge badge-${state}` }, label(state));
+}
+
+/** The colour key of a chart: every state that appears in its samples. */
+export function legend(history: { counts: DeviceCounts }[]): HTMLElement {
+  const seen = DEVICE_STATES.filter((state) => history.some((h) => (h.counts[state] ?? 0) > 0));
+  return h(
+    'ul',
+    { class: 'chips legend' },
+    seen.map((state) => {
+      const dot = h('i');
+      dot.style.background = STATE_COLOURS[state];
+      return h('li', {}, dot, label(state));
+    }),
+  );
 }

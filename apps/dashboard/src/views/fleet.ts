@@ -11,7 +11,7 @@ import type {
 } from '@ferry/protocol';
 import { api, subscribe } from '../api';
 import { h, mount } from '../dom';
-import { ago, bytes, percent, short } from '../format';
+import { ago, bytes, percent, saving, short } from '../format';
 import { badge, progress, stateBar } from '../widgets';
 
 const TABS = ['devices', 'releases', 'rollouts', 'provisioning'] as const;
@@ -136,6 +136,7 @@ async function devicesTab(body: HTMLElement, fleet: Fleet, versions: Map<string,
 }
 
 async function releasesTab(body: HTMLElement, fleet: Fleet, releases: Release[]): Promise<void> {
+  const versions = new Map(releases.map((r) => [r.id, r.version]));
   const planOut = h('div');
   const formCard = h('section', { class: 'card', id: 'rollout-form' });
   const list = await Promise.all(
@@ -145,7 +146,7 @@ async function releasesTab(body: HTMLElement, fleet: Fleet, releases: Release[])
       return h(
         'section',
         { class: 'card release' },
-        h('header', { class: 'row' }, h('h2', {}, `v${release.version}`), h('span', { class: 'muted' }, `${ago(release.createdAt)} · ${bytes(release.totalSize)} unpacked · ${bytes(gzip)} gzip'd`), h('button', { onclick: () => rolloutForm(formCard, planOut, fleet, release) }, `Roll out v${release.version}`)),
+        h('header', { class: 'row' }, h('h2', {}, `v${release.version}`), h('span', { class: 'muted' }, `${ago(release.createdAt)} · ${bytes(release.totalSize)} unpacked · ${bytes(gzip)} gzip'd`), h('button', { onclick: () => rolloutForm(formCard, planOut, fleet, release, versions) }, `Roll out v${release.version}`)),
         release.note ? h('p', {}, release.note) : null,
         release.services.map((service) =>
           h(
@@ -169,7 +170,7 @@ async function releasesTab(body: HTMLElement, fleet: Fleet, releases: Release[])
                     h('td', { 'data-label': 'Size' }, bytes(layer.size)),
                     h('td', { 'data-label': "Gzip'd" }, bytes(layer.gzipSize)),
                     h('td', { 'data-label': 'Best delta' }, ready ? bytes(ready.size) : pending ? 'building…' : '–'),
-                    h('td', { 'data-label': 'Saving' }, ready && ready.savings !== null ? `${Math.round(ready.savings * 100)} %` : '–'),
+                    h('td', { 'data-label': 'Saving' }, ready && ready.size !== null ? saving(ready.size, layer.gzipSize) : '–'),
                   );
                 }),
               ),
@@ -186,7 +187,7 @@ function field(labelText: string, input: HTMLElement): HTMLElement {
   return h('label', { class: 'field' }, h('span', {}, labelText), input);
 }
 
-function rolloutForm(card: HTMLElement, planOut: HTMLElement, fleet: Fleet, release: Release): void {
+function rolloutForm(card: HTMLElement, planOut: HTMLElement, fleet: Fleet, release: Release, versions: Map<string, number>): void {
   const batches = h('input', { name: 'batches', value: '1, 10%, 50%, 100%' });
   const bake = h('input', { name: 'bakeSeconds', type: 'number', min: 0, step: 'any', value: 60 });
   const maxFail = h('input', { name: 'maxFailurePercent', type: 'number', min: 0, max: 100, value: 20 });
@@ -214,7 +215,7 @@ function rolloutForm(card: HTMLElement, planOut: HTMLElement, fleet: Fleet, rele
   const plan = (): void => {
     error.textContent = '';
     api<{ plan: RolloutPlan }>(`/v1/fleets/${fleet.slug}/rollouts`, { method: 'POST', json: body(true) })
-      .then(({ plan }) => mount(planOut, planCard(plan)))
+      .then(({ plan }) => mount(planOut, planCard(plan, versions)))
       .catch((e: Error) => (error.textContent = e.message));
   };
   const start = (): void => {
@@ -243,13 +244,12 @@ function rolloutForm(card: HTMLElement, planOut: HTMLElement, fleet: Fleet, rele
   card.scrollIntoView({ behavior: 'smooth' });
 }
 
-function planCard(plan: RolloutPlan): HTMLElement {
-  const saved = plan.bytes.full > 0 ? 1 - plan.bytes.projected / plan.bytes.full : 0;
+function planCard(plan: RolloutPlan, versions: Map<string, number>): HTMLElement {
   return h(
     'section',
     { class: 'card' },
     h('h2', {}, `Plan: v${plan.releaseVersion} to ${plan.devices.length} devices`),
-    h('p', {}, `Batches: ${plan.batches.map((b) => b.size).join(' → ')}. Projected download ${bytes(plan.bytes.projected)} (full layers: ${bytes(plan.bytes.full)}, ${Math.round(saved * 100)} % saved by deltas).`),
+    h('p', {}, `Batches: ${plan.batches.map((b) => b.size).join(' → ')}. Projected download ${bytes(plan.bytes.projected)} (full layers: ${bytes(plan.bytes.full)}; deltas save ${saving(plan.bytes.projected, plan.bytes.full)}).`),
     h('p', { class: 'muted' }, `Left alone: ${plan.excluded.pinned.length} pinned, ${plan.excluded.upToDate.length} already on v${plan.releaseVersion}, ${plan.excluded.filteredOut} outside the tag filter.`),
     h(
       'div',
@@ -258,7 +258,7 @@ function planCard(plan: RolloutPlan): HTMLElement {
         'table',
         {},
         h('thead', {}, h('tr', {}, ['Device', 'Batch', 'From', 'Download', 'Full layers'].map((c) => h('th', {}, c)))),
-        h('tbody', {}, plan.devices.slice(0, 200).map((d) => h('tr', {}, h('td', {}, d.name), h('td', {}, String(d.batch)), h('td', {}, short(d.fromReleaseId)), h('td', {}, `${bytes(d.projectedBytes)} (${d.layers.map((l) => l.kind).join(', ') || 'nothing'})`), h('td', {}, bytes(d.fullBytes))))),
+        h('tbody', {}, plan.devices.slice(0, 200).map((d) => h('tr', {}, h('td', {}, d.name), h('td', {}, String(d.batch)), h('td', {}, d.fromReleaseId ? (versions.has(d.fromReleaseId) ? `v${versions.get(d.fromReleaseId)}` : short(d.fromReleaseId)) : 'nothing'), h('td', {}, `${bytes(d.projectedBytes)} (${d.layers.map((l) => l.kind).join(', ') || 'nothing'})`), h('td', {}, bytes(d.fullBytes))))),
       ),
     ),
   );

@@ -1,9 +1,9 @@
 import type { Fleet, RolloutView } from '@ferry/protocol';
 import { api, subscribe } from '../api';
 import { h, mount } from '../dom';
-import { ago, bytes } from '../format';
+import { ago, bytes, saving } from '../format';
 import { stateChart } from '../chart';
-import { badge, chips, progress, stateBar } from '../widgets';
+import { badge, chips, legend, progress, stateBar } from '../widgets';
 
 /** A rollout, live: batches, counts, chart, bytes, failures, and the operator's buttons. */
 export async function rolloutView(root: HTMLElement, id: string, setCleanup: (fn: () => void) => void): Promise<void> {
@@ -71,21 +71,21 @@ export async function rolloutView(root: HTMLElement, id: string, setCleanup: (fn
             h(
               'li',
               { class: b.number === r.currentBatch ? 'current' : '', 'data-batch': b.number },
-              h('div', { class: 'row' }, h('b', {}, `Batch ${b.number}`), h('span', { class: 'muted' }, `${b.size} devices`), badge(b.state), b.failurePercent > 0 ? h('span', { class: 'warn' }, `${Math.round(b.failurePercent)} % failed`) : null, b.state === 'baking' && b.bakeUntil ? h('span', { class: 'muted' }, `bakes until ${new Date(b.bakeUntil).toLocaleTimeString()}`) : null),
+              h('div', { class: 'row' }, h('b', {}, `Batch ${b.number}`), h('span', { class: 'muted' }, `${b.size} device${b.size === 1 ? '' : 's'}`), badge(b.state), b.failurePercent > 0 ? h('span', { class: 'warn' }, `${Math.round(b.failurePercent)} % failed`) : null, b.state === 'baking' && b.bakeUntil ? h('span', { class: 'muted' }, `bakes until ${new Date(b.bakeUntil).toLocaleTimeString()}`) : null),
               stateBar(b.counts, b.size),
             ),
           ),
         ),
       ),
-      h('section', { class: 'card' }, h('h2', {}, 'Devices by state over time'), stateChart(r.history, r.total)),
+      h('section', { class: 'card' }, h('h2', {}, 'Devices by state over time'), stateChart(r.history, r.total), legend(r.history)),
       h(
         'section',
         { class: 'card bytes' },
         h('h2', {}, 'Bytes'),
-        progress(r.bytes.full > 0 ? r.bytes.sent / r.bytes.full : 0, `sent ${bytes(r.bytes.sent)}`),
+        progress(r.bytes.full > 0 ? r.bytes.sent / r.bytes.full : 0, `sent ${bytes(r.bytes.sent)}`, 'sent'),
         progress(r.bytes.full > 0 ? r.bytes.projected / r.bytes.full : 0, `projected ${bytes(r.bytes.projected)}`),
         progress(r.bytes.full > 0 ? 1 : 0, `full layers ${bytes(r.bytes.full)}`),
-        h('p', { class: 'muted' }, r.bytes.full > 0 ? `Deltas save ${Math.round((1 - r.bytes.projected / r.bytes.full) * 100)} % of what full layers would cost. Sent = what devices reported downloading.` : 'Nothing to download.'),
+        h('p', { class: 'muted' }, r.bytes.full > 0 ? `Deltas save ${saving(r.bytes.projected, r.bytes.full)} of what full layers would cost. Sent = what devices reported downloading.` : 'Nothing to download.'),
       ),
       h(
         'section',
