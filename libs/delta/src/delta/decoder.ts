@@ -12,7 +12,7 @@ import {
   DeltaTargetMismatchError,
 } from './errors';
 import { OpKind, unzigzag, type SectionName } from './format';
-import { SectionReader } from './section-reader';
+import { RunLengthReader, SectionReader } from './section-reader';
 
 /** Options shared by the decoder's stream and file APIs. */
 export interface DecodeDeltaOptions {
@@ -109,6 +109,8 @@ async function openBases(delta: OpenedDelta, files: string[], verify: boolean): 
  * neighbouring copies mostly walk forward through the same region.
  */
 class BaseReader {
+  /** Where the last COPY ended or the last PATCH left its old cursor; offsets are relative to it. */
+  cursor = 0;
   private window: Buffer | undefined;
   private windowStart = 0;
   private windowLength = 0;
@@ -192,7 +194,8 @@ async function* decode(
   const section = (name: SectionName) =>
     new SectionReader(delta.file, offsets[name], header[name].compressedSize, header[name].rawSize, name);
   const sections = { ops: section('ops'), diff: section('diff'), literal: section('literal') };
-  const { ops, diff, literal } = sections;
+  const { ops, literal } = sections;
+  const diff = new RunLengthReader(sections.diff);
   const hash = createHash('sha256');
   let written = 0;
   let claimed = 0;
@@ -227,9 +230,10 @@ async function* decode(
       switch (kind) {
         case OpKind.Copy: {
           const base = await baseAt();
-          const offset = await ops.readVarint();
+          const offset = base.cursor + unzigzag(await ops.readVarint());
           const length = await ops.readVarint();
-          if (offset + length > base.size) throw corrupt('copies past the end of its base');
+          if (offset < 0 || offset + length > base.size) throw corrupt('copies outside its base');
+          base.cursor = offset + length;
           claim(length);
           for (let done = 0; done < length;) {
             const step = Math.min(CHUNK - fill, length - done);
@@ -256,14 +260,15 @@ async function* decode(
         }
         case OpKind.Patch: {
           const base = await baseAt();
-          const oldOffset = await ops.readVarint();
+          const oldOffset = base.cursor + unzigzag(await ops.readVarint());
           const oldLength = await ops.readVarint();
+          let oldPos = unzigzag(await ops.readVarint());
           const newLength = await ops.readVarint();
           const controls = await ops.readVarint();
-          if (oldOffset + oldLength > base.size) throw corrupt('patches past the end of its base');
+          if (oldOffset < 0 || oldOffset + oldLength > base.size) throw corrupt('patches outside its base');
+          if (Math.abs(oldPos) > MAX_SEEK) throw corrupt('patch starts out of range');
           claim(newLength);
           let produced = 0;
-          let oldPos = 0;
           for (let c = 0; c < controls; c++) {
             const addLength = await ops.readVarint();
             const extraLength = await ops.readVarint();
@@ -296,6 +301,7 @@ async function* decode(
             if (Math.abs(oldPos) > MAX_SEEK) throw corrupt('patch seeks out of range');
           }
           if (produced !== newLength) throw corrupt('patch output length differs from its declaration');
+          base.cursor = oldOffset + Math.min(Math.max(oldPos, 0), oldLength);
           break;
         }
         default:

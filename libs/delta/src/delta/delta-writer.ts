@@ -38,6 +38,57 @@ export interface CompressionOptions {
 }
 
 const FLUSH_AT = 1 << 20;
+/**
+ * Unchanged runs shorter than this stay inside the patch: brotli codes a zero run in a few
+ * bytes, while a split costs two operations; only long runs are worth taking out (speed).
+ */
+const MIN_ZERO_RUN = 32 * 1024;
+
+/** Diff section coding: (zero count, literal count, literal bytes) records; see RunLengthReader. */
+export function runLengthEncode(diff: Buffer): Buffer {
+  const head: number[] = [];
+  const parts: Buffer[] = [];
+  let i = 0;
+  while (i < diff.length) {
+    let z = i;
+    while (z < diff.length && diff[z] === 0) z++;
+    let n = z;
+    while (n < diff.length && diff[n] !== 0) n++;
+    pushVarint(head, z - i);
+    pushVarint(head, n - z);
+    parts.push(Buffer.from(head), diff.subarray(z, n));
+    head.length = 0;
+    i = n;
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * The first run of at least MIN_ZERO_RUN zero diff bytes in `diff[from, from + length)` whose
+ * old positions (starting at `oldPos`) all lie inside the old range.
+ */
+function zeroRun(
+  diff: Buffer,
+  from: number,
+  length: number,
+  oldPos: number,
+  oldLength: number,
+): { offset: number; length: number } | undefined {
+  const lo = Math.max(0, -oldPos);
+  const hi = Math.min(length, oldLength - oldPos);
+  let i = lo;
+  while (i < hi) {
+    if (diff[from + i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < hi && diff[from + j] === 0) j++;
+    if (j - i >= MIN_ZERO_RUN) return { offset: i, length: j - i };
+    i = j;
+  }
+  return undefined;
+}
 
 /** Buffers bytes and appends them to a raw (uncompressed) section file. */
 class RawSection {
@@ -84,6 +135,8 @@ export class DeltaWriter {
   private pendingCopy: { base: number; offset: number; length: number } | undefined;
   private pendingInsert = 0;
   private pendingZero = 0;
+  /** Per base: where the last COPY ended or the last PATCH left its old cursor; offsets are stored relative to it. */
+  private readonly cursors: number[] = [];
 
   private constructor(
     private readonly opsRaw: RawSection,
@@ -105,7 +158,8 @@ export class DeltaWriter {
     if (this.pendingCopy) {
       const { base, offset, length } = this.pendingCopy;
       this.pendingCopy = undefined;
-      this.op(OpKind.Copy, [base, offset, length]);
+      this.op(OpKind.Copy, [base, zigzag(offset - (this.cursors[base] ?? 0)), length]);
+      this.cursors[base] = offset + length;
       this.count('copy', length);
     }
     if (this.pendingInsert > 0) {
@@ -165,6 +219,8 @@ export class DeltaWriter {
   /**
    * A bsdiff patch of base bytes `[oldOffset, oldOffset + oldLength)`: `controls` are flat
    * (add, extra, seek) triples; `diff` holds the add bytes, `extra` the inserted ones.
+   * Long runs of zero diff bytes are unchanged old bytes: they become COPY operations, which
+   * keeps the diff section (and the time to compress it) small.
    */
   async patch(
     base: number,
@@ -174,16 +230,81 @@ export class DeltaWriter {
     diff: Buffer,
     extra: Buffer,
   ): Promise<void> {
+    let piece: number[] = [];
+    let pieceStart = 0;
+    let pieceDiff = 0;
+    let pieceExtra = 0;
+    let oldPos = 0;
+    let diffAt = 0;
+    let extraAt = 0;
+    const push = (add: number, ext: number, seek: number) => {
+      if (piece.length === 0) {
+        pieceStart = oldPos;
+        pieceDiff = diffAt;
+        pieceExtra = extraAt;
+      }
+      piece.push(add, ext, seek);
+      oldPos += add + seek;
+      diffAt += add;
+      extraAt += ext;
+    };
+    const flush = async () => {
+      if (piece.length === 0) return;
+      await this.patchPiece(
+        base,
+        oldOffset,
+        oldLength,
+        pieceStart,
+        oldPos,
+        piece,
+        diff.subarray(pieceDiff, diffAt),
+        extra.subarray(pieceExtra, extraAt),
+      );
+      piece = [];
+    };
+    for (let c = 0; c < controls.length; c += 3) {
+      let add = controls[c]!;
+      const ext = controls[c + 1]!;
+      const seek = controls[c + 2]!;
+      for (;;) {
+        const run = zeroRun(diff, diffAt, add, oldPos, oldLength);
+        if (!run) break;
+        if (run.offset > 0) push(run.offset, 0, 0);
+        await flush();
+        await this.copy(base, oldOffset + oldPos, run.length);
+        oldPos += run.length;
+        diffAt += run.length;
+        add -= run.offset + run.length;
+      }
+      // A bare seek needs no control when no piece is open: the next piece records its start.
+      if (add === 0 && ext === 0 && piece.length === 0) oldPos += seek;
+      else push(add, ext, seek);
+    }
+    await flush();
+  }
+
+  private async patchPiece(
+    base: number,
+    oldOffset: number,
+    oldLength: number,
+    start: number,
+    end: number,
+    controls: number[],
+    diff: Buffer,
+    extra: Buffer,
+  ): Promise<void> {
     await this.flushPending();
     const newLength = diff.length + extra.length;
-    this.op(OpKind.Patch, [base, oldOffset, oldLength, newLength, controls.length / 3]);
+    const relative = oldOffset - (this.cursors[base] ?? 0);
+    this.op(OpKind.Patch, [base, zigzag(relative), oldLength, zigzag(start), newLength, controls.length / 3]);
     for (let i = 0; i < controls.length; i += 3) {
       pushVarint(this.ops, controls[i]!);
       pushVarint(this.ops, controls[i + 1]!);
       pushVarint(this.ops, zigzag(controls[i + 2]!));
     }
+    this.cursors[base] = oldOffset + Math.min(Math.max(end, 0), oldLength);
     this.count('patch', newLength);
-    await this.diffRaw.write(diff);
+    await this.diffRaw.write(runLengthEncode(diff));
     await this.literalRaw.write(extra);
   }
 

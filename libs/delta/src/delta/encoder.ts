@@ -64,6 +64,8 @@ export interface EncodeDeltaResult {
   stats: OpStats;
   /** Number of target members whose data took each encoding. */
   choices: Record<EncodingChoice, number>;
+  /** Milliseconds spent indexing, choosing operations and compressing. */
+  timings: { index: number; encode: number; compress: number };
 }
 
 type Piece =
@@ -158,6 +160,7 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
     }),
   );
   const progress = options.onProgress ?? (() => undefined);
+  const started = Date.now();
   const totalIndex = sizes.reduce((a, b) => a + b, 0);
   let indexed = 0;
   const indexes: TarIndex[] = [];
@@ -170,6 +173,7 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
     );
   }
   const target = indexes.pop()!;
+  const indexDone = Date.now();
   const catalog = new BaseCatalog(indexes);
 
   const scratch = join(
@@ -354,6 +358,7 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
     }
     progress({ phase: 'encode', done: target.size, total: target.size });
     progress({ phase: 'compress', done: 0, total: 1 });
+    const encoded = Date.now();
     const header = {
       targetDigest: target.digest,
       targetSize: target.size,
@@ -361,7 +366,12 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
     };
     const result = await w.finish(options.out, header, options);
     progress({ phase: 'compress', done: 1, total: 1 });
-    return { ...result, stats: w.stats, choices };
+    const timings = {
+      index: indexDone - started,
+      encode: encoded - indexDone,
+      compress: Date.now() - encoded,
+    };
+    return { ...result, stats: w.stats, choices, timings };
   } finally {
     pool.close();
     await writer?.dispose();

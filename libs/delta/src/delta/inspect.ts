@@ -43,6 +43,7 @@ export async function readDeltaInfo(file: string): Promise<DeltaInfo> {
           break;
         case OpKind.Patch: {
           for (let i = 0; i < 4; i++) await ops.readVarint();
+          await ops.readVarint();
           bytes = 0;
           const controls = await ops.readVarint();
           for (let c = 0; c < controls; c++) {

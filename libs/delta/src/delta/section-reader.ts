@@ -121,3 +121,40 @@ export class SectionReader {
     for (const stream of this.streams) stream.destroy();
   }
 }
+
+const ZEROS = Buffer.alloc(1 << 16);
+
+/**
+ * The diff section is run-length coded: records of (zero count, literal count, literal bytes),
+ * because bsdiff add bytes are mostly zero and brotli's best quality is slow on long zero runs.
+ * This reader hands out the expanded bytes.
+ */
+export class RunLengthReader {
+  private zeros = 0;
+  private literals = 0;
+
+  constructor(private readonly section: SectionReader) {}
+
+  /** Between 1 and `max` expanded bytes; valid until the next call. */
+  async readChunk(max: number): Promise<Buffer> {
+    while (this.zeros === 0 && this.literals === 0) {
+      this.zeros = await this.section.readVarint();
+      this.literals = await this.section.readVarint();
+    }
+    if (this.zeros > 0) {
+      const take = Math.min(max, this.zeros, ZEROS.length);
+      this.zeros -= take;
+      return ZEROS.subarray(0, take);
+    }
+    const chunk = await this.section.readChunk(Math.min(max, this.literals));
+    this.literals -= chunk.length;
+    return chunk;
+  }
+
+  /** Fails unless every record was used up. */
+  async expectEnd(): Promise<void> {
+    if (this.zeros !== 0 || this.literals !== 0)
+      throw new DeltaCorruptError('delta diff section: has unused bytes');
+    await this.section.expectEnd();
+  }
+}
