@@ -10,6 +10,7 @@ import {
   until,
   waitForRollout,
 } from './support/simulator-harness';
+import { freshPostgresDatabase } from './support/postgres';
 import { TestServer } from './support/test-server';
 
 type Server = TestServer & { remove: () => void };
@@ -20,6 +21,7 @@ async function fleetOn(
   name: string,
   count: number,
   behaviour: (uuid: string, releaseId: string) => 'ok' | 'fail' | 'hang' | 'crash' | 'offline' = () => 'ok',
+  crashAfterMs = 1000,
 ): Promise<{ fleet: TestFleet; v1: Release; simulator: Simulator }> {
   const fleet = await createFleet(server, name);
   const v1 = await pushRelease(server, fleet, `${name} v1`);
@@ -29,6 +31,7 @@ async function fleetOn(
     provisioningKey: fleet.provisioningKey,
     count,
     stepMs: 30,
+    crashAfterMs,
     running: { id: v1.id, layers: layersOf(v1) },
     behaviour: (index, releaseId) => behaviour(simulator.devices[index]?.uuid ?? '', releaseId),
   });
@@ -228,6 +231,47 @@ describe('a rollout across a server restart', () => {
       await simulator.stop();
       await server.close();
       server.remove();
+    }
+  });
+});
+
+describe('devices that hang, go offline or crash, on PostgreSQL', () => {
+  it('times out silent and offline devices, fails a device that crashes while baking, and rolls back what it can', async () => {
+    const postgres = await freshPostgresDatabase();
+    const place = await newPlace({ DATABASE_URL: postgres.url });
+    const server = await startServerAt(place);
+    const roles = new Map<string, 'hang' | 'offline' | 'crash'>();
+    const { fleet, v1, simulator } = await fleetOn(server, 'Flaky', 10, (uuid) => roles.get(uuid) ?? 'ok', 400);
+    try {
+      const [hang, offline, crash] = simulator.devices.map((d) => d.uuid);
+      roles.set(hang!, 'hang').set(offline!, 'offline').set(crash!, 'crash');
+      const v2 = await pushRelease(server, fleet, 'Flaky v2');
+      const created = await json<RolloutView>(
+        await server.api(`/v1/fleets/${fleet.slug}/rollouts`, {
+          method: 'POST',
+          json: {
+            releaseId: v2.id,
+            strategy: { batches: ['100%'], bakeSeconds: 1.5, deviceTimeoutSeconds: 3, maxFailurePercent: 40, rollback: 'failed' },
+          },
+        }),
+        201,
+      );
+      const done = await waitForRollout(server, created.id, (r) => r.state === 'completed', 30_000, 'completed');
+      const byUuid = new Map(done.failures.map((f) => [f.uuid, f]));
+      expect(done.counts.succeeded).toBe(7);
+      expect(byUuid.get(hang!)?.reason).toMatch(/no running report within 3 s \(last: downloading\)/);
+      expect(byUuid.get(offline!)?.reason).toMatch(/no running report within 3 s/);
+      expect(byUuid.get(crash!)?.reason).toMatch(/failed while baking: service main crashed/);
+      // The crashed device is back on v1; the silent ones never confirm their rollback.
+      const rolledBack = await waitForRollout(server, created.id, (r) => r.failures.some((f) => f.uuid === crash && f.state === 'rolled_back'), 10_000, 'crashed device rolled back');
+      expect(rolledBack.failures.filter((f) => f.state === 'rolling_back').map((f) => f.uuid).sort()).toEqual([hang, offline].sort());
+      const device = await json<Device>(await server.api(`/v1/devices/${crash}`));
+      expect(device.releaseId).toBe(v1.id);
+    } finally {
+      await simulator.stop();
+      await server.close();
+      server.remove();
+      await postgres.drop();
     }
   });
 });
