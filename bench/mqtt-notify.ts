@@ -6,13 +6,13 @@
  *   node -r ./bench/support/swc-register.cjs bench/mqtt-notify.ts --devices 10000 --workers 2
  *
  * Options: --devices N (10000), --workers W (2), --reports K progress reports per device (5),
- * --brokers embedded,mosquitto. Loopback only: the embedded broker on a free port, Mosquitto on
+ * --brokers embedded,mosquitto,mosquitto-tuned (the last starts its own Mosquitto on 127.0.0.1:18831). Loopback only: the embedded broker on a free port, Mosquitto on
  * 127.0.0.1:1883 (anonymous). Prints a Markdown table and a JSON line.
  */
 import 'reflect-metadata';
-import { ChildProcess, execFileSync, fork } from 'node:child_process';
+import { ChildProcess, fork, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kysely } from 'kysely';
@@ -175,10 +175,10 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 }
 
+/** The shared Mosquitto's RSS; it keeps its high-water mark, so only a first run after its start is telling. */
 function mosquittoRss(): number {
-  const pid = execFileSync('pidof', ['mosquitto']).toString().trim().split(/\s+/)[0];
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+  const pid = readFileSync('/run/mosquitto/mosquitto.pid', 'utf8').trim();
+  return rssOf(Number(pid));
 }
 
 function heap(): number {
@@ -186,12 +186,51 @@ function heap(): number {
   return process.memoryUsage().rss;
 }
 
+type BrokerKind = 'embedded' | 'mosquitto' | 'mosquitto-tuned';
+
+/**
+ * A Mosquitto of our own on 127.0.0.1:18831 with the queue limits README.md recommends (the shared
+ * one on 1883 keeps Debian's defaults). Fresh, so its RSS growth is the cost of these devices.
+ */
+function startTunedMosquitto(): { url: string; pid: number; stop: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-mosquitto-'));
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(
+    conf,
+    [
+      'listener 18831 127.0.0.1',
+      'allow_anonymous true',
+      'persistence false',
+      'max_queued_messages 100000',
+      'max_inflight_messages 0',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
+  return {
+    url: 'mqtt://127.0.0.1:18831',
+    pid: child.pid ?? 0,
+    stop: () => {
+      child.kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+}
+
 async function runOne(
-  kind: 'embedded' | 'mosquitto',
+  kind: BrokerKind,
   count: number,
   workerCount: number,
   reports: number,
 ): Promise<Result> {
+  const tuned = kind === 'mosquitto-tuned' ? startTunedMosquitto() : null;
+  if (tuned) await new Promise((r) => setTimeout(r, 300));
+  const externalUrl = tuned ? tuned.url : kind === 'mosquitto' ? 'mqtt://127.0.0.1:1883' : null;
   const dataDir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
   const config = loadConfig({
     DATA_DIR: dataDir,
@@ -201,7 +240,7 @@ async function runOne(
     MQTT_PORT: '0',
     LOG_LEVEL: 'warn',
     REDIS_PREFIX: `ferry-bench-${randomBytes(4).toString('hex')}:`,
-    ...(kind === 'mosquitto' ? { MQTT_URL: 'mqtt://127.0.0.1:1883' } : {}),
+    ...(externalUrl ? { MQTT_URL: externalUrl } : {}),
   });
   const app = await createServer(config, { quiet: true });
   await app.listen(0, '127.0.0.1');
@@ -244,8 +283,8 @@ async function runOne(
   });
 
   const broker = get<BrokerService>(BrokerService);
-  const url = kind === 'embedded' ? `mqtt://127.0.0.1:${broker.port()}` : 'mqtt://127.0.0.1:1883';
-  const memory = kind === 'embedded' ? heap : mosquittoRss;
+  const url = externalUrl ?? `mqtt://127.0.0.1:${broker.port()}`;
+  const memory = kind === 'embedded' ? heap : tuned ? () => rssOf(tuned.pid) : mosquittoRss;
   const releaseId = randomBytes(8).toString('hex');
   const workers: ChildProcess[] = Array.from({ length: workerCount }, () =>
     fork(__filename, ['--worker'], { execArgv: ['-r', join(__dirname, 'support/swc-register.cjs')] }),
@@ -335,9 +374,15 @@ async function runOne(
   for (const w of workers) w.send({ cmd: 'cleanup', external: kind === 'mosquitto' } satisfies Command);
   await done;
   await app.close();
+  tuned?.stop();
   rmSync(dataDir, { recursive: true, force: true });
   return {
-    broker: kind === 'embedded' ? 'embedded Aedes' : 'Mosquitto (MQTT_URL)',
+    broker:
+      kind === 'embedded'
+        ? 'embedded Aedes'
+        : tuned
+          ? 'own Mosquitto, README limits'
+          : 'Mosquitto :1883 (MQTT_URL)',
     devices: count,
     connected: count - failed,
     connectSeconds,
@@ -363,7 +408,7 @@ async function main(): Promise<void> {
   const count = Number(args.get('devices') ?? 10_000);
   const workerCount = Number(args.get('workers') ?? 2);
   const reports = Number(args.get('reports') ?? 5);
-  const brokers = (args.get('brokers') ?? 'embedded,mosquitto').split(',') as ('embedded' | 'mosquitto')[];
+  const brokers = (args.get('brokers') ?? 'embedded,mosquitto,mosquitto-tuned').split(',') as BrokerKind[];
   const results: Result[] = [];
   for (const kind of brokers) {
     process.stderr.write(`${kind}: ${count} devices from ${workerCount} worker processes…\n`);
