@@ -29,9 +29,17 @@ function binary(edit: number): string {
 }
 
 /** A release of a base layer and an app layer holding a binary: v2 of the binary differs a little. */
-async function pushApp(server: TestServer, fleet: TestFleet, version: number, work: string): Promise<Release> {
+async function pushApp(
+  server: TestServer,
+  fleet: TestFleet,
+  version: number,
+  work: string,
+): Promise<Release> {
   const base = gnuTarLayer(join(work, 'base'), { 'etc/os-release': 'ferry dashboard test\n' });
-  const app = gnuTarLayer(join(work, `v${version}`), { 'app/pump-controller': binary(version), 'app/VERSION': `${version}\n` });
+  const app = gnuTarLayer(join(work, `v${version}`), {
+    'app/pump-controller': binary(version),
+    'app/VERSION': `${version}\n`,
+  });
   const response = await server.api(`/v1/fleets/${fleet.slug}/releases?version=${version}`, {
     method: 'POST',
     body: await dockerArchive([base, app], { repoTag: 'pump:latest' }),
@@ -54,12 +62,20 @@ describe('web dashboard in a real browser', () => {
   beforeAll(async () => {
     execFileSync(process.execPath, [join(ROOT, 'apps', 'dashboard', 'build.mjs')], { stdio: 'inherit' });
     if (!existsSync(join(ROOT, 'apps', 'worker', 'dist', 'main.js')))
-      execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', join(ROOT, 'apps', 'worker')], { stdio: 'inherit' });
+      execFileSync(
+        process.execPath,
+        [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', join(ROOT, 'apps', 'worker')],
+        { stdio: 'inherit' },
+      );
     work = mkdtempSync(join(tmpdir(), 'ferry-dashboard-'));
     place = await newPlace();
     server = await startServerAt(place);
     // A real delta worker, so the rollout page shows what deltas save.
-    worker = await startWorker({ DATA_DIR: place.dataDir, FERRY_QUEUE_PREFIX: place.env.FERRY_QUEUE_PREFIX!, LOG_LEVEL: 'warn' });
+    worker = await startWorker({
+      DATA_DIR: place.dataDir,
+      FERRY_QUEUE_PREFIX: place.env.FERRY_QUEUE_PREFIX!,
+      LOG_LEVEL: 'warn',
+    });
     fleet = await createFleet(server, 'Pumps North');
     v1 = await pushApp(server, fleet, 1, work);
     simulator = await Simulator.start({
@@ -71,11 +87,16 @@ describe('web dashboard in a real browser', () => {
       stepMs: 250,
       running: { id: v1.id, layers: layersOf(v1) },
     });
-    await server.api(`/v1/devices/${simulator.devices[0]!.uuid}/tags`, { method: 'POST', json: { tags: { site: 'oslo', ring: 'canary' } } });
+    await server.api(`/v1/devices/${simulator.devices[0]!.uuid}/tags`, {
+      method: 'POST',
+      json: { tags: { site: 'oslo', ring: 'canary' } },
+    });
     await until(
       async () => {
         const devices = await json<Device[]>(await server.api(`/v1/fleets/${fleet.slug}/devices`));
-        return devices.length === 8 && devices.every((d) => d.releaseId === v1.id && d.online) ? true : undefined;
+        return devices.length === 8 && devices.every((d) => d.releaseId === v1.id && d.online)
+          ? true
+          : undefined;
       },
       15_000,
       'devices running v1',
@@ -83,7 +104,13 @@ describe('web dashboard in a real browser', () => {
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('pageerror', (error) => {
@@ -113,7 +140,11 @@ describe('web dashboard in a real browser', () => {
     expect(await page.locator('table.devices tbody tr').count()).toBe(8);
     expect(await page.locator('text=8 devices · 8 online').count()).toBe(1);
     await page.fill('input[type=search]', 'canary');
-    await until(async () => ((await page.locator('table.devices tbody tr').count()) === 1 ? true : undefined), 3000, 'search');
+    await until(
+      async () => ((await page.locator('table.devices tbody tr').count()) === 1 ? true : undefined),
+      3000,
+      'search',
+    );
     await page.fill('input[type=search]', '');
   });
 
@@ -137,7 +168,7 @@ describe('web dashboard in a real browser', () => {
     await page.getByText(`Plan: v${v2.version} to 8 devices`).waitFor();
     mkdirSync(RESULTS, { recursive: true });
     await page.screenshot({ path: join(RESULTS, 'dashboard-releases.png'), fullPage: true });
-    await page.evaluate(() => ((window as unknown as { loadedOnce: boolean }).loadedOnce = true));
+    await page.evaluate(() => ((globalThis as unknown as { loadedOnce: boolean }).loadedOnce = true));
     await page.click('#start-rollout');
     await page.waitForURL(/#\/rollouts\//);
     await page.locator('.live.on').waitFor({ timeout: 10_000 });
@@ -150,16 +181,26 @@ describe('web dashboard in a real browser', () => {
       seen.add(text);
       const state = await page.locator('header.title .badge').first().textContent();
       if (state === 'completed') break;
-      if (Date.now() > deadline) throw new Error(`rollout not completed in the page; saw ${[...seen].join(' | ')}`);
+      if (Date.now() > deadline)
+        throw new Error(`rollout not completed in the page; saw ${[...seen].join(' | ')}`);
       await page.waitForTimeout(150);
     }
-    expect(await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(true);
+    expect(await page.evaluate(() => (globalThis as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(
+      true,
+    );
     expect([...seen].some((t) => /^[1-7] of 8 devices/.test(t))).toBe(true);
-    await until(async () => ((await page.locator('#progress-text').textContent())?.startsWith('8 of 8') ? true : undefined), 5000, 'final count');
+    await until(
+      async () =>
+        (await page.locator('#progress-text').textContent())?.startsWith('8 of 8') ? true : undefined,
+      5000,
+      'final count',
+    );
     expect(await page.locator('.batches .badge-passed').count()).toBe(3);
     expect(await page.locator('svg.chart polygon').count()).toBeGreaterThan(1);
     expect(await page.locator('#pause').isDisabled()).toBe(true);
-    const saving = Number(/Deltas save ([\d.]+) %/.exec((await page.locator('.bytes').textContent()) ?? '')?.[1]);
+    const saving = Number(
+      /Deltas save ([\d.]+) %/.exec((await page.locator('.bytes').textContent()) ?? '')?.[1],
+    );
     expect(saving).toBeGreaterThan(50);
     expect(simulator.devices.every((d) => d.stats.downloads.some((x) => x.kind === 'delta'))).toBe(true);
     mkdirSync(RESULTS, { recursive: true });

@@ -68,7 +68,9 @@ export async function startServerAt(place: ServerPlace): Promise<TestServer & { 
       ...rest,
       headers,
       body: json !== undefined ? JSON.stringify(json) : rest.body,
-      ...(rest.body && typeof rest.body !== 'string' && !(rest.body instanceof Uint8Array) ? { duplex: 'half' } : {}),
+      ...(rest.body && typeof rest.body !== 'string' && !(rest.body instanceof Uint8Array)
+        ? { duplex: 'half' }
+        : {}),
     });
   };
   return {

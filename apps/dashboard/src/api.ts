@@ -22,7 +22,10 @@ export function setToken(value: string | null): void {
 }
 
 /** Calls the Ferry API with the admin token; throws {@link ApiError} with the server's message. */
-export async function api<T>(path: string, init: { method?: string; json?: unknown; token?: string } = {}): Promise<T> {
+export async function api<T>(
+  path: string,
+  init: { method?: string; json?: unknown; token?: string } = {},
+): Promise<T> {
   const headers: Record<string, string> = { authorization: `Bearer ${init.token ?? token() ?? ''}` };
   if (init.json !== undefined) headers['content-type'] = 'application/json';
   const response = await fetch(path, {
@@ -37,20 +40,33 @@ export async function api<T>(path: string, init: { method?: string; json?: unkno
       setToken(null);
       location.hash = '#/login';
     }
-    throw new ApiError(response.status, (body as { message?: string } | null)?.message ?? response.statusText);
+    throw new ApiError(
+      response.status,
+      (body as { message?: string } | null)?.message ?? response.statusText,
+    );
   }
   return body as T;
 }
 
 export type EventHandler = (event: FerryEvent) => void;
 
-const EVENT_TYPES = ['device.state', 'device.presence', 'device.target', 'device.deprovisioned', 'rollout.updated'];
+const EVENT_TYPES = [
+  'device.state',
+  'device.presence',
+  'device.target',
+  'device.deprovisioned',
+  'rollout.updated',
+];
 
 /**
  * Live events of one fleet over `GET /v1/events` (EventSource with `?token=`, which reconnects by
  * itself). Returns a function that closes the stream.
  */
-export function subscribe(fleetId: string | null, onEvent: EventHandler, onStatus?: (live: boolean) => void): () => void {
+export function subscribe(
+  fleetId: string | null,
+  onEvent: EventHandler,
+  onStatus?: (live: boolean) => void,
+): () => void {
   const query = new URLSearchParams({ token: token() ?? '' });
   if (fleetId) query.set('fleet', fleetId);
   const source = new EventSource(`/v1/events?${query.toString()}`);

@@ -6,11 +6,20 @@ import { DEVICE_STATES, STATE_COLOURS, label } from './states';
  * A stacked area chart of devices by state over time, in plain SVG that scales to its container.
  * Each sample holds until the next one (counts change in steps).
  */
-export function stateChart(history: { at: string; counts: DeviceCounts }[], total: number, now = Date.now()): SVGElement {
+export function stateChart(
+  history: { at: string; counts: DeviceCounts }[],
+  total: number,
+  now = Date.now(),
+): SVGElement {
   const width = 640;
   const height = 200;
   const pad = { left: 34, right: 8, top: 16, bottom: 22 };
-  const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', 'aria-label': 'devices by state over time' });
+  const svg = s('svg', {
+    viewBox: `0 0 ${width} ${height}`,
+    class: 'chart',
+    role: 'img',
+    'aria-label': 'devices by state over time',
+  });
   if (history.length === 0 || total === 0) return svg;
   const start = Date.parse(history[0]!.at);
   const end = Math.max(now, Date.parse(history[history.length - 1]!.at), start + 1000);
@@ -31,18 +40,30 @@ export function stateChart(history: { at: string; counts: DeviceCounts }[], tota
     const upper = points.map((p, i) => `${x(p.t).toFixed(1)},${y(top[i]!).toFixed(1)}`);
     const lower = points.map((p, i) => `${x(p.t).toFixed(1)},${y(below[i]!).toFixed(1)}`).reverse();
     svg.appendChild(
-      s('polygon', { points: [...upper, ...lower].join(' '), fill: STATE_COLOURS[state], opacity: 0.85 }, s('title', {}, label(state))),
+      s(
+        'polygon',
+        { points: [...upper, ...lower].join(' '), fill: STATE_COLOURS[state], opacity: 0.85 },
+        s('title', {}, label(state)),
+      ),
     );
     top.forEach((v, i) => (below[i] = v));
   }
   for (const n of [0, Math.round(total / 2), total]) {
     svg.appendChild(s('line', { x1: pad.left, x2: width - pad.right, y1: y(n), y2: y(n), class: 'grid' }));
-    svg.appendChild(s('text', { x: pad.left - 4, y: y(n) + 4, 'text-anchor': 'end', class: 'axis' }, String(n)));
+    svg.appendChild(
+      s('text', { x: pad.left - 4, y: y(n) + 4, 'text-anchor': 'end', class: 'axis' }, String(n)),
+    );
   }
   const seconds = Math.round((end - start) / 1000);
-  svg.appendChild(s('text', { x: pad.left, y: height - 6, class: 'axis' }, new Date(start).toLocaleTimeString()));
   svg.appendChild(
-    s('text', { x: width - pad.right, y: height - 6, 'text-anchor': 'end', class: 'axis' }, `+${seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`}`),
+    s('text', { x: pad.left, y: height - 6, class: 'axis' }, new Date(start).toLocaleTimeString()),
+  );
+  svg.appendChild(
+    s(
+      'text',
+      { x: width - pad.right, y: height - 6, 'text-anchor': 'end', class: 'axis' },
+      `+${seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`}`,
+    ),
   );
   return svg;
 }

@@ -1,9 +1,12 @@
-
 type Child = Node | string | number | null | undefined | false | Child[];
 type Attrs = Record<string, string | number | boolean | EventListener | null | undefined>;
 
 /** Creates an element: `h('a', { href: '#/x', class: 'link' }, 'text')`. `on*` attributes add listeners. */
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value === null || value === undefined || value === false) continue;
@@ -26,10 +29,15 @@ function append(parent: Node, children: Child[]): void {
 const SVG = 'http://www.w3.org/2000/svg';
 
 /** Creates an SVG element. */
-export function s(tag: string, attrs: Record<string, string | number> = {}, ...children: (Node | string)[]): SVGElement {
+export function s(
+  tag: string,
+  attrs: Record<string, string | number> = {},
+  ...children: (Node | string)[]
+): SVGElement {
   const element = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attrs)) element.setAttribute(name, String(value));
-  for (const child of children) element.appendChild(typeof child === 'string' ? document.createTextNode(child) : child);
+  for (const child of children)
+    element.appendChild(typeof child === 'string' ? document.createTextNode(child) : child);
   return element;
 }
 

@@ -23,12 +23,23 @@ async function route(): Promise<void> {
   try {
     if (parts[0] === 'login') loginView(app);
     else if (parts[0] === 'fleets' && parts[1]) {
-      const tab = (['devices', 'releases', 'rollouts', 'provisioning'] as const).find((t) => t === parts[2]) ?? 'devices';
+      const tab =
+        (['devices', 'releases', 'rollouts', 'provisioning'] as const).find((t) => t === parts[2]) ??
+        'devices';
       await fleetView(app, parts[1], tab, (fn) => (cleanup = fn));
     } else if (parts[0] === 'rollouts' && parts[1]) await rolloutView(app, parts[1], (fn) => (cleanup = fn));
     else await fleetsView(app);
   } catch (error) {
-    mount(app, h('section', { class: 'card' }, h('h1', {}, 'Something went wrong'), h('p', { class: 'error' }, (error as Error).message), h('a', { href: '#/fleets' }, 'Back to fleets')));
+    mount(
+      app,
+      h(
+        'section',
+        { class: 'card' },
+        h('h1', {}, 'Something went wrong'),
+        h('p', { class: 'error' }, (error as Error).message),
+        h('a', { href: '#/fleets' }, 'Back to fleets'),
+      ),
+    );
   }
 }
 

@@ -4,7 +4,13 @@ import { DEVICE_STATES, STATE_COLOURS, label } from './states';
 
 /** A bar split by device state, widths set through the CSSOM (the page's CSP forbids inline styles). */
 export function stateBar(counts: DeviceCounts, total: number): HTMLElement {
-  const bar = h('div', { class: 'statebar', role: 'img', 'aria-label': DEVICE_STATES.filter((s) => counts[s]).map((s) => `${counts[s]} ${label(s)}`).join(', ') });
+  const bar = h('div', {
+    class: 'statebar',
+    role: 'img',
+    'aria-label': DEVICE_STATES.filter((s) => counts[s])
+      .map((s) => `${counts[s]} ${label(s)}`)
+      .join(', '),
+  });
   for (const state of DEVICE_STATES) {
     const n = counts[state] ?? 0;
     if (n === 0 || total === 0) continue;
@@ -20,7 +26,19 @@ export function stateBar(counts: DeviceCounts, total: number): HTMLElement {
 export function progress(fraction: number, text: string, kind = ''): HTMLElement {
   const fill = h('span', { class: kind });
   fill.style.width = `${Math.max(0, Math.min(1, fraction)) * 100}%`;
-  return h('div', { class: 'progress', role: 'progressbar', 'aria-valuenow': Math.round(fraction * 100), 'aria-valuemin': 0, 'aria-valuemax': 100, title: text }, fill, h('em', {}, text));
+  return h(
+    'div',
+    {
+      class: 'progress',
+      role: 'progressbar',
+      'aria-valuenow': Math.round(fraction * 100),
+      'aria-valuemin': 0,
+      'aria-valuemax': 100,
+      title: text,
+    },
+    fill,
+    h('em', {}, text),
+  );
 }
 
 export function chips(counts: DeviceCounts): HTMLElement {

@@ -60,7 +60,9 @@ async function main(): Promise<void> {
     const statuses = Object.entries(simulator.statuses())
       .map(([s, n]) => `${s} ${n}`)
       .join(', ');
-    process.stdout.write(`${new Date().toISOString()} ${statuses}; ${simulator.bytesDownloaded()} bytes downloaded\n`);
+    process.stdout.write(
+      `${new Date().toISOString()} ${statuses}; ${simulator.bytesDownloaded()} bytes downloaded\n`,
+    );
   }, 5000);
   const stop = (): void => {
     clearInterval(timer);

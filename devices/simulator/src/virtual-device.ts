@@ -101,11 +101,15 @@ export class VirtualDevice {
     });
     client.on('connect', () => {
       client.subscribe(deviceTopic(this.uuid, 'target'), { qos: 1 }, () => undefined);
-      if (!this.working) this.report(this.running ? { status: 'running', releaseId: this.running.id } : { status: 'idle' });
+      if (!this.working)
+        this.report(this.running ? { status: 'running', releaseId: this.running.id } : { status: 'idle' });
     });
     client.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`device ${this.uuid} could not connect to ${url}`)), 10_000);
+      const timer = setTimeout(
+        () => reject(new Error(`device ${this.uuid} could not connect to ${url}`)),
+        10_000,
+      );
       client.once('connect', () => {
         clearTimeout(timer);
         resolve();
@@ -173,7 +177,12 @@ export class VirtualDevice {
     }
     for (const download of plan.downloads) {
       const size = await this.download(download.digest, (n) => {
-        this.report({ status: 'downloading', releaseId, bytesDone: Math.min(total, done + n), bytesTotal: total });
+        this.report({
+          status: 'downloading',
+          releaseId,
+          bytesDone: Math.min(total, done + n),
+          bytesTotal: total,
+        });
       });
       done += size;
       this.stats.downloads.push({ ...download, size });
@@ -231,7 +240,8 @@ export class VirtualDevice {
       await response.body?.cancel();
     }
     const manifest = notice.manifest as unknown as ReleaseManifest | undefined;
-    if (!manifest?.services) throw new Error('the notice carries no manifest and the target endpoint did not answer');
+    if (!manifest?.services)
+      throw new Error('the notice carries no manifest and the target endpoint did not answer');
     const held = new Set(have);
     const layers = manifestLayers(manifest);
     const downloads = manifest.services

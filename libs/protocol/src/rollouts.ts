@@ -50,12 +50,20 @@ export const RolloutStrategySchema = z
      */
     batches: z.array(BatchSizeSchema).min(1).max(100).default([1, '10%', '50%', '100%']),
     /** Seconds a batch must stay healthy after its last device came up before the next batch starts. */
-    bakeSeconds: z.number().min(0).max(7 * 24 * 3600).default(300),
+    bakeSeconds: z
+      .number()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .default(300),
     /** A batch whose failed devices exceed this share of its devices has failed. */
     maxFailurePercent: z.number().min(0).max(100).default(20),
     onFailure: z.enum(['pause', 'abort']).default('pause'),
     /** A notified device that does not report running the release within this time has timed out. */
-    deviceTimeoutSeconds: z.number().min(1).max(30 * 24 * 3600).default(1800),
+    deviceTimeoutSeconds: z
+      .number()
+      .min(1)
+      .max(30 * 24 * 3600)
+      .default(1800),
     /**
      * `failed`: send each failed or timed-out device back to the release it ran; `batch`: also send the
      * whole batch back when the batch fails; `none`: leave devices where they are.

@@ -18,7 +18,12 @@ const TABS = ['devices', 'releases', 'rollouts', 'provisioning'] as const;
 type Tab = (typeof TABS)[number];
 
 /** A fleet's page: devices (live), releases with a rollout form, rollouts, provisioning. */
-export async function fleetView(root: HTMLElement, slug: string, tab: Tab, setCleanup: (fn: () => void) => void): Promise<void> {
+export async function fleetView(
+  root: HTMLElement,
+  slug: string,
+  tab: Tab,
+  setCleanup: (fn: () => void) => void,
+): Promise<void> {
   const fleet = await api<Fleet>(`/v1/fleets/${encodeURIComponent(slug)}`);
   const releases = await api<Release[]>(`/v1/fleets/${fleet.slug}/releases`);
   const versions = new Map(releases.map((r) => [r.id, r.version]));
@@ -27,8 +32,18 @@ export async function fleetView(root: HTMLElement, slug: string, tab: Tab, setCl
   mount(
     root,
     h('nav', { class: 'crumbs' }, h('a', { href: '#/fleets' }, 'Fleets'), ' / ', fleet.name),
-    h('header', { class: 'title' }, h('h1', {}, fleet.name), h('span', { class: 'muted' }, `${fleet.slug} · ${fleet.arch}`), live),
-    h('nav', { class: 'tabs' }, TABS.map((t) => h('a', { href: `#/fleets/${fleet.slug}/${t}`, class: t === tab ? 'active' : '' }, t))),
+    h(
+      'header',
+      { class: 'title' },
+      h('h1', {}, fleet.name),
+      h('span', { class: 'muted' }, `${fleet.slug} · ${fleet.arch}`),
+      live,
+    ),
+    h(
+      'nav',
+      { class: 'tabs' },
+      TABS.map((t) => h('a', { href: `#/fleets/${fleet.slug}/${t}`, class: t === tab ? 'active' : '' }, t)),
+    ),
     body,
   );
   const handlers: ((e: FerryEvent) => void)[] = [];
@@ -58,24 +73,49 @@ export async function fleetView(root: HTMLElement, slug: string, tab: Tab, setCl
   }
 }
 
-async function devicesTab(body: HTMLElement, fleet: Fleet, versions: Map<string, number>, handlers: ((e: FerryEvent) => void)[]): Promise<void> {
+async function devicesTab(
+  body: HTMLElement,
+  fleet: Fleet,
+  versions: Map<string, number>,
+  handlers: ((e: FerryEvent) => void)[],
+): Promise<void> {
   const devices = new Map((await api<Device[]>(`/v1/fleets/${fleet.slug}/devices`)).map((d) => [d.uuid, d]));
-  const search = h('input', { type: 'search', placeholder: 'search name, uuid, tag, release…', 'aria-label': 'search devices' });
+  const search = h('input', {
+    type: 'search',
+    placeholder: 'search name, uuid, tag, release…',
+    'aria-label': 'search devices',
+  });
   const summary = h('p', { class: 'muted' });
   const tbody = h('tbody');
   const table = h(
     'table',
     { class: 'devices' },
-    h('thead', {}, h('tr', {}, ['Device', 'Online', 'Release', 'State', 'Last seen', 'Tags'].map((c) => h('th', {}, c)))),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        ['Device', 'Online', 'Release', 'State', 'Last seen', 'Tags'].map((c) => h('th', {}, c)),
+      ),
+    ),
     tbody,
   );
-  const release = (id: string | null): string => (id ? (versions.has(id) ? `v${versions.get(id)}` : short(id)) : '–');
+  const release = (id: string | null): string =>
+    id ? (versions.has(id) ? `v${versions.get(id)}` : short(id)) : '–';
   const render = (): void => {
     const q = search.value.trim().toLowerCase();
     const all = [...devices.values()];
-    const shown = all.filter((d) =>
-      !q ||
-      [d.name, d.uuid, d.status, release(d.releaseId), ...Object.entries(d.tags).map(([k, v]) => `${k}=${v}`)].some((x) => x.toLowerCase().includes(q)),
+    const shown = all.filter(
+      (d) =>
+        !q ||
+        [
+          d.name,
+          d.uuid,
+          d.status,
+          release(d.releaseId),
+          ...Object.entries(d.tags).map(([k, v]) => `${k}=${v}`),
+        ].some((x) => x.toLowerCase().includes(q)),
     );
     summary.textContent = `${all.length} devices · ${all.filter((d) => d.online).length} online${q ? ` · ${shown.length} match` : ''}`;
     tbody.replaceChildren(
@@ -83,17 +123,45 @@ async function devicesTab(body: HTMLElement, fleet: Fleet, versions: Map<string,
         const report = d.report;
         const busy = ['downloading', 'downloaded', 'installing', 'starting'].includes(d.status);
         const state = h('td', { 'data-label': 'State' }, badge(d.status));
-        if (busy && report?.bytesTotal) state.appendChild(progress((report.bytesDone ?? 0) / report.bytesTotal, `${percent(report.bytesDone ?? 0, report.bytesTotal)} of ${bytes(report.bytesTotal)}`));
-        if (report?.error && ['failed', 'rolled_back', 'deferred'].includes(d.status)) state.appendChild(h('div', { class: 'reason' }, report.error));
+        if (busy && report?.bytesTotal)
+          state.appendChild(
+            progress(
+              (report.bytesDone ?? 0) / report.bytesTotal,
+              `${percent(report.bytesDone ?? 0, report.bytesTotal)} of ${bytes(report.bytesTotal)}`,
+            ),
+          );
+        if (report?.error && ['failed', 'rolled_back', 'deferred'].includes(d.status))
+          state.appendChild(h('div', { class: 'reason' }, report.error));
         return h(
           'tr',
           { 'data-uuid': d.uuid },
-          h('td', { 'data-label': 'Device' }, h('b', {}, d.name), h('div', { class: 'muted mono' }, short(d.uuid))),
-          h('td', { 'data-label': 'Online' }, h('span', { class: d.online ? 'dot on' : 'dot' }), d.online ? 'online' : 'offline'),
-          h('td', { 'data-label': 'Release' }, release(d.releaseId), d.targetReleaseId && d.targetReleaseId !== d.releaseId ? h('span', { class: 'muted' }, ` → ${release(d.targetReleaseId)}`) : null),
+          h(
+            'td',
+            { 'data-label': 'Device' },
+            h('b', {}, d.name),
+            h('div', { class: 'muted mono' }, short(d.uuid)),
+          ),
+          h(
+            'td',
+            { 'data-label': 'Online' },
+            h('span', { class: d.online ? 'dot on' : 'dot' }),
+            d.online ? 'online' : 'offline',
+          ),
+          h(
+            'td',
+            { 'data-label': 'Release' },
+            release(d.releaseId),
+            d.targetReleaseId && d.targetReleaseId !== d.releaseId
+              ? h('span', { class: 'muted' }, ` → ${release(d.targetReleaseId)}`)
+              : null,
+          ),
           state,
           h('td', { 'data-label': 'Last seen' }, ago(d.lastSeenAt)),
-          h('td', { 'data-label': 'Tags' }, Object.entries(d.tags).map(([k, v]) => h('span', { class: 'tag' }, v ? `${k}=${v}` : k))),
+          h(
+            'td',
+            { 'data-label': 'Tags' },
+            Object.entries(d.tags).map(([k, v]) => h('span', { class: 'tag' }, v ? `${k}=${v}` : k)),
+          ),
         );
       }),
     );
@@ -111,14 +179,23 @@ async function devicesTab(body: HTMLElement, fleet: Fleet, versions: Map<string,
     const uuid = event.data.uuid as string | undefined;
     const device = uuid ? devices.get(uuid) : undefined;
     if (!device) {
-      if (event.type === 'device.presence' || event.type === 'device.state') void api<Device>(`/v1/devices/${uuid}`).then((d) => devices.set(d.uuid, d)).then(later, () => undefined);
+      if (event.type === 'device.presence' || event.type === 'device.state')
+        void api<Device>(`/v1/devices/${uuid}`)
+          .then((d) => devices.set(d.uuid, d))
+          .then(later, () => undefined);
       return;
     }
     const data = event.data;
     if (event.type === 'device.state') {
       device.status = data.status as string;
       device.lastSeenAt = event.at;
-      device.report = { releaseId: (data.releaseId as string | null) ?? null, bytesDone: (data.bytesDone as number | null) ?? null, bytesTotal: (data.bytesTotal as number | null) ?? null, error: (data.error as string | null) ?? null, at: event.at };
+      device.report = {
+        releaseId: (data.releaseId as string | null) ?? null,
+        bytesDone: (data.bytesDone as number | null) ?? null,
+        bytesTotal: (data.bytesTotal as number | null) ?? null,
+        error: (data.error as string | null) ?? null,
+        at: event.at,
+      };
       if (data.status === 'running' && data.releaseId) device.releaseId = data.releaseId as string;
     } else if (event.type === 'device.presence') {
       device.online = data.online === true;
@@ -141,36 +218,77 @@ async function releasesTab(body: HTMLElement, fleet: Fleet, releases: Release[])
   const formCard = h('section', { class: 'card', id: 'rollout-form' });
   const list = await Promise.all(
     releases.map(async (release) => {
-      const deltas = await api<DeltaRecord[]>(`/v1/releases/${release.id}/deltas`).catch(() => [] as DeltaRecord[]);
+      const deltas = await api<DeltaRecord[]>(`/v1/releases/${release.id}/deltas`).catch(
+        () => [] as DeltaRecord[],
+      );
       const gzip = release.services.flatMap((s) => s.layers).reduce((sum, l) => sum + l.gzipSize, 0);
       return h(
         'section',
         { class: 'card release' },
-        h('header', { class: 'row' }, h('h2', {}, `v${release.version}`), h('span', { class: 'muted' }, `${ago(release.createdAt)} · ${bytes(release.totalSize)} unpacked · ${bytes(gzip)} gzip'd`), h('button', { onclick: () => rolloutForm(formCard, planOut, fleet, release, versions) }, `Roll out v${release.version}`)),
+        h(
+          'header',
+          { class: 'row' },
+          h('h2', {}, `v${release.version}`),
+          h(
+            'span',
+            { class: 'muted' },
+            `${ago(release.createdAt)} · ${bytes(release.totalSize)} unpacked · ${bytes(gzip)} gzip'd`,
+          ),
+          h(
+            'button',
+            { onclick: () => rolloutForm(formCard, planOut, fleet, release, versions) },
+            `Roll out v${release.version}`,
+          ),
+        ),
         release.note ? h('p', {}, release.note) : null,
         release.services.map((service) =>
           h(
             'div',
             { class: 'service' },
-            h('h3', {}, service.name, service.image ? h('span', { class: 'muted' }, ` ${service.image}`) : null),
+            h(
+              'h3',
+              {},
+              service.name,
+              service.image ? h('span', { class: 'muted' }, ` ${service.image}`) : null,
+            ),
             h(
               'table',
               { class: 'layers' },
-              h('thead', {}, h('tr', {}, ['Layer', 'Size', "Gzip'd", 'Best delta', 'Saving'].map((c) => h('th', {}, c)))),
+              h(
+                'thead',
+                {},
+                h(
+                  'tr',
+                  {},
+                  ['Layer', 'Size', "Gzip'd", 'Best delta', 'Saving'].map((c) => h('th', {}, c)),
+                ),
+              ),
               h(
                 'tbody',
                 {},
                 service.layers.map((layer) => {
-                  const ready = deltas.filter((d) => d.target === layer.diffId && d.state === 'ready' && d.size !== null).sort((a, b) => (a.size ?? 0) - (b.size ?? 0))[0];
-                  const pending = deltas.some((d) => d.target === layer.diffId && (d.state === 'queued' || d.state === 'building'));
+                  const ready = deltas
+                    .filter((d) => d.target === layer.diffId && d.state === 'ready' && d.size !== null)
+                    .sort((a, b) => (a.size ?? 0) - (b.size ?? 0))[0];
+                  const pending = deltas.some(
+                    (d) => d.target === layer.diffId && (d.state === 'queued' || d.state === 'building'),
+                  );
                   return h(
                     'tr',
                     {},
                     h('td', { class: 'mono', 'data-label': 'Layer' }, layer.diffId.slice(7, 19)),
                     h('td', { 'data-label': 'Size' }, bytes(layer.size)),
                     h('td', { 'data-label': "Gzip'd" }, bytes(layer.gzipSize)),
-                    h('td', { 'data-label': 'Best delta' }, ready ? bytes(ready.size) : pending ? 'building…' : '–'),
-                    h('td', { 'data-label': 'Saving' }, ready && ready.size !== null ? saving(ready.size, layer.gzipSize) : '–'),
+                    h(
+                      'td',
+                      { 'data-label': 'Best delta' },
+                      ready ? bytes(ready.size) : pending ? 'building…' : '–',
+                    ),
+                    h(
+                      'td',
+                      { 'data-label': 'Saving' },
+                      ready && ready.size !== null ? saving(ready.size, layer.gzipSize) : '–',
+                    ),
                   );
                 }),
               ),
@@ -180,20 +298,46 @@ async function releasesTab(body: HTMLElement, fleet: Fleet, releases: Release[])
       );
     }),
   );
-  mount(body, formCard, planOut, list.length ? list : h('p', { class: 'muted' }, 'No release yet: push one with ferry release push or POST /v1/fleets/{fleet}/releases.'));
+  mount(
+    body,
+    formCard,
+    planOut,
+    list.length
+      ? list
+      : h(
+          'p',
+          { class: 'muted' },
+          'No release yet: push one with ferry release push or POST /v1/fleets/{fleet}/releases.',
+        ),
+  );
 }
 
 function field(labelText: string, input: HTMLElement): HTMLElement {
   return h('label', { class: 'field' }, h('span', {}, labelText), input);
 }
 
-function rolloutForm(card: HTMLElement, planOut: HTMLElement, fleet: Fleet, release: Release, versions: Map<string, number>): void {
+function rolloutForm(
+  card: HTMLElement,
+  planOut: HTMLElement,
+  fleet: Fleet,
+  release: Release,
+  versions: Map<string, number>,
+): void {
   const batches = h('input', { name: 'batches', value: '1, 10%, 50%, 100%' });
   const bake = h('input', { name: 'bakeSeconds', type: 'number', min: 0, step: 'any', value: 60 });
   const maxFail = h('input', { name: 'maxFailurePercent', type: 'number', min: 0, max: 100, value: 20 });
-  const onFailure = h('select', { name: 'onFailure' }, h('option', { value: 'pause' }, 'pause'), h('option', { value: 'abort' }, 'abort'));
+  const onFailure = h(
+    'select',
+    { name: 'onFailure' },
+    h('option', { value: 'pause' }, 'pause'),
+    h('option', { value: 'abort' }, 'abort'),
+  );
   const timeout = h('input', { name: 'deviceTimeoutSeconds', type: 'number', min: 1, value: 1800 });
-  const rollback = h('select', { name: 'rollback' }, ...['failed', 'batch', 'none'].map((v) => h('option', { value: v }, v)));
+  const rollback = h(
+    'select',
+    { name: 'rollback' },
+    ...['failed', 'batch', 'none'].map((v) => h('option', { value: v }, v)),
+  );
   const tag = h('input', { name: 'tag', placeholder: 'name or name=value (optional)' });
   const error = h('p', { class: 'error', role: 'alert' });
   const body = (dryRun: boolean): unknown => {
@@ -202,7 +346,11 @@ function rolloutForm(card: HTMLElement, planOut: HTMLElement, fleet: Fleet, rele
       releaseId: release.id,
       dryRun,
       strategy: {
-        batches: batches.value.split(',').map((b) => b.trim()).filter(Boolean).map((b) => (b.endsWith('%') ? b : Number(b))),
+        batches: batches.value
+          .split(',')
+          .map((b) => b.trim())
+          .filter(Boolean)
+          .map((b) => (b.endsWith('%') ? b : Number(b))),
         bakeSeconds: Number(bake.value),
         maxFailurePercent: Number(maxFail.value),
         onFailure: onFailure.value,
@@ -238,7 +386,12 @@ function rolloutForm(card: HTMLElement, planOut: HTMLElement, fleet: Fleet, rele
       field('Roll back', rollback),
       field('Only devices tagged', tag),
     ),
-    h('div', { class: 'row' }, h('button', { type: 'button', class: 'secondary', onclick: plan }, 'Plan (dry run)'), h('button', { type: 'button', id: 'start-rollout', onclick: start }, 'Start rollout')),
+    h(
+      'div',
+      { class: 'row' },
+      h('button', { type: 'button', class: 'secondary', onclick: plan }, 'Plan (dry run)'),
+      h('button', { type: 'button', id: 'start-rollout', onclick: start }, 'Start rollout'),
+    ),
     error,
   );
   card.scrollIntoView({ behavior: 'smooth' });
@@ -249,22 +402,71 @@ function planCard(plan: RolloutPlan, versions: Map<string, number>): HTMLElement
     'section',
     { class: 'card' },
     h('h2', {}, `Plan: v${plan.releaseVersion} to ${plan.devices.length} devices`),
-    h('p', {}, `Batches: ${plan.batches.map((b) => b.size).join(' → ')}. Projected download ${bytes(plan.bytes.projected)} (full layers: ${bytes(plan.bytes.full)}; deltas save ${saving(plan.bytes.projected, plan.bytes.full)}).`),
-    h('p', { class: 'muted' }, `Left alone: ${plan.excluded.pinned.length} pinned, ${plan.excluded.upToDate.length} already on v${plan.releaseVersion}, ${plan.excluded.filteredOut} outside the tag filter.`),
+    h(
+      'p',
+      {},
+      `Batches: ${plan.batches.map((b) => b.size).join(' → ')}. Projected download ${bytes(plan.bytes.projected)} (full layers: ${bytes(plan.bytes.full)}; deltas save ${saving(plan.bytes.projected, plan.bytes.full)}).`,
+    ),
+    h(
+      'p',
+      { class: 'muted' },
+      `Left alone: ${plan.excluded.pinned.length} pinned, ${plan.excluded.upToDate.length} already on v${plan.releaseVersion}, ${plan.excluded.filteredOut} outside the tag filter.`,
+    ),
     h(
       'div',
       { class: 'scroll' },
       h(
         'table',
         {},
-        h('thead', {}, h('tr', {}, ['Device', 'Batch', 'From', 'Download', 'Full layers'].map((c) => h('th', {}, c)))),
-        h('tbody', {}, plan.devices.slice(0, 200).map((d) => h('tr', {}, h('td', {}, d.name), h('td', {}, String(d.batch)), h('td', {}, d.fromReleaseId ? (versions.has(d.fromReleaseId) ? `v${versions.get(d.fromReleaseId)}` : short(d.fromReleaseId)) : 'nothing'), h('td', {}, `${bytes(d.projectedBytes)} (${d.layers.map((l) => l.kind).join(', ') || 'nothing'})`), h('td', {}, bytes(d.fullBytes))))),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ['Device', 'Batch', 'From', 'Download', 'Full layers'].map((c) => h('th', {}, c)),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          plan.devices
+            .slice(0, 200)
+            .map((d) =>
+              h(
+                'tr',
+                {},
+                h('td', {}, d.name),
+                h('td', {}, String(d.batch)),
+                h(
+                  'td',
+                  {},
+                  d.fromReleaseId
+                    ? versions.has(d.fromReleaseId)
+                      ? `v${versions.get(d.fromReleaseId)}`
+                      : short(d.fromReleaseId)
+                    : 'nothing',
+                ),
+                h(
+                  'td',
+                  {},
+                  `${bytes(d.projectedBytes)} (${d.layers.map((l) => l.kind).join(', ') || 'nothing'})`,
+                ),
+                h('td', {}, bytes(d.fullBytes)),
+              ),
+            ),
+        ),
       ),
     ),
   );
 }
 
-async function rolloutsTab(body: HTMLElement, fleet: Fleet, versions: Map<string, number>, handlers: ((e: FerryEvent) => void)[]): Promise<void> {
+async function rolloutsTab(
+  body: HTMLElement,
+  fleet: Fleet,
+  versions: Map<string, number>,
+  handlers: ((e: FerryEvent) => void)[],
+): Promise<void> {
   const render = async (): Promise<void> => {
     const rollouts = await api<RolloutView[]>(`/v1/fleets/${fleet.slug}/rollouts`);
     mount(
@@ -278,7 +480,17 @@ async function rolloutsTab(body: HTMLElement, fleet: Fleet, versions: Map<string
               h(
                 'li',
                 { class: 'card' },
-                h('div', { class: 'row' }, h('a', { href: `#/rollouts/${r.id}`, class: 'big' }, `v${versions.get(r.releaseId) ?? r.releaseVersion}`), badge(r.state), h('span', { class: 'muted' }, `${r.trigger} · ${ago(r.createdAt)} · ${r.total} devices`)),
+                h(
+                  'div',
+                  { class: 'row' },
+                  h(
+                    'a',
+                    { href: `#/rollouts/${r.id}`, class: 'big' },
+                    `v${versions.get(r.releaseId) ?? r.releaseVersion}`,
+                  ),
+                  badge(r.state),
+                  h('span', { class: 'muted' }, `${r.trigger} · ${ago(r.createdAt)} · ${r.total} devices`),
+                ),
                 stateBar(r.counts, r.total),
               ),
             ),
@@ -316,7 +528,11 @@ async function provisioningTab(body: HTMLElement, fleet: Fleet): Promise<void> {
             h('h3', {}, 'Or 10 simulated devices'),
             h('pre', {}, `npm run simulate -- --url ${server} --key ${key.key} --count 10`),
             h('h3', {}, 'Or by hand'),
-            h('pre', {}, `curl -s -X POST ${server}/v1/device/register -H 'content-type: application/json' -d '{"provisioningKey":"${key.key}"}'`),
+            h(
+              'pre',
+              {},
+              `curl -s -X POST ${server}/v1/device/register -H 'content-type: application/json' -d '{"provisioningKey":"${key.key}"}'`,
+            ),
           ),
         );
         void provisioningTab(body, fleet).then(() => body.prepend(created));
@@ -329,10 +545,41 @@ async function provisioningTab(body: HTMLElement, fleet: Fleet): Promise<void> {
     h(
       'section',
       { class: 'card' },
-      h('div', { class: 'row' }, h('h2', {}, 'Provisioning keys'), h('button', { onclick: create, id: 'create-key' }, 'Create key')),
+      h(
+        'div',
+        { class: 'row' },
+        h('h2', {}, 'Provisioning keys'),
+        h('button', { onclick: create, id: 'create-key' }, 'Create key'),
+      ),
       keys.length === 0
         ? h('p', { class: 'muted' }, 'No key yet.')
-        : h('table', {}, h('thead', {}, h('tr', {}, ['Key', 'Name', 'Created', 'Status'].map((c) => h('th', {}, c)))), h('tbody', {}, keys.map((k) => h('tr', {}, h('td', { class: 'mono' }, `${k.prefix}…`), h('td', {}, k.name ?? '–'), h('td', {}, ago(k.createdAt)), h('td', {}, k.revokedAt ? `revoked ${ago(k.revokedAt)}` : 'active'))))),
+        : h(
+            'table',
+            {},
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                ['Key', 'Name', 'Created', 'Status'].map((c) => h('th', {}, c)),
+              ),
+            ),
+            h(
+              'tbody',
+              {},
+              keys.map((k) =>
+                h(
+                  'tr',
+                  {},
+                  h('td', { class: 'mono' }, `${k.prefix}…`),
+                  h('td', {}, k.name ?? '–'),
+                  h('td', {}, ago(k.createdAt)),
+                  h('td', {}, k.revokedAt ? `revoked ${ago(k.revokedAt)}` : 'active'),
+                ),
+              ),
+            ),
+          ),
     ),
   );
 }

@@ -6,9 +6,20 @@ import { ago } from '../format';
 export async function fleetsView(root: HTMLElement): Promise<void> {
   const fleets = await api<Fleet[]>('/v1/fleets');
   const name = h('input', { name: 'name', placeholder: 'fleet name', required: true });
-  const arch = h('select', { name: 'arch' }, ...['aarch64', 'armv7hf', 'amd64'].map((a) => h('option', { value: a }, a)));
+  const arch = h(
+    'select',
+    { name: 'arch' },
+    ...['aarch64', 'armv7hf', 'amd64'].map((a) => h('option', { value: a }, a)),
+  );
   const error = h('p', { class: 'error', role: 'alert' });
-  const form = h('form', { class: 'inline' }, name, arch, h('button', { type: 'submit' }, 'Create fleet'), error);
+  const form = h(
+    'form',
+    { class: 'inline' },
+    name,
+    arch,
+    h('button', { type: 'submit' }, 'Create fleet'),
+    error,
+  );
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     api<Fleet>('/v1/fleets', { method: 'POST', json: { name: name.value, arch: arch.value } })
@@ -24,7 +35,12 @@ export async function fleetsView(root: HTMLElement): Promise<void> {
           'ul',
           { class: 'cards' },
           fleets.map((f) =>
-            h('li', { class: 'card' }, h('a', { href: `#/fleets/${f.slug}`, class: 'big' }, f.name), h('div', { class: 'muted' }, `${f.slug} · ${f.arch} · created ${ago(f.createdAt)}`)),
+            h(
+              'li',
+              { class: 'card' },
+              h('a', { href: `#/fleets/${f.slug}`, class: 'big' }, f.name),
+              h('div', { class: 'muted' }, `${f.slug} · ${f.arch} · created ${ago(f.createdAt)}`),
+            ),
           ),
         ),
     h('section', { class: 'card' }, h('h2', {}, 'New fleet'), form),

@@ -3,13 +3,24 @@ import { h, mount } from '../dom';
 
 /** Asks for the admin token and checks it against the API before keeping it. */
 export function loginView(root: HTMLElement): void {
-  const input = h('input', { type: 'password', id: 'token', name: 'token', autocomplete: 'current-password', placeholder: 'admin token', required: true });
+  const input = h('input', {
+    type: 'password',
+    id: 'token',
+    name: 'token',
+    autocomplete: 'current-password',
+    placeholder: 'admin token',
+    required: true,
+  });
   const error = h('p', { class: 'error', role: 'alert' });
   const form = h(
     'form',
     { class: 'card login' },
     h('h1', {}, 'Ferry'),
-    h('p', { class: 'muted' }, 'Sign in with the admin token (FERRY_ADMIN_TOKEN, or data/admin-token on the server).'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Sign in with the admin token (FERRY_ADMIN_TOKEN, or data/admin-token on the server).',
+    ),
     h('label', { for: 'token' }, 'Admin token'),
     input,
     h('button', { type: 'submit' }, 'Sign in'),

@@ -6,7 +6,11 @@ import { stateChart } from '../chart';
 import { badge, chips, legend, progress, stateBar } from '../widgets';
 
 /** A rollout, live: batches, counts, chart, bytes, failures, and the operator's buttons. */
-export async function rolloutView(root: HTMLElement, id: string, setCleanup: (fn: () => void) => void): Promise<void> {
+export async function rolloutView(
+  root: HTMLElement,
+  id: string,
+  setCleanup: (fn: () => void) => void,
+): Promise<void> {
   let rollout = await api<RolloutView>(`/v1/rollouts/${encodeURIComponent(id)}`);
   const fleets = await api<Fleet[]>('/v1/fleets');
   const fleet = fleets.find((f) => f.id === rollout.fleetId);
@@ -15,12 +19,20 @@ export async function rolloutView(root: HTMLElement, id: string, setCleanup: (fn
   const error = h('p', { class: 'error', role: 'alert' });
   mount(
     root,
-    h('nav', { class: 'crumbs' }, h('a', { href: '#/fleets' }, 'Fleets'), ' / ', fleet ? h('a', { href: `#/fleets/${fleet.slug}/rollouts` }, fleet.name) : '?', ' / rollout'),
+    h(
+      'nav',
+      { class: 'crumbs' },
+      h('a', { href: '#/fleets' }, 'Fleets'),
+      ' / ',
+      fleet ? h('a', { href: `#/fleets/${fleet.slug}/rollouts` }, fleet.name) : '?',
+      ' / rollout',
+    ),
     content,
     error,
   );
   const act = (action: 'pause' | 'resume' | 'abort'): void => {
-    if (action === 'abort' && !confirm('Abort this rollout? Devices not yet told stay on their release.')) return;
+    if (action === 'abort' && !confirm('Abort this rollout? Devices not yet told stay on their release.'))
+      return;
     error.textContent = '';
     api<RolloutView>(`/v1/rollouts/${rollout.id}/${action}`, { method: 'POST' })
       .then((r) => {
@@ -36,29 +48,41 @@ export async function rolloutView(root: HTMLElement, id: string, setCleanup: (fn
     const s = r.strategy;
     mount(
       content,
-      h(
-        'header',
-        { class: 'title' },
-        h('h1', {}, `Rollout of v${r.releaseVersion}`),
-        badge(r.state),
-        live,
-      ),
-      r.reason ? h('p', { class: r.state === 'paused' || r.state === 'aborted' ? 'reason warn' : 'reason' }, r.reason) : null,
+      h('header', { class: 'title' }, h('h1', {}, `Rollout of v${r.releaseVersion}`), badge(r.state), live),
+      r.reason
+        ? h(
+            'p',
+            { class: r.state === 'paused' || r.state === 'aborted' ? 'reason warn' : 'reason' },
+            r.reason,
+          )
+        : null,
       h(
         'div',
         { class: 'row actions' },
         h('button', { id: 'pause', disabled: r.state !== 'running', onclick: () => act('pause') }, 'Pause'),
         h('button', { id: 'resume', disabled: r.state !== 'paused', onclick: () => act('resume') }, 'Resume'),
-        h('button', { id: 'abort', class: 'danger', disabled: !active, onclick: () => act('abort') }, 'Abort'),
+        h(
+          'button',
+          { id: 'abort', class: 'danger', disabled: !active, onclick: () => act('abort') },
+          'Abort',
+        ),
       ),
       h(
         'section',
         { class: 'card' },
         h('h2', {}, 'Progress'),
-        h('p', { id: 'progress-text' }, `${done} of ${r.total} devices on v${r.releaseVersion} · batch ${r.currentBatch} of ${r.batches.length}`),
+        h(
+          'p',
+          { id: 'progress-text' },
+          `${done} of ${r.total} devices on v${r.releaseVersion} · batch ${r.currentBatch} of ${r.batches.length}`,
+        ),
         stateBar(r.counts, r.total),
         chips(r.counts),
-        h('p', { class: 'muted' }, `Batches ${s.batches.join(', ')} · bake ${s.bakeSeconds} s · at most ${s.maxFailurePercent} % failures, then ${s.onFailure} · timeout ${s.deviceTimeoutSeconds} s · roll back ${s.rollback}${r.tagFilter ? ` · tag ${r.tagFilter.name}${r.tagFilter.value !== undefined ? `=${r.tagFilter.value}` : ''}` : ''} · ${r.trigger} · started ${ago(r.createdAt)}`),
+        h(
+          'p',
+          { class: 'muted' },
+          `Batches ${s.batches.join(', ')} · bake ${s.bakeSeconds} s · at most ${s.maxFailurePercent} % failures, then ${s.onFailure} · timeout ${s.deviceTimeoutSeconds} s · roll back ${s.rollback}${r.tagFilter ? ` · tag ${r.tagFilter.name}${r.tagFilter.value !== undefined ? `=${r.tagFilter.value}` : ''}` : ''} · ${r.trigger} · started ${ago(r.createdAt)}`,
+        ),
       ),
       h(
         'section',
@@ -71,21 +95,48 @@ export async function rolloutView(root: HTMLElement, id: string, setCleanup: (fn
             h(
               'li',
               { class: b.number === r.currentBatch ? 'current' : '', 'data-batch': b.number },
-              h('div', { class: 'row' }, h('b', {}, `Batch ${b.number}`), h('span', { class: 'muted' }, `${b.size} device${b.size === 1 ? '' : 's'}`), badge(b.state), b.failurePercent > 0 ? h('span', { class: 'warn' }, `${Math.round(b.failurePercent)} % failed`) : null, b.state === 'baking' && b.bakeUntil ? h('span', { class: 'muted' }, `bakes until ${new Date(b.bakeUntil).toLocaleTimeString()}`) : null),
+              h(
+                'div',
+                { class: 'row' },
+                h('b', {}, `Batch ${b.number}`),
+                h('span', { class: 'muted' }, `${b.size} device${b.size === 1 ? '' : 's'}`),
+                badge(b.state),
+                b.failurePercent > 0
+                  ? h('span', { class: 'warn' }, `${Math.round(b.failurePercent)} % failed`)
+                  : null,
+                b.state === 'baking' && b.bakeUntil
+                  ? h('span', { class: 'muted' }, `bakes until ${new Date(b.bakeUntil).toLocaleTimeString()}`)
+                  : null,
+              ),
               stateBar(b.counts, b.size),
             ),
           ),
         ),
       ),
-      h('section', { class: 'card' }, h('h2', {}, 'Devices by state over time'), stateChart(r.history, r.total), legend(r.history)),
+      h(
+        'section',
+        { class: 'card' },
+        h('h2', {}, 'Devices by state over time'),
+        stateChart(r.history, r.total),
+        legend(r.history),
+      ),
       h(
         'section',
         { class: 'card bytes' },
         h('h2', {}, 'Bytes'),
         progress(r.bytes.full > 0 ? r.bytes.sent / r.bytes.full : 0, `sent ${bytes(r.bytes.sent)}`, 'sent'),
-        progress(r.bytes.full > 0 ? r.bytes.projected / r.bytes.full : 0, `projected ${bytes(r.bytes.projected)}`),
+        progress(
+          r.bytes.full > 0 ? r.bytes.projected / r.bytes.full : 0,
+          `projected ${bytes(r.bytes.projected)}`,
+        ),
         progress(r.bytes.full > 0 ? 1 : 0, `full layers ${bytes(r.bytes.full)}`),
-        h('p', { class: 'muted' }, r.bytes.full > 0 ? `Deltas save ${saving(r.bytes.projected, r.bytes.full)} of what full layers would cost. Sent = what devices reported downloading.` : 'Nothing to download.'),
+        h(
+          'p',
+          { class: 'muted' },
+          r.bytes.full > 0
+            ? `Deltas save ${saving(r.bytes.projected, r.bytes.full)} of what full layers would cost. Sent = what devices reported downloading.`
+            : 'Nothing to download.',
+        ),
       ),
       h(
         'section',
@@ -93,7 +144,38 @@ export async function rolloutView(root: HTMLElement, id: string, setCleanup: (fn
         h('h2', {}, `Failures (${r.failures.length})`),
         r.failures.length === 0
           ? h('p', { class: 'muted' }, 'None.')
-          : h('div', { class: 'scroll' }, h('table', { class: 'failures' }, h('thead', {}, h('tr', {}, ['Device', 'Batch', 'State', 'Reason', 'When'].map((c) => h('th', {}, c)))), h('tbody', {}, r.failures.map((f) => h('tr', {}, h('td', { 'data-label': 'Device' }, f.name), h('td', { 'data-label': 'Batch' }, String(f.batch)), h('td', { 'data-label': 'State' }, badge(f.state)), h('td', { 'data-label': 'Reason' }, f.reason ?? '–'), h('td', { 'data-label': 'When' }, ago(f.at))))))),
+          : h(
+              'div',
+              { class: 'scroll' },
+              h(
+                'table',
+                { class: 'failures' },
+                h(
+                  'thead',
+                  {},
+                  h(
+                    'tr',
+                    {},
+                    ['Device', 'Batch', 'State', 'Reason', 'When'].map((c) => h('th', {}, c)),
+                  ),
+                ),
+                h(
+                  'tbody',
+                  {},
+                  r.failures.map((f) =>
+                    h(
+                      'tr',
+                      {},
+                      h('td', { 'data-label': 'Device' }, f.name),
+                      h('td', { 'data-label': 'Batch' }, String(f.batch)),
+                      h('td', { 'data-label': 'State' }, badge(f.state)),
+                      h('td', { 'data-label': 'Reason' }, f.reason ?? '–'),
+                      h('td', { 'data-label': 'When' }, ago(f.at)),
+                    ),
+                  ),
+                ),
+              ),
+            ),
       ),
     );
   };
@@ -121,7 +203,10 @@ export async function rolloutView(root: HTMLElement, id: string, setCleanup: (fn
     },
   );
   // The chart's time axis and bake countdowns move on even when nothing is reported.
-  const clock = setInterval(() => (rollout.state === 'running' || rollout.state === 'paused') && refresh(), 5000);
+  const clock = setInterval(
+    () => (rollout.state === 'running' || rollout.state === 'paused') && refresh(),
+    5000,
+  );
   setCleanup(() => {
     stop();
     clearInterval(clock);

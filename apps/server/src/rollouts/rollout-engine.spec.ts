@@ -20,12 +20,23 @@ class FakeRollout {
         id: 'r1',
         state: 'running',
         releaseId: NEW,
-        strategy: RolloutStrategySchema.parse({ bakeSeconds: 60, deviceTimeoutSeconds: 300, maxFailurePercent: 20, ...strategy }),
+        strategy: RolloutStrategySchema.parse({
+          bakeSeconds: 60,
+          deviceTimeoutSeconds: 300,
+          maxFailurePercent: 20,
+          ...strategy,
+        }),
         currentBatch: 0,
         reason: null,
         finishedAt: null,
       },
-      batches: batchSizes.map((_, i) => ({ number: i + 1, state: 'pending', startedAt: null, bakeUntil: null, finishedAt: null })),
+      batches: batchSizes.map((_, i) => ({
+        number: i + 1,
+        state: 'pending',
+        startedAt: null,
+        bakeUntil: null,
+        finishedAt: null,
+      })),
       devices: batchSizes.flatMap((size, i) =>
         Array.from({ length: size }, () => ({
           uuid: `d${++n}`,
@@ -36,7 +47,15 @@ class FakeRollout {
           deadline: null,
           bytesSent: 0,
           reason: null,
-          report: { exists: true, status: 'running', releaseId: from, bytesDone: null, bytesTotal: null, error: null, at: null },
+          report: {
+            exists: true,
+            status: 'running',
+            releaseId: from,
+            bytesDone: null,
+            bytesTotal: null,
+            error: null,
+            at: null,
+          },
         })),
       ),
     };
@@ -53,10 +72,17 @@ class FakeRollout {
 
   apply(decision: Decision): Decision {
     if (decision.rollout) this.snapshot.rollout = { ...decision.rollout };
-    for (const b of decision.batches) Object.assign(this.snapshot.batches.find((x) => x.number === b.number)!, b);
+    for (const b of decision.batches)
+      Object.assign(
+        this.snapshot.batches.find((x) => x.number === b.number)!,
+        b,
+      );
     for (const change of decision.devices) {
       const { notify, ...rest } = change;
-      Object.assign(this.snapshot.devices.find((d) => d.uuid === change.uuid)!, rest);
+      Object.assign(
+        this.snapshot.devices.find((d) => d.uuid === change.uuid)!,
+        rest,
+      );
       if (notify) this.notices.push({ uuid: change.uuid, releaseId: notify });
     }
     return decision;
@@ -86,7 +112,8 @@ class FakeRollout {
   /** Every device of batch `n` comes up on the new release. */
   upgrade(n: number, bytes = 100): void {
     this.advance(1);
-    for (const uuid of this.batchOf(n)) this.report(uuid, { status: 'running', releaseId: NEW, bytesDone: bytes, bytesTotal: bytes });
+    for (const uuid of this.batchOf(n))
+      this.report(uuid, { status: 'running', releaseId: NEW, bytesDone: bytes, bytesTotal: bytes });
   }
 }
 
@@ -94,8 +121,12 @@ describe('transition table', () => {
   it('has terminal states with no way out and every target a known state', () => {
     expect(ROLLOUT_TRANSITIONS.completed).toEqual([]);
     expect(ROLLOUT_TRANSITIONS.aborted).toEqual([]);
-    for (const table of [ROLLOUT_TRANSITIONS, BATCH_TRANSITIONS, DEVICE_TRANSITIONS] as Record<string, readonly string[]>[])
-      for (const targets of Object.values(table)) for (const t of targets) expect(Object.keys(table)).toContain(t);
+    for (const table of [ROLLOUT_TRANSITIONS, BATCH_TRANSITIONS, DEVICE_TRANSITIONS] as Record<
+      string,
+      readonly string[]
+    >[])
+      for (const targets of Object.values(table))
+        for (const t of targets) expect(Object.keys(table)).toContain(t);
   });
 
   it('refuses what is not listed', () => {
@@ -122,7 +153,15 @@ describe('batch planning', () => {
   });
 
   it('leaves pinned, up-to-date and filtered-out devices alone and puts online devices first', () => {
-    const device = (uuid: string, extra: object) => ({ uuid, name: uuid, online: false, releaseId: OLD, tags: {}, createdAt: uuid, ...extra });
+    const device = (uuid: string, extra: object) => ({
+      uuid,
+      name: uuid,
+      online: false,
+      releaseId: OLD,
+      tags: {},
+      createdAt: uuid,
+      ...extra,
+    });
     const selection = selectDevices(
       [
         device('a', {}),
@@ -137,7 +176,10 @@ describe('batch planning', () => {
     expect(selection.eligible.map((d) => d.uuid)).toEqual(['b', 'a', 'e']);
     expect(selection.pinned).toEqual(['c']);
     expect(selection.upToDate).toEqual(['d']);
-    const filtered = selectDevices([device('a', { tags: { ring: 'canary' } }), device('b', {})], NEW, { name: 'ring', value: 'canary' });
+    const filtered = selectDevices([device('a', { tags: { ring: 'canary' } }), device('b', {})], NEW, {
+      name: 'ring',
+      value: 'canary',
+    });
     expect(filtered.eligible.map((d) => d.uuid)).toEqual(['a']);
     expect(filtered.filteredOut).toBe(1);
   });
@@ -257,7 +299,12 @@ describe('rollout engine', () => {
     expect(r.stateOf('d1')).toBe('rolling_back');
     expect(r.stateOf('d2')).toBe('rolling_back');
     expect(r.snapshot.devices.filter((d) => d.batch === 2).every((d) => d.state === 'canceled')).toBe(true);
-    expect(r.notices.filter((n) => n.releaseId === OLD).map((n) => n.uuid).sort()).toEqual(['d1', 'd2']);
+    expect(
+      r.notices
+        .filter((n) => n.releaseId === OLD)
+        .map((n) => n.uuid)
+        .sort(),
+    ).toEqual(['d1', 'd2']);
     expect(r.step()).toEqual({ rollout: null, batches: [], devices: [] });
   });
 

@@ -181,9 +181,7 @@ class Step {
 
 /** Whether a report arrived after the device was told its current target. */
 function fresh(device: EngineDevice): boolean {
-  return (
-    device.report.at !== null && device.notifiedAt !== null && device.report.at >= device.notifiedAt
-  );
+  return device.report.at !== null && device.notifiedAt !== null && device.report.at >= device.notifiedAt;
 }
 
 const UPDATING_STATUSES = new Set(['downloading', 'downloaded', 'installing', 'starting', 'deferred']);
@@ -192,7 +190,8 @@ const UPDATING_STATUSES = new Set(['downloading', 'downloaded', 'installing', 's
 function observeDevice(step: Step, device: EngineDevice, releaseId: string, timeoutMs: number): void {
   const report = device.report;
   if (!report.exists) {
-    if (device.state !== 'rolling_back') step.setDevice(device, 'canceled', { reason: 'device deprovisioned' });
+    if (device.state !== 'rolling_back')
+      step.setDevice(device, 'canceled', { reason: 'device deprovisioned' });
     return;
   }
   const about = report.releaseId;
@@ -233,7 +232,11 @@ function observeDevice(step: Step, device: EngineDevice, releaseId: string, time
         step.touchDevice(device, { reason: `deferred: ${report.error}` });
     }
   }
-  if (IN_FLIGHT.includes(device.state) && device.deadline !== null && step.now >= Date.parse(device.deadline)) {
+  if (
+    IN_FLIGHT.includes(device.state) &&
+    device.deadline !== null &&
+    step.now >= Date.parse(device.deadline)
+  ) {
     step.setDevice(device, 'timed_out', {
       reason: `no running report within ${timeoutMs / 1000} s${report.status ? ` (last: ${report.status})` : ''}`,
     });
@@ -288,7 +291,11 @@ export function decide(snapshot: RolloutSnapshot, now: number): Decision {
     const before = device.state;
     if (['notified', 'updating', 'verifying', 'rolling_back'].includes(before))
       observeDevice(step, device, rollout.releaseId, timeoutMs);
-    if (strategy.rollback !== 'none' && (device.state === 'failed' || device.state === 'timed_out') && before !== device.state)
+    if (
+      strategy.rollback !== 'none' &&
+      (device.state === 'failed' || device.state === 'timed_out') &&
+      before !== device.state
+    )
       rollBack(step, device);
   }
 
@@ -323,9 +330,7 @@ export function decide(snapshot: RolloutSnapshot, now: number): Decision {
   if (rollout.state !== 'running') return step.decision();
   const current = step.batches.find((b) => b.number === rollout.currentBatch);
   if (current && (current.state === 'running' || current.state === 'baking')) return step.decision();
-  const next = step.batches
-    .filter((b) => b.state === 'pending')
-    .sort((a, b) => a.number - b.number)[0];
+  const next = step.batches.filter((b) => b.state === 'pending').sort((a, b) => a.number - b.number)[0];
   if (next) {
     startBatch(step, next);
     return step.decision();

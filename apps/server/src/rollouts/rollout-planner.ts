@@ -38,11 +38,17 @@ export function checkBatchSpec(spec: readonly BatchSize[]): void {
   let percent = 0;
   for (const entry of spec) {
     if (typeof entry === 'number') {
-      if (entry < count) throw new ValidationError(`strategy.batches: ${entry} comes after ${count}; batch ends are cumulative`);
+      if (entry < count)
+        throw new ValidationError(
+          `strategy.batches: ${entry} comes after ${count}; batch ends are cumulative`,
+        );
       count = entry;
     } else {
       const p = Number.parseFloat(entry);
-      if (p < percent) throw new ValidationError(`strategy.batches: ${entry} comes after ${percent}%; batch ends are cumulative`);
+      if (p < percent)
+        throw new ValidationError(
+          `strategy.batches: ${entry} comes after ${percent}%; batch ends are cumulative`,
+        );
       percent = p;
     }
   }
@@ -69,7 +75,11 @@ export interface Selection {
  * is offline would only time out), then oldest first. Pinned devices and those already on the release
  * are left alone.
  */
-export function selectDevices(devices: readonly CandidateDevice[], releaseId: string, tagFilter: TagFilter | null): Selection {
+export function selectDevices(
+  devices: readonly CandidateDevice[],
+  releaseId: string,
+  tagFilter: TagFilter | null,
+): Selection {
   const selection: Selection = { eligible: [], pinned: [], upToDate: [], filteredOut: 0 };
   for (const device of devices) {
     if (tagFilter) {

@@ -50,7 +50,9 @@ export class RolloutTicker implements OnApplicationBootstrap, BeforeApplicationS
       this.releaseEvents.pushed$.subscribe((release) => {
         this.rollouts
           .onReleasePushed(release)
-          .catch((error: Error) => this.logger.warn(`track latest for release ${release.id}: ${error.message}`));
+          .catch((error: Error) =>
+            this.logger.warn(`track latest for release ${release.id}: ${error.message}`),
+          );
       }),
     );
     this.timer = setInterval(() => this.kick(), this.config.rolloutTickMs);
@@ -79,7 +81,9 @@ export class RolloutTicker implements OnApplicationBootstrap, BeforeApplicationS
         try {
           await this.rollouts.step(rollout.id);
         } catch (error) {
-          this.logger.warn(`rollout ${rollout.id}: step failed, retried next tick: ${(error as Error).message}`);
+          this.logger.warn(
+            `rollout ${rollout.id}: step failed, retried next tick: ${(error as Error).message}`,
+          );
         }
       }
     } finally {

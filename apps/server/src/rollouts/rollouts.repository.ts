@@ -157,7 +157,11 @@ export class RolloutsRepository {
     return row ? toRollout(row) : null;
   }
 
-  async listForFleet(fleetId: string, state: RolloutState | undefined, limit: number): Promise<RolloutRecord[]> {
+  async listForFleet(
+    fleetId: string,
+    state: RolloutState | undefined,
+    limit: number,
+  ): Promise<RolloutRecord[]> {
     let q = this.db.selectFrom('rollouts').selectAll().where('fleet_id', '=', fleetId);
     if (state) q = q.where('state', '=', state);
     const rows = await q.orderBy('created_at', 'desc').limit(limit).execute();
@@ -165,7 +169,12 @@ export class RolloutsRepository {
   }
 
   async active(): Promise<RolloutRecord[]> {
-    const rows = await this.db.selectFrom('rollouts').selectAll().where('state', 'in', ACTIVE).orderBy('created_at').execute();
+    const rows = await this.db
+      .selectFrom('rollouts')
+      .selectAll()
+      .where('state', 'in', ACTIVE)
+      .orderBy('created_at')
+      .execute();
     return rows.map(toRollout);
   }
 
@@ -219,36 +228,32 @@ export class RolloutsRepository {
         reason: rollout.reason,
         finishedAt: rollout.finishedAt,
       },
-      batches: batches.map(
-        (b): EngineBatch => ({
-          number: b.number,
-          state: b.state as BatchState,
-          startedAt: b.started_at,
-          bakeUntil: b.bake_until,
-          finishedAt: b.finished_at,
-        }),
-      ),
-      devices: devices.map(
-        (d): EngineDevice => ({
-          uuid: d.device_uuid,
-          batch: d.batch,
-          state: d.state as RolloutDeviceState,
-          fromReleaseId: d.from_release_id,
-          notifiedAt: d.notified_at,
-          deadline: d.deadline,
-          bytesSent: Number(d.bytes_sent),
-          reason: d.reason,
-          report: {
-            exists: d.device_exists !== null,
-            status: d.status ?? null,
-            releaseId: d.update_release_id ?? null,
-            bytesDone: d.bytes_done === null || d.bytes_done === undefined ? null : Number(d.bytes_done),
-            bytesTotal: d.bytes_total === null || d.bytes_total === undefined ? null : Number(d.bytes_total),
-            error: d.last_error ?? null,
-            at: d.state_at ?? null,
-          },
-        }),
-      ),
+      batches: batches.map((b): EngineBatch => ({
+        number: b.number,
+        state: b.state as BatchState,
+        startedAt: b.started_at,
+        bakeUntil: b.bake_until,
+        finishedAt: b.finished_at,
+      })),
+      devices: devices.map((d): EngineDevice => ({
+        uuid: d.device_uuid,
+        batch: d.batch,
+        state: d.state as RolloutDeviceState,
+        fromReleaseId: d.from_release_id,
+        notifiedAt: d.notified_at,
+        deadline: d.deadline,
+        bytesSent: Number(d.bytes_sent),
+        reason: d.reason,
+        report: {
+          exists: d.device_exists !== null,
+          status: d.status ?? null,
+          releaseId: d.update_release_id ?? null,
+          bytesDone: d.bytes_done === null || d.bytes_done === undefined ? null : Number(d.bytes_done),
+          bytesTotal: d.bytes_total === null || d.bytes_total === undefined ? null : Number(d.bytes_total),
+          error: d.last_error ?? null,
+          at: d.state_at ?? null,
+        },
+      })),
     };
   }
 
@@ -286,7 +291,12 @@ export class RolloutsRepository {
       for (const b of decision.batches) {
         await trx
           .updateTable('rollout_batches')
-          .set({ state: b.state, started_at: b.startedAt, bake_until: b.bakeUntil, finished_at: b.finishedAt })
+          .set({
+            state: b.state,
+            started_at: b.startedAt,
+            bake_until: b.bakeUntil,
+            finished_at: b.finishedAt,
+          })
           .where('rollout_id', '=', rolloutId)
           .where('number', '=', b.number)
           .execute();
@@ -404,14 +414,19 @@ export class RolloutsRepository {
     return rows.reverse().map((r) => ({ at: r.at, counts: JSON.parse(r.counts) as DeviceCounts }));
   }
 
-  async settings(fleetId: string): Promise<{ trackLatest: boolean; defaultStrategy: RolloutStrategy } | null> {
+  async settings(
+    fleetId: string,
+  ): Promise<{ trackLatest: boolean; defaultStrategy: RolloutStrategy } | null> {
     const row = await this.db
       .selectFrom('fleet_rollout_settings')
       .selectAll()
       .where('fleet_id', '=', fleetId)
       .executeTakeFirst();
     return row
-      ? { trackLatest: row.track_latest === 1, defaultStrategy: JSON.parse(row.default_strategy) as RolloutStrategy }
+      ? {
+          trackLatest: row.track_latest === 1,
+          defaultStrategy: JSON.parse(row.default_strategy) as RolloutStrategy,
+        }
       : null;
   }
 

@@ -22,8 +22,21 @@ import { DevicesRepository } from '../devices/devices.repository';
 import { EventBus } from '../events/event-bus.service';
 import { FleetsService } from '../fleets/fleets.service';
 import { ReleasesService } from '../releases/releases.service';
-import { Decision, OperatorAction, countStates, decide, failurePercent, operatorAction } from './rollout-engine';
-import { checkBatchSpec, projectDownload, releaseLayers, resolveBatches, selectDevices } from './rollout-planner';
+import {
+  Decision,
+  OperatorAction,
+  countStates,
+  decide,
+  failurePercent,
+  operatorAction,
+} from './rollout-engine';
+import {
+  checkBatchSpec,
+  projectDownload,
+  releaseLayers,
+  resolveBatches,
+  selectDevices,
+} from './rollout-planner';
 import { RolloutNotices } from './rollout-notices.service';
 import { RolloutRecord, RolloutsRepository } from './rollouts.repository';
 
@@ -57,7 +70,11 @@ export class RolloutsService {
     if (release.fleetId !== fleet.id)
       throw new ValidationError(`release ${release.id} belongs to another fleet`, { field: 'releaseId' });
     checkBatchSpec(input.strategy.batches);
-    const candidates = await this.devices.list({ fleetId: fleet.id, limit: Number.MAX_SAFE_INTEGER, offset: 0 });
+    const candidates = await this.devices.list({
+      fleetId: fleet.id,
+      limit: Number.MAX_SAFE_INTEGER,
+      offset: 0,
+    });
     const selection = selectDevices(candidates, release.id, input.tagFilter ?? null);
     const sizes = resolveBatches(input.strategy.batches, selection.eligible.length);
     const deltas = await this.deltas.listForRelease(release.id);
@@ -90,7 +107,11 @@ export class RolloutsService {
       tagFilter: input.tagFilter ?? null,
       batches: sizes.map((size, i) => ({ number: i + 1, size })),
       devices: planned,
-      excluded: { pinned: selection.pinned, upToDate: selection.upToDate, filteredOut: selection.filteredOut },
+      excluded: {
+        pinned: selection.pinned,
+        upToDate: selection.upToDate,
+        filteredOut: selection.filteredOut,
+      },
       bytes: {
         projected: planned.reduce((s, d) => s + d.projectedBytes, 0),
         full: planned.reduce((s, d) => s + d.fullBytes, 0),
@@ -112,10 +133,15 @@ export class RolloutsService {
     const active = await this.rollouts.activeInFleet(plan.fleetId);
     if (active) {
       if (!options.supersede)
-        throw new ConflictError(`fleet already has an active rollout ${active.id} (${active.state}); pause it, abort it or wait`, {
-          rolloutId: active.id,
-        });
-      await this.exclusive(() => this.actNow(active.id, 'abort', `superseded by release v${plan.releaseVersion}`));
+        throw new ConflictError(
+          `fleet already has an active rollout ${active.id} (${active.state}); pause it, abort it or wait`,
+          {
+            rolloutId: active.id,
+          },
+        );
+      await this.exclusive(() =>
+        this.actNow(active.id, 'abort', `superseded by release v${plan.releaseVersion}`),
+      );
     }
     await this.planDeltas(plan);
     const now = new Date().toISOString();
@@ -190,8 +216,19 @@ export class RolloutsService {
       }),
       counts: countStates(devices),
       failures: devices
-        .filter((d) => FAILED_DEVICE_STATES.includes(d.state) || (d.state === 'canceled' && d.reason === 'device deprovisioned'))
-        .map((d) => ({ uuid: d.uuid, name: d.name, batch: d.batch, state: d.state, reason: d.reason, at: d.updatedAt })),
+        .filter(
+          (d) =>
+            FAILED_DEVICE_STATES.includes(d.state) ||
+            (d.state === 'canceled' && d.reason === 'device deprovisioned'),
+        )
+        .map((d) => ({
+          uuid: d.uuid,
+          name: d.name,
+          batch: d.batch,
+          state: d.state,
+          reason: d.reason,
+          at: d.updatedAt,
+        })),
       bytes: {
         projected: rollout.projectedBytes,
         sent: devices.reduce((s, d) => s + d.bytesSent, 0),
@@ -286,7 +323,9 @@ export class RolloutsService {
       { releaseId: release.id, strategy: saved.defaultStrategy, dryRun: false },
       { trigger: 'track-latest', supersede: true },
     );
-    this.logger.log(`fleet ${release.fleetId} tracks the latest release: rollout ${rollout?.id ?? '-'} started`);
+    this.logger.log(
+      `fleet ${release.fleetId} tracks the latest release: rollout ${rollout?.id ?? '-'} started`,
+    );
   }
 
   private async get(id: string): Promise<RolloutRecord> {
@@ -304,7 +343,10 @@ export class RolloutsService {
     const states = new Map(before.map((d) => [d.uuid, d.state]));
     const stateChanged = decision.devices.some((d) => states.get(d.uuid) !== d.state);
     for (const d of decision.devices) states.set(d.uuid, d.state);
-    const counts = stateChanged || decision.rollout ? countStates([...states.values()].map((state) => ({ state: state as never }))) : null;
+    const counts =
+      stateChanged || decision.rollout
+        ? countStates([...states.values()].map((state) => ({ state: state as never })))
+        : null;
     // Never the same timestamp as the snapshot's: the next writer's optimistic check must see a change.
     const at = new Date(Math.max(now, Date.parse(rollout.updatedAt) + 1)).toISOString();
     await this.rollouts.apply(rollout.id, rollout.updatedAt, decision, at, counts);
