@@ -392,6 +392,13 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       ['release'],
       ['deltas'],
       ['delta'],
+      ['rollout'],
+      ['rollout', 'start'],
+      ['rollout', 'status'],
+      ['rollout', 'pause'],
+      ['rollout', 'resume'],
+      ['rollout', 'abort'],
+      ['rollouts'],
     ];
     const results = await Promise.all(commands.map((c) => run([...c, '--help'])));
     results.forEach((r, i) => {

@@ -4,6 +4,7 @@ import { registerDeltaCommands } from './commands/delta.command';
 import { registerFleetCommands } from './commands/fleet.command';
 import { registerDeviceCommands } from './commands/device.command';
 import { registerReleaseCommands } from './commands/release.command';
+import { registerRolloutCommands } from './commands/rollout.command';
 import { registerLoginCommands } from './commands/login.command';
 import { EXIT_CODES_HELP } from './support/exit-codes';
 
@@ -13,6 +14,7 @@ const commandGroups: ((program: Command) => void)[] = [
   registerFleetCommands,
   registerDeviceCommands,
   registerReleaseCommands,
+  registerRolloutCommands,
   registerDeltaCommands,
 ];
 

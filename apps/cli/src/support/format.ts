@@ -41,7 +41,7 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
 
 /** A duration in seconds as `45s`, `5m`, `1h30m`. */
 export function duration(seconds: number): string {
-  if (seconds < 60) return `${Math.round(seconds)}s`;
+  if (seconds < 60) return `${Number(seconds.toFixed(1))}s`;
   if (seconds < 3600)
     return `${Math.floor(seconds / 60)}m${seconds % 60 ? `${Math.round(seconds % 60)}s` : ''}`;
   const minutes = Math.floor((seconds % 3600) / 60);
