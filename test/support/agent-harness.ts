@@ -88,6 +88,7 @@ export async function startAgentWorld(name: string): Promise<AgentWorld> {
       FERRY_RETRY_BASE_MS: '100',
       FERRY_DOWNLOAD_ATTEMPTS: '3',
       FERRY_NETWORK_MODE: 'none',
+      FERRY_STOP_TIMEOUT_S: '1',
       FERRY_MIN_FREE_MEMORY_MB: '1',
       FERRY_DISK_RESERVE_MB: '0',
       ...extra,

@@ -2,7 +2,7 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import type { AddressInfo } from 'node:net';
 
 /** What the proxy does to one blob response. */
-export type BlobFault = 'corrupt' | 'truncate';
+export type BlobFault = 'corrupt' | 'truncate' | 'truncate-once';
 
 /**
  * A loopback HTTP proxy between agent and server, for faults a real link has: it counts the bytes of
@@ -62,16 +62,17 @@ export async function startAgentProxy(upstream: string): Promise<AgentProxy> {
         }
         const digest = blob[1]!;
         const fault = proxy.faults.get(digest);
+        if (fault === 'truncate-once') proxy.faults.delete(digest);
         const length = Number(up.headers['content-length'] ?? 0);
         let sent = 0;
         void (async () => {
           for await (const chunk of up) {
             let buf = chunk as Buffer;
-            if (fault === 'truncate' && sent + buf.length > length / 2) {
+            if ((fault === 'truncate' || fault === 'truncate-once') && sent + buf.length > length / 2) {
               buf = buf.subarray(0, Math.max(0, Math.floor(length / 2) - sent));
-              if (buf.length > 0) res.write(buf);
               proxy.served.set(digest, (proxy.served.get(digest) ?? 0) + buf.length);
-              res.destroy();
+              // Let the half reach the agent before the link drops.
+              res.write(buf, () => setTimeout(() => res.destroy(), 100));
               return;
             }
             if (fault === 'corrupt') {

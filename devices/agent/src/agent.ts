@@ -161,10 +161,10 @@ export class Agent {
         throw new SignatureError(`manifest of release ${release.id} names release ${release.manifest.releaseId} of fleet ${release.manifest.fleetId}`);
     } catch (error) {
       if (!(error instanceof SignatureError)) throw error;
+      // Refused, reported, and asked again later: a tampering middlebox may go away.
       this.log.error('release refused', { releaseId: release.id, error: error.message });
-      await this.journal.write((s) => (s.rejected = { releaseId: release.id, status: 'failed', reason: error.message }));
       this.reporter.report({ status: 'failed', releaseId: release.id, error: error.message });
-      return;
+      throw error;
     }
     const { current, rejected, update } = this.journal.state;
     if (current?.releaseId === release.id && !update) {

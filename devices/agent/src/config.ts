@@ -20,6 +20,8 @@ export interface AgentConfig {
   healthGraceMs: number;
   /** Longest wait for an engine health check to say healthy (`FERRY_HEALTH_TIMEOUT_MS`). @defaultValue 120000 */
   healthTimeoutMs: number;
+  /** Seconds an old container gets to stop before the engine kills it (`FERRY_STOP_TIMEOUT_S`). @defaultValue 10 */
+  stopTimeoutSeconds: number;
   /** `NetworkMode` of the containers the agent creates (`FERRY_NETWORK_MODE`). @defaultValue `host` */
   networkMode: string;
   /** Overrides the MQTT URL the server handed out at registration (`FERRY_MQTT_URL`). */
@@ -50,6 +52,7 @@ const KEYS: Record<keyof AgentConfig, string> = {
   healthGraceMs: 'FERRY_HEALTH_GRACE_MS',
   healthTimeoutMs: 'FERRY_HEALTH_TIMEOUT_MS',
   networkMode: 'FERRY_NETWORK_MODE',
+  stopTimeoutSeconds: 'FERRY_STOP_TIMEOUT_S',
   mqttUrl: 'FERRY_MQTT_URL',
   downloadConcurrency: 'FERRY_DOWNLOAD_CONCURRENCY',
   retryBaseMs: 'FERRY_RETRY_BASE_MS',
@@ -112,6 +115,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     healthGraceMs: int('healthGraceMs', 10_000, 0),
     healthTimeoutMs: int('healthTimeoutMs', 120_000, 100),
     networkMode,
+    stopTimeoutSeconds: int('stopTimeoutSeconds', 10, 0),
     mqttUrl: raw('mqttUrl') ?? null,
     downloadConcurrency: int('downloadConcurrency', 3, 1),
     retryBaseMs: int('retryBaseMs', 2000, 1),

@@ -44,6 +44,9 @@ export async function waitHealthy(engine: EngineClient, ids: string[], graceMs: 
     for (;;) {
       const info = await engine.inspectContainer(id);
       if (!info) throw new HealthCheckError(`container ${id.slice(0, 12)} disappeared`);
+      // The restart policy brings a dying container back: a restart during the check is a failure.
+      if (info.State.Restarting || info.RestartCount > 0)
+        throw new HealthCheckError(`container ${id.slice(0, 12)} keeps exiting (exit code ${info.State.ExitCode}, ${info.RestartCount} restarts)`);
       if (!info.State.Running)
         throw new HealthCheckError(`container ${id.slice(0, 12)} is ${info.State.Status} (exit code ${info.State.ExitCode})`);
       const health = info.State.Health?.Status;

@@ -139,6 +139,10 @@ export class Downloader {
         if (unsynced >= FLUSH_BYTES || Date.now() - lastFlush >= FLUSH_MS) await flush();
       }
       await flush();
+    } catch (error) {
+      // A dropped link: what arrived is kept (the final sha256 check covers it) and resumed from.
+      if (!isDiskFull(error)) await flush().catch(() => undefined);
+      throw error;
     } finally {
       await fh.close();
     }

@@ -21,7 +21,8 @@ export interface EngineContainer {
 
 export interface ContainerInspect {
   Id: string;
-  State: { Status: string; Running: boolean; ExitCode: number; Health?: { Status: string } };
+  State: { Status: string; Running: boolean; Restarting: boolean; ExitCode: number; Health?: { Status: string } };
+  RestartCount: number;
 }
 
 export interface CreateContainer {

@@ -51,7 +51,17 @@ export class Updater {
   }
 
   private report(status: DeviceStatus, extra: { bytesDone?: number; bytesTotal?: number; error?: string } = {}): void {
-    this.deps.reporter.report({ status, releaseId: this.deps.journal.state.update?.releaseId ?? null, ...extra });
+    this.deps.reporter.report({ status, releaseId: this.deps.journal.state.update?.releaseId ?? null, ...this.fallbackNote(), ...extra });
+  }
+
+  /**
+   * Every report of an update where a delta fell back to its full layer says so (balena-engine
+   * #1513: never a silent substitution).
+   */
+  private fallbackNote(): { error?: string } {
+    const fallbacks = Object.entries(this.deps.journal.state.update?.fallbacks ?? {});
+    if (fallbacks.length === 0) return {};
+    return { error: `download.fallback: ${fallbacks.map(([d, why]) => `${d.slice(0, 19)}… ${why}`).join('; ')}`.slice(0, 2000) };
   }
 
   /**
@@ -301,7 +311,7 @@ export class Updater {
       await journal.updateRecord((u) => Object.assign(u.swap as object, { step: 'stop_old', newContainers: ids }));
     }
     if (swap().step === 'stop_old') {
-      for (const id of swap().oldContainers) await engine.stopContainer(id);
+      for (const id of swap().oldContainers) await engine.stopContainer(id, config.stopTimeoutSeconds);
       await journal.updateRecord((u) => ((u.swap as { step: string }).step = 'start_new'));
     }
     if (swap().step === 'start_new') {
@@ -359,13 +369,14 @@ export class Updater {
     const update = journal.state.update as UpdateRecord;
     for (const id of update.swap?.oldContainers ?? []) await engine.removeContainer(id);
     const ref = { releaseId: update.releaseId, version: update.version, manifest: update.manifest };
+    const note = this.fallbackNote();
     await journal.write((s) => {
       if (s.current && s.current.releaseId !== ref.releaseId) s.previous = s.current;
       s.current = ref;
       s.rejected = null;
       s.update = null;
     });
-    this.deps.reporter.report({ status: 'running', releaseId: update.releaseId });
+    this.deps.reporter.report({ status: 'running', releaseId: update.releaseId, ...note });
     await this.prune();
   }
 

@@ -1,0 +1,166 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Release } from '@ferry/protocol';
+import { AgentImages, buildAgentImages } from './support/agent-images';
+import { AgentProcess, agentState, buildAgentBundle, until } from './support/agent-process';
+import { AgentWorld, runningReleases, startAgentWorld } from './support/agent-harness';
+
+/**
+ * What goes wrong on boards, made to happen against the real server, worker, broker and engine:
+ * a full disk, a tampered manifest, an update lock, a corrupt delta, a truncated download, a delta
+ * for the wrong base, and a release whose containers die.
+ */
+describe('device agent: faults', () => {
+  let world: AgentWorld;
+  let images: AgentImages;
+  let agent: AgentProcess | undefined;
+  let uuid: string;
+  let dataDir: string;
+  let lock: string;
+  const releases: Release[] = [];
+
+  beforeAll(async () => {
+    buildAgentBundle();
+    world = await startAgentWorld('faults');
+    images = buildAgentImages(join(world.work, 'images'), [
+      { name: '1', edits: 0 },
+      { name: '2', edits: 2 },
+      { name: '3', edits: 4 },
+      { name: '4', edits: 6 },
+      { name: '5', edits: 8, broken: true },
+    ]);
+    for (const v of [1, 2, 3, 4, 5]) releases[v] = await world.push(images.archive(String(v)), v);
+    for (const v of [2, 3, 4, 5]) await world.requestDeltas(releases[v]!.id, releases[v - 1]!.id);
+    for (const v of [2, 3, 4, 5]) await world.deltasSettled(releases[v]!.id, 1);
+    dataDir = join(world.work, 'device');
+    mkdirSync(dataDir);
+    lock = join(world.work, 'faults-updates.lock');
+  }, 240_000);
+  afterAll(async () => {
+    await agent?.kill();
+    try {
+      execFileSync('umount', [dataDir]);
+    } catch {
+      // not mounted
+    }
+    await world?.close();
+  }, 60_000);
+
+  const explain = (e: Error): never => {
+    throw new Error(`${e.message}\n${agent?.output().slice(-5000) ?? ''}`);
+  };
+  const deltaOf = (v: number): { digest: string; size: number } => {
+    const layer = releases[v]!.services[0]!.layers[1]!;
+    return { digest: layer.gzipDigest, size: layer.gzipSize };
+  };
+  const readyDelta = async (v: number): Promise<string> => {
+    const [delta] = await world.deltasSettled(releases[v]!.id, 1);
+    expect(delta?.state).toBe('ready');
+    return delta!.digest!;
+  };
+
+  it('defers with the reason when the data disk is too small, then installs once there is room', async () => {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dataDir]);
+    ({ agent, uuid } = await world.startAgent(dataDir, { FERRY_UPDATE_LOCK: lock }));
+    await world.setTarget(uuid, releases[1]!.id);
+    const device = await world.reported(uuid, 'deferred', releases[1]!.id, 30_000).catch(explain);
+    expect(device.report?.error).toMatch(/not enough disk/);
+    expect(agent.child.exitCode).toBeNull();
+    expect((await world.engine.managed()).length).toBe(0);
+    execFileSync('mount', ['-o', 'remount,size=64m', dataDir]);
+    await world.reported(uuid, 'running', releases[1]!.id, 60_000).catch(explain);
+    expect((await runningReleases(world.engine)).running).toEqual([releases[1]!.id]);
+  }, 120_000);
+
+  it('refuses a release whose manifest does not verify under the pinned key, fetching nothing', async () => {
+    const served = world.proxy.served.size;
+    world.proxy.rewriteTarget = (target) => {
+      const release = target.release as { manifest: { version: number } } | null;
+      if (release) release.manifest.version += 100;
+      return target;
+    };
+    try {
+      await world.setTarget(uuid, releases[2]!.id);
+      const device = await world.reported(uuid, 'failed', releases[2]!.id, 30_000).catch(explain);
+      expect(device.report?.error).toMatch(/not signed by the fleet key/);
+      expect(world.proxy.served.size).toBe(served);
+      expect((await runningReleases(world.engine)).running).toEqual([releases[1]!.id]);
+    } finally {
+      world.proxy.rewriteTarget = null;
+    }
+  }, 60_000);
+
+  it('falls back to the full layer when the delta arrives corrupt, and holds the swap while the update lock is held', async () => {
+    const delta = await readyDelta(2);
+    world.proxy.faults.set(delta, 'corrupt');
+    writeFileSync(lock, '');
+    try {
+      agent!.child.kill('SIGKILL');
+      await agent!.exited;
+      ({ agent } = await world.startAgent(dataDir, { FERRY_UPDATE_LOCK: lock }));
+      const deferred = await world.reported(uuid, 'deferred', releases[2]!.id, 60_000).catch(explain);
+      expect(deferred.report?.error).toMatch(/update lock/);
+      // Downloads went on; the old release still runs.
+      expect(world.proxy.served.get(deltaOf(2).digest)).toBe(deltaOf(2).size);
+      expect((await runningReleases(world.engine)).running).toEqual([releases[1]!.id]);
+      rmSync(lock);
+      await world.reported(uuid, 'running', releases[2]!.id, 60_000).catch(explain);
+    } finally {
+      world.proxy.faults.delete(delta);
+      rmSync(lock, { force: true });
+    }
+    const fallback = agent!.lines().find((l) => l.msg === 'download.fallback');
+    expect(String(fallback?.reason)).toMatch(/downloaded as sha256/);
+    expect(agent!.lines().some((l) => l.msg === 'reported' && String(l.error ?? '').startsWith('download.fallback'))).toBe(true);
+    expect((await runningReleases(world.engine)).running).toEqual([releases[2]!.id]);
+  }, 120_000);
+
+  it('resumes a truncated delta download with a Range request instead of starting over', async () => {
+    const delta = await readyDelta(3);
+    world.proxy.faults.set(delta, 'truncate-once');
+    await world.setTarget(uuid, releases[3]!.id);
+    await world.reported(uuid, 'running', releases[3]!.id, 60_000).catch(explain);
+    const requests = world.proxy.requests.filter((r) => r.digest === delta);
+    expect(requests.length).toBe(2);
+    expect(requests[0]?.range).toBeNull();
+    expect(requests[1]?.range).toMatch(/^bytes=[1-9]\d*-$/);
+    const record = agentState(dataDir).ledger?.blobs[delta];
+    expect(record?.fetched).toBe(record?.done);
+    expect(world.proxy.served.get(deltaOf(3).digest)).toBeUndefined();
+  }, 90_000);
+
+  it('refuses a delta for the wrong base in the decoder and falls back to the full layer', async () => {
+    await readyDelta(4);
+    // The bases the device holds, in the wrong order: base 0 is not what the delta was built on.
+    world.proxy.rewriteTarget = (target) => {
+      for (const layer of target.layers as { download: { kind: string; bases: string[] } | null }[])
+        if (layer.download?.kind === 'delta') layer.download.bases = [...layer.download.bases].reverse();
+      return target;
+    };
+    try {
+      await world.setTarget(uuid, releases[4]!.id);
+      await world.reported(uuid, 'running', releases[4]!.id, 60_000).catch(explain);
+    } finally {
+      world.proxy.rewriteTarget = null;
+    }
+    const fallback = agent!.lines().filter((l) => l.msg === 'download.fallback').pop();
+    expect(String(fallback?.reason)).toMatch(/not the layer this delta was built against/);
+    expect(world.proxy.served.get(deltaOf(4).digest)).toBe(deltaOf(4).size);
+  }, 90_000);
+
+  it('rolls back to the old containers when the new ones fail their health check', async () => {
+    await world.setTarget(uuid, releases[5]!.id);
+    const device = await world.reported(uuid, 'rolled_back', releases[5]!.id, 60_000).catch(explain);
+    expect(device.report?.error).toMatch(/exit/);
+    const managed = await world.engine.managed();
+    expect(managed).toHaveLength(1);
+    expect(managed[0]?.State).toBe('running');
+    expect(managed[0]?.Labels['io.ferry.release']).toBe(releases[4]!.id);
+    // It does not retry the rolled-back release on the next poll.
+    await new Promise((r) => setTimeout(r, 4000));
+    expect((await runningReleases(world.engine)).running).toEqual([releases[4]!.id]);
+    expect(agentState(dataDir).journal?.rejected?.releaseId).toBe(releases[5]!.id);
+    await until('agent still alive', () => (agent!.child.exitCode === null ? true : undefined));
+  }, 90_000);
+});
