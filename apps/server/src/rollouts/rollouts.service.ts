@@ -42,6 +42,8 @@ import { RolloutRecord, RolloutsRepository } from './rollouts.repository';
 
 /** Samples kept in a rollout's view (its chart). */
 const HISTORY_SAMPLES = 500;
+/** Device changes listed in one `rollout.updated` event. */
+const MAX_CHANGED_IN_EVENT = 100;
 
 /**
  * Rollouts: plans them (devices, batches, projected bytes), stores them, and moves them on one
@@ -363,7 +365,11 @@ export class RolloutsService {
           reason: after.reason,
           currentBatch: after.currentBatch,
           counts: counts ?? countStates([...states.values()].map((state) => ({ state: state as never }))),
-          changed: decision.devices.map((d) => ({ uuid: d.uuid, state: d.state, bytesSent: d.bytesSent })),
+          // Capped: starting a batch of 10,000 devices must not make one 10,000-entry event.
+          changed: decision.devices
+            .slice(0, MAX_CHANGED_IN_EVENT)
+            .map((d) => ({ uuid: d.uuid, state: d.state, bytesSent: d.bytesSent })),
+          changedCount: decision.devices.length,
         },
       },
     ]);
