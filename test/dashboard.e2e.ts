@@ -175,9 +175,14 @@ describe('web dashboard in a real browser', () => {
 
     // Collect what the progress line says while the rollout runs: it must move without a reload.
     const seen = new Set<string>();
+    let midway = false;
     const deadline = Date.now() + 45_000;
     for (;;) {
       const text = (await page.locator('#progress-text').textContent()) ?? '';
+      if (!midway && /^[1-7] of 8 devices/.test(text)) {
+        midway = true;
+        await page.screenshot({ path: join(RESULTS, 'dashboard-rollout-midway.png'), fullPage: true });
+      }
       seen.add(text);
       const state = await page.locator('header.title .badge').first().textContent();
       if (state === 'completed') break;

@@ -124,12 +124,17 @@ export async function rolloutView(
         'section',
         { class: 'card bytes' },
         h('h2', {}, 'Bytes'),
-        progress(r.bytes.full > 0 ? r.bytes.sent / r.bytes.full : 0, `sent ${bytes(r.bytes.sent)}`, 'sent'),
+        h('div', { class: 'muted' }, 'Sent so far, of the projected download'),
+        progress(
+          r.bytes.projected > 0 ? r.bytes.sent / r.bytes.projected : 0,
+          `sent ${bytes(r.bytes.sent)} of ${bytes(r.bytes.projected)}`,
+          'sent',
+        ),
+        h('div', { class: 'muted' }, 'Projected download, against what full layers would cost'),
         progress(
           r.bytes.full > 0 ? r.bytes.projected / r.bytes.full : 0,
-          `projected ${bytes(r.bytes.projected)}`,
+          `${bytes(r.bytes.projected)} instead of ${bytes(r.bytes.full)}`,
         ),
-        progress(r.bytes.full > 0 ? 1 : 0, `full layers ${bytes(r.bytes.full)}`),
         h(
           'p',
           { class: 'muted' },
