@@ -38,7 +38,8 @@ export async function startAgentProxy(upstream: string): Promise<AgentProxy> {
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const blob = /^\/v1\/blobs\/(sha256:[0-9a-f]{64})/.exec(req.url ?? '');
     const isTarget = (req.url ?? '').startsWith('/v1/device/target');
-    if (blob) proxy.requests.push({ digest: blob[1]!, range: (req.headers.range as string | undefined) ?? null });
+    if (blob)
+      proxy.requests.push({ digest: blob[1]!, range: (req.headers.range as string | undefined) ?? null });
     const upstreamReq = request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
@@ -46,7 +47,13 @@ export async function startAgentProxy(upstream: string): Promise<AgentProxy> {
           const chunks: Buffer[] = [];
           up.on('data', (c: Buffer) => chunks.push(c));
           up.on('end', () => {
-            const body = Buffer.from(JSON.stringify(proxy.rewriteTarget!(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>)));
+            const body = Buffer.from(
+              JSON.stringify(
+                proxy.rewriteTarget!(
+                  JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
+                ),
+              ),
+            );
             const headers = { ...up.headers, 'content-length': String(body.length) };
             delete headers['transfer-encoding'];
             delete headers.etag;
@@ -66,24 +73,31 @@ export async function startAgentProxy(upstream: string): Promise<AgentProxy> {
         const length = Number(up.headers['content-length'] ?? 0);
         let sent = 0;
         void (async () => {
-          for await (const chunk of up) {
-            let buf = chunk as Buffer;
-            if ((fault === 'truncate' || fault === 'truncate-once') && sent + buf.length > length / 2) {
-              buf = buf.subarray(0, Math.max(0, Math.floor(length / 2) - sent));
+          for await (const received of up) {
+            // Throttled links deliver in small pieces, so a kill can land mid-blob.
+            const pieces: Buffer[] = [];
+            const whole = received as Buffer;
+            const step = proxy.throttle > 0 ? 4096 : whole.length || 1;
+            for (let i = 0; i < whole.length; i += step) pieces.push(whole.subarray(i, i + step));
+            for (let buf of pieces) {
+              if ((fault === 'truncate' || fault === 'truncate-once') && sent + buf.length > length / 2) {
+                buf = buf.subarray(0, Math.max(0, Math.floor(length / 2) - sent));
+                proxy.served.set(digest, (proxy.served.get(digest) ?? 0) + buf.length);
+                // Let the half reach the agent before the link drops.
+                res.write(buf, () => setTimeout(() => res.destroy(), 100));
+                return;
+              }
+              if (fault === 'corrupt') {
+                buf = Buffer.from(buf);
+                for (let i = 0; i < buf.length; i += 97) buf[i] = buf[i]! ^ 0x5a;
+              }
+              if (proxy.throttle > 0)
+                await new Promise((r) => setTimeout(r, (buf.length / proxy.throttle) * 1000));
+              if (res.destroyed) return;
+              res.write(buf);
+              sent += buf.length;
               proxy.served.set(digest, (proxy.served.get(digest) ?? 0) + buf.length);
-              // Let the half reach the agent before the link drops.
-              res.write(buf, () => setTimeout(() => res.destroy(), 100));
-              return;
             }
-            if (fault === 'corrupt') {
-              buf = Buffer.from(buf);
-              for (let i = 0; i < buf.length; i += 97) buf[i] = buf[i]! ^ 0x5a;
-            }
-            if (proxy.throttle > 0) await new Promise((r) => setTimeout(r, (buf.length / proxy.throttle) * 1000));
-            if (res.destroyed) return;
-            res.write(buf);
-            sent += buf.length;
-            proxy.served.set(digest, (proxy.served.get(digest) ?? 0) + buf.length);
           }
           res.end();
         })().catch(() => res.destroy());
