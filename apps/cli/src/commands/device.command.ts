@@ -40,10 +40,10 @@ async function namesFor(client: FerryClient, devices: Device[]): Promise<Names> 
   };
 }
 
-/** `downloading 45%` while a report carries byte counts, else the status alone. */
+/** `downloading 45%` while a download reports byte counts, else the status alone. */
 function statusText(device: Device): string {
   const r = device.report;
-  if (r?.bytesDone !== null && r?.bytesDone !== undefined && r.bytesTotal) {
+  if (device.status === 'downloading' && r?.bytesDone != null && r.bytesTotal) {
     return `${device.status} ${Math.floor((100 * r.bytesDone) / r.bytesTotal)}%`;
   }
   return device.status;

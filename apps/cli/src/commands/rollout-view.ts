@@ -23,6 +23,9 @@ const STATE_ORDER: RolloutDeviceState[] = [
   'canceled',
 ];
 
+/** A plan lists its devices one by one up to this many; larger ones only per batch. */
+const PLAN_DEVICES_SHOWN = 20;
+
 /** Devices still on their way (no outcome yet). */
 const IN_FLIGHT: RolloutDeviceState[] = ['pending', 'notified', 'updating'];
 
@@ -74,15 +77,34 @@ export function planText(plan: RolloutPlan, fleet: string): string {
       : []),
   ]);
   if (plan.devices.length === 0) return head;
-  const rows = plan.devices.map((d) => [
-    d.batch,
-    d.uuid,
-    d.name,
-    d.online ? 'yes' : 'no',
-    bytes(d.projectedBytes),
-    bytes(d.fullBytes),
-  ]);
-  return `${head}\n${table(['BATCH', 'DEVICE', 'NAME', 'ONLINE', 'PROJECTED', 'FULL'], rows)}`;
+  const batches = table(
+    ['BATCH', 'DEVICES', 'ONLINE', 'PROJECTED', 'FULL'],
+    plan.batches.map((b) => {
+      const members = plan.devices.filter((d) => d.batch === b.number);
+      return [
+        b.number,
+        b.size,
+        members.filter((d) => d.online).length,
+        bytes(members.reduce((sum, d) => sum + d.projectedBytes, 0)),
+        bytes(members.reduce((sum, d) => sum + d.fullBytes, 0)),
+      ];
+    }),
+  );
+  if (plan.devices.length > PLAN_DEVICES_SHOWN) {
+    return `${head}\n${batches}(${plan.devices.length} devices: --dry-run --json lists each)\n`;
+  }
+  const devices = table(
+    ['BATCH', 'DEVICE', 'NAME', 'ONLINE', 'PROJECTED', 'FULL'],
+    plan.devices.map((d) => [
+      d.batch,
+      d.uuid,
+      d.name,
+      d.online ? 'yes' : 'no',
+      bytes(d.projectedBytes),
+      bytes(d.fullBytes),
+    ]),
+  );
+  return `${head}\n${batches}\n${devices}`;
 }
 
 function batchDone(batch: RolloutBatchView): number {

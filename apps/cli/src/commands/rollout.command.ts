@@ -146,6 +146,12 @@ export function registerRolloutCommands(program: Command): void {
         const slug = await fleetSlug(client, plan.fleetId);
         if (opts.dryRun) return opts.json ? printJson(plan) : print(planText(plan, slug));
         if (!opts.json) print(planText(plan, slug));
+        if (plan.devices.length === 0) {
+          // The server would record an empty, completed rollout; there is nothing to start or watch.
+          if (opts.json) printJson({ started: false, plan });
+          else print(`nothing to start: no device needs release v${plan.releaseVersion}`);
+          return;
+        }
         await confirm(
           `start this rollout of v${plan.releaseVersion} to ${plan.devices.length} devices?`,
           opts.yes,
