@@ -1,0 +1,93 @@
+/**
+ * Peak memory of the device agent's decoder: the bundled agent (`devices/agent/dist/ferry-agent.js
+ * --selftest-apply`) rebuilds layers of growing size from real deltas made by the encoder, in a
+ * child process whose peak RSS (VmHWM) is read from /proc. Run: `npm run bench:agent`.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeDelta } from '@ferry/delta';
+
+const BUNDLE = join(__dirname, '..', 'devices', 'agent', 'dist', 'ferry-agent.js');
+const SIZES_MB = (process.env.SIZES_MB ?? '16,64,256').split(',').map(Number);
+
+function noise(seed: number, size: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i + 4 <= size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.writeUInt32LE(x >>> 0, i);
+  }
+  return out;
+}
+
+/** A layer of `mb` MiB: 2 MiB files, half noise, half text; v2 edits every file a little and renames some. */
+function layer(dir: string, mb: number, version: 1 | 2): string {
+  const root = join(dir, `root-v${version}`);
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(join(root, 'app'), { recursive: true });
+  for (let i = 0; i < mb / 2; i++) {
+    const body = i % 2 === 0 ? noise(i + 1, 2 << 20) : Buffer.from(`line ${i} of a text file that compresses\n`.repeat((2 << 20) / 40));
+    if (version === 2) for (let e = 0; e < 8; e++) body.write(`v2 edit ${e}`, (e * 262_139 + i) % (body.length - 16));
+    const name = version === 2 && i % 5 === 0 ? `lib-${i}-1.1.so` : `lib-${i}-1.0.so`;
+    writeFileSync(join(root, 'app', name), body);
+  }
+  const tar = join(dir, `layer-v${version}.tar`);
+  execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-cf', tar, '.']);
+  rmSync(root, { recursive: true, force: true });
+  return tar;
+}
+
+async function peakOf(args: string[]): Promise<{ vmHwm: number; self: { peakRssBytes: number; ms: number; digest: string } }> {
+  const child = spawn(process.execPath, [BUNDLE, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  let vmHwm = 0;
+  const poll = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (m) vmHwm = Math.max(vmHwm, Number(m[1]) * 1024);
+    } catch {
+      // exited
+    }
+  }, 5);
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  clearInterval(poll);
+  if (code !== 0) throw new Error(`selftest exited ${code}`);
+  return { vmHwm, self: JSON.parse(out) as { peakRssBytes: number; ms: number; digest: string } };
+}
+
+async function main(): Promise<void> {
+  const work = join(tmpdir(), 'ferry-bench-agent');
+  mkdirSync(work, { recursive: true });
+  const rows: string[] = [];
+  for (const mb of SIZES_MB) {
+    const base = layer(work, mb, 1);
+    const target = layer(work, mb, 2);
+    const delta = join(work, 'delta');
+    const encodeStart = Date.now();
+    await encodeDelta({ bases: [base], target, out: delta });
+    const encodeMs = Date.now() - encodeStart;
+    const out = join(work, 'rebuilt.tar');
+    const { vmHwm, self } = await peakOf(['--selftest-apply', delta, out, base]);
+    const expected = createHash('sha256').update(readFileSync(target)).digest('hex');
+    if (self.digest !== `sha256:${expected}`) throw new Error('rebuilt layer differs');
+    const row = `| ${(statSync(target).size / 2 ** 20).toFixed(0)} MiB | ${(statSync(delta).size / 1024).toFixed(0)} KiB | ${(vmHwm / 2 ** 20).toFixed(1)} MiB | ${(self.peakRssBytes / 2 ** 20).toFixed(1)} MiB | ${(self.ms / 1000).toFixed(1)} s | ${(encodeMs / 1000).toFixed(1)} s |`;
+    console.log(row);
+    rows.push(row);
+    for (const f of [base, target, delta, out]) rmSync(f, { force: true });
+  }
+  console.log('\n| layer | delta | peak RSS (VmHWM) | peak RSS (sampled in process) | apply time | encode time |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  for (const row of rows) console.log(row);
+  rmSync(work, { recursive: true, force: true });
+}
+
+void main().catch((error: Error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,55 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeDelta } from '@ferry/delta';
+import { noise } from './support/agent-images';
+import { AGENT_BUNDLE, buildAgentBundle } from './support/agent-process';
+import { prepareArmNode } from './support/agent-arm';
+import { gnuTarLayer, sha256 } from './support/hostile-archives';
+
+/**
+ * The bundled agent on aarch64: Debian's arm64 Node.js 18 under qemu-aarch64-static rebuilds a real
+ * layer from a real delta with the bundle's decoder. Slow (emulation), so only with
+ * FERRY_TEST_ARM=1 (`npm run test:arm`).
+ */
+const arm = process.env.FERRY_TEST_ARM === '1' ? describe : describe.skip;
+
+arm('device agent on aarch64 (qemu-user, Debian arm64 Node.js 18)', () => {
+  let work: string;
+  beforeAll(() => {
+    buildAgentBundle();
+    work = mkdtempSync(join(tmpdir(), 'ferry-agent-arm-'));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('runs the bundle and rebuilds a layer from a delta byte for byte', async () => {
+    const node = prepareArmNode();
+    const data = noise(9, 3_000_000);
+    const base = join(work, 'base.tar');
+    writeFileSync(base, gnuTarLayer(join(work, 'b'), { 'app/data.bin': data.toString('latin1'), 'app/VERSION': '1\n' }));
+    const changed = Buffer.from(data);
+    for (let i = 0; i < 50; i++) changed.write(`arm edit ${i}`, i * 59_999 + 7);
+    const target = join(work, 'target.tar');
+    writeFileSync(target, gnuTarLayer(join(work, 't'), { 'app/data.bin': changed.toString('latin1'), 'app/VERSION': '2\n' }));
+    const delta = join(work, 'delta');
+    await encodeDelta({ bases: [base], target, out: delta });
+
+    const version = node.command([AGENT_BUNDLE, '--version']);
+    expect(execFileSync(version.file, version.args).toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const out = join(work, 'rebuilt.tar');
+    const apply = node.command([AGENT_BUNDLE, '--selftest-apply', delta, out, base]);
+    const result = JSON.parse(execFileSync(apply.file, apply.args, { timeout: 300_000 }).toString()) as {
+      digest: string;
+      arch: string;
+      node: string;
+      peakRssBytes: number;
+      ms: number;
+    };
+    process.stdout.write(`agent on arm64: ${JSON.stringify(result)}\n`);
+    expect(result.arch).toBe('arm64');
+    expect(result.node).toMatch(/^v18\./);
+    expect(result.digest).toBe(sha256(readFileSync(target)));
+    expect(sha256(readFileSync(out))).toBe(sha256(readFileSync(target)));
+  }, 600_000);
+});
