@@ -77,7 +77,7 @@ export async function startAgentProxy(upstream: string): Promise<AgentProxy> {
             // Throttled links deliver in small pieces, so a kill can land mid-blob.
             const pieces: Buffer[] = [];
             const whole = received as Buffer;
-            const step = proxy.throttle > 0 ? 4096 : whole.length || 1;
+            const step = proxy.throttle > 0 ? 1024 : whole.length || 1;
             for (let i = 0; i < whole.length; i += step) pieces.push(whole.subarray(i, i + step));
             for (let buf of pieces) {
               if ((fault === 'truncate' || fault === 'truncate-once') && sent + buf.length > length / 2) {
