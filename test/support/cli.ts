@@ -1,4 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,9 +15,33 @@ export interface FerryRun {
   stderr: string;
 }
 
-/** Compiles the CLI (and the libraries it references) so `apps/cli/bin/ferry.js` runs the current code. */
+const BUILD_LOCK = join(
+  tmpdir(),
+  `ferry-cli-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`,
+);
+
+/**
+ * Compiles the CLI (and the libraries it references) so `apps/cli/bin/ferry.js` runs the current code.
+ * Suites run in parallel workers: a lock folder makes them build one at a time instead of writing the
+ * same outputs at once (a lock older than two minutes is from a killed run and is taken over).
+ */
 export async function buildCli(): Promise<void> {
-  await promisify(execFile)('npx', ['tsc', '-b', 'apps/cli/tsconfig.json'], { cwd: ROOT });
+  for (;;) {
+    try {
+      await mkdir(BUILD_LOCK);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = Date.now() - (await stat(BUILD_LOCK).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+      if (age > 120_000) await rm(BUILD_LOCK, { recursive: true, force: true });
+      else await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+  try {
+    await promisify(execFile)('npx', ['tsc', '-b', 'apps/cli/tsconfig.json'], { cwd: ROOT });
+  } finally {
+    await rm(BUILD_LOCK, { recursive: true, force: true });
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Fleet, Release, RolloutPlan, RolloutState, RolloutView } from '@ferry/protocol';
 import { Command, Option } from 'commander';
 
-import { action } from '../support/action';
+import { action, optionParser } from '../support/action';
 import type { FerryClient } from '../support/client';
 import { confirm } from '../support/confirm';
 import { InputError } from '../support/errors';
@@ -91,14 +91,18 @@ export function registerRolloutCommands(program: Command): void {
     .option(
       '--batches <list>',
       'cumulative batch ends, counts or percentages (default 1,10%,50%,100%)',
-      parseBatches,
+      optionParser(parseBatches),
     )
     .option(
       '--bake <duration>',
       'time a batch must stay healthy before the next starts (default 5m)',
-      parseDuration,
+      optionParser(parseDuration),
     )
-    .option('--max-failures <percent>', 'failed share of a batch that fails it (default 20%)', parsePercent)
+    .option(
+      '--max-failures <percent>',
+      'failed share of a batch that fails it (default 20%)',
+      optionParser(parsePercent),
+    )
     .addOption(
       new Option('--on-failure <action>', 'what a failed batch does (default pause)').choices([
         'pause',
@@ -117,9 +121,9 @@ export function registerRolloutCommands(program: Command): void {
     .option(
       '--device-timeout <duration>',
       'a device not running the release in this time has timed out (default 30m)',
-      parseDuration,
+      optionParser(parseDuration),
     )
-    .option('--tag <key[=value]>', 'only devices with this tag', parseTagFilter)
+    .option('--tag <key[=value]>', 'only devices with this tag', optionParser(parseTagFilter))
     .option('-y, --yes', 'start without asking (needed when stdin is not a terminal)')
     .option('--dry-run', 'print the plan and stop')
     .option('-w, --watch', 'follow the rollout once started (see rollout status --watch)')

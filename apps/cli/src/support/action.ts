@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 
 import { readCliEnv, type CliEnv } from './cli-env';
 import { FerryClient } from './client';
@@ -64,3 +64,15 @@ export function keyValue(text: string): [string, string] {
 
 /** Collects a repeatable option into an array. */
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** Adapts a parser that throws {@link InputError} to commander, which then names the option in its message. */
+export function optionParser<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (err) {
+      if (err instanceof InputError) throw new InvalidArgumentError(err.message);
+      throw err;
+    }
+  };
+}

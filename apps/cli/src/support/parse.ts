@@ -1,4 +1,5 @@
-import { InvalidArgumentError } from 'commander';
+/** Parsers of option values; plain functions (see `optionParser` in action.ts for commander). */
+import { InputError } from './errors';
 
 /** `300`, `300s`, `5m`, `1h30m`, `2d`, `1.5`, `500ms` → seconds. */
 export function parseDuration(text: string): number {
@@ -6,7 +7,7 @@ export function parseDuration(text: string): number {
   if (plain) return Number(plain[1]) / (plain[2] ? 1000 : 1);
   const match = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$/.exec(text.trim());
   if (!text.trim() || !match)
-    throw new InvalidArgumentError('expected a duration such as 300, 90s, 5m, 1h30m or 500ms');
+    throw new InputError('expected a duration such as 300, 90s, 5m, 1h30m or 500ms');
   const [, d = '0', h = '0', m = '0', s = '0'] = match;
   return Number(d) * 86400 + Number(h) * 3600 + Number(m) * 60 + Number(s);
 }
@@ -15,7 +16,7 @@ export function parseDuration(text: string): number {
 export function parsePercent(text: string): number {
   const match = /^(\d{1,3}(?:\.\d+)?)%?$/.exec(text.trim());
   const value = match ? Number(match[1]) : NaN;
-  if (!(value >= 0 && value <= 100)) throw new InvalidArgumentError('expected a percentage such as 10%');
+  if (!(value >= 0 && value <= 100)) throw new InputError('expected a percentage such as 10%');
   return value;
 }
 
@@ -25,15 +26,13 @@ export function parseBatches(text: string): (number | string)[] {
   return parts.map((part) => {
     if (/^\d+$/.test(part) && Number(part) > 0) return Number(part);
     if (/^\d{1,3}(\.\d{1,2})?%$/.test(part) && parseFloat(part) > 0 && parseFloat(part) <= 100) return part;
-    throw new InvalidArgumentError(
-      `"${part}" is not a device count or a percentage such as 10% (e.g. 1,10%,50%,100%)`,
-    );
+    throw new InputError(`"${part}" is not a device count or a percentage such as 10% (e.g. 1,10%,50%,100%)`);
   });
 }
 
 /** `site=oslo` → `{name: 'site', value: 'oslo'}`; `site` → any value. */
 export function parseTagFilter(text: string): { name: string; value?: string } {
   const at = text.indexOf('=');
-  if (at === 0 || text === '') throw new InvalidArgumentError('expected key or key=value');
+  if (at === 0 || text === '') throw new InputError('expected key or key=value');
   return at < 0 ? { name: text } : { name: text.slice(0, at), value: text.slice(at + 1) };
 }
