@@ -16,6 +16,8 @@ process.on('disconnect', () => process.exit(0));
 
 interface Job {
   id: number;
+  /** Estimated peak memory of the child for this job. */
+  cost: number;
   oldFile: string;
   newFile: string;
   patchFile: string;
@@ -39,11 +41,20 @@ export class BsdiffPool {
   private readonly queue: Job[] = [];
   private nextId = 0;
   private closed = false;
+  private running = 0;
 
+  /**
+   * @param size - child processes at most
+   * @param timeoutMs - a job running longer is killed and reported as failed
+   * @param memoryBudget - jobs start only while the estimated memory of running jobs
+   *   (about 17x the old file each, as measured for bsdiff-node) stays under this; one job
+   *   always may run
+   */
   constructor(
     private readonly tempDir: string,
     private readonly size = 1,
     private readonly timeoutMs = 300_000,
+    private readonly memoryBudget = 320 * 2 ** 20,
   ) {}
 
   /** BSDIFF40 patch turning `oldData` into `newData`, or undefined when bsdiff failed. */
@@ -54,7 +65,8 @@ export class BsdiffPool {
       await writeFile(job.oldFile, oldData);
       await writeFile(job.newFile, newData);
       const ok = await new Promise<boolean>((resolve) => {
-        this.queue.push({ ...job, id: this.nextId++, resolve });
+        const cost = 17 * oldData.length + 2 * newData.length + (8 << 20);
+        this.queue.push({ ...job, id: this.nextId++, cost, resolve });
         this.pump();
       });
       return ok ? await readFile(job.patchFile) : undefined;
@@ -78,6 +90,7 @@ export class BsdiffPool {
 
   private finish(worker: Worker, ok: boolean, alive: boolean): void {
     const job = worker.job;
+    if (job) this.running -= job.cost;
     clearTimeout(worker.timer);
     worker.job = undefined;
     this.busy.delete(worker);
@@ -93,12 +106,14 @@ export class BsdiffPool {
 
   private pump(): void {
     while (this.queue.length > 0 && !this.closed) {
+      if (this.busy.size > 0 && this.running + this.queue[0]!.cost > this.memoryBudget) return;
       let worker = this.idle.pop();
       if (!worker) {
         if (this.busy.size >= this.size) return;
         worker = this.spawnWorker();
       }
       const job = this.queue.shift()!;
+      this.running += job.cost;
       worker.job = job;
       this.busy.add(worker);
       const w = worker;
@@ -111,6 +126,7 @@ export class BsdiffPool {
   close(): void {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.resolve(false);
+    this.running = 0;
     for (const worker of [...this.idle, ...this.busy]) {
       clearTimeout(worker.timer);
       worker.job?.resolve(false);

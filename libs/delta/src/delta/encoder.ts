@@ -52,6 +52,18 @@ export interface EncodeDeltaOptions extends CompressionOptions {
    * @defaultValue 300000
    */
   bsdiffTimeoutMs?: number;
+  /**
+   * Estimated memory the bsdiff children may use together (about 17x each old file); one job
+   * may always run.
+   * @defaultValue 320 MiB
+   */
+  bsdiffMemoryBudget?: number;
+  /**
+   * Bytes of target members whose encodings may be prepared ahead of writing them (about
+   * three times the file size each), so bsdiff jobs overlap without holding a whole layer.
+   * @defaultValue 192 MiB
+   */
+  lookaheadBytes?: number;
 }
 
 /** How target members' data ended up encoded. */
@@ -182,7 +194,13 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
   );
   await mkdir(scratch, { recursive: true });
   const concurrency = Math.max(1, options.concurrency ?? 2);
-  const pool = new BsdiffPool(scratch, concurrency, options.bsdiffTimeoutMs ?? 300_000);
+  const pool = new BsdiffPool(
+    scratch,
+    concurrency,
+    options.bsdiffTimeoutMs ?? 300_000,
+    options.bsdiffMemoryBudget ?? 320 * MiB,
+  );
+  const lookahead = options.lookaheadBytes ?? 192 * MiB;
   const bsdiffMax = options.bsdiffMaxSize ?? 16 * MiB;
   const matcherMax = options.matcherMaxSize ?? 64 * MiB;
   const baseHandles: FileHandle[] = [];
@@ -332,24 +350,33 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
       }
     };
 
-    // Plans run ahead (bsdiff jobs in parallel) but are emitted in target order.
-    const inflight: Promise<Piece[]>[] = [];
-    let done = 0;
+    // Plans run ahead (bsdiff jobs in parallel) but are emitted in target order; the bytes
+    // they may hold (target file, similar base file, candidate encodings) are capped.
+    const inflight: { plan: Promise<Piece[]>; bytes: number }[] = [];
+    let inflightBytes = 0;
     const drain = async () => {
-      const pieces = await inflight.shift()!;
-      await emit(pieces);
+      const next = inflight.shift()!;
+      inflightBytes -= next.bytes;
+      await emit(await next.plan);
     };
     let position = 0;
     for (const entry of target.entries) {
       if (entry.start !== position)
         throw new DeltaInputError(`${options.target}: tar members are not contiguous`);
       position = entry.end;
-      inflight.push(Promise.all([planHeader(entry), planData(entry)]).then(([h, d]) => [...h, ...d]));
+      const bytes = 3 * Math.min(entry.size, matcherMax) + 4096;
+      while (
+        inflight.length > 0 &&
+        (inflight.length >= concurrency * 2 || inflightBytes + bytes > lookahead)
+      ) {
+        await drain();
+      }
+      const plan = Promise.all([planHeader(entry), planData(entry)]).then(([h, d]) => [...h, ...d]);
       // Avoid unhandled rejections while a plan waits its turn.
-      inflight[inflight.length - 1]!.catch(() => undefined);
-      while (inflight.length > concurrency * 2) await drain();
-      done = entry.end;
-      progress({ phase: 'encode', done, total: target.size });
+      plan.catch(() => undefined);
+      inflight.push({ plan, bytes });
+      inflightBytes += bytes;
+      progress({ phase: 'encode', done: entry.start, total: target.size });
     }
     while (inflight.length > 0) await drain();
     for (let at = target.tailOffset; at < target.size; at += MiB) {
