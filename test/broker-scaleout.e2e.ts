@@ -219,6 +219,62 @@ describe('an external broker (MQTT_URL, the Mosquitto on 127.0.0.1:1883)', () =>
   });
 });
 
+describe('two server replicas on one external broker with MQTT_SHARED_GROUP', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let fleet: TestFleet;
+  const topics: string[] = [];
+
+  beforeAll(async () => {
+    const env = {
+      MQTT_URL: 'mqtt://127.0.0.1:1883',
+      MQTT_SHARED_GROUP: `ferry-test-${randomBytes(4).toString('hex')}`,
+    };
+    a = await startTestServer('postgres', env);
+    if (a.config.database.kind !== 'postgres') throw new Error('expected PostgreSQL');
+    b = await startTestServer('sqlite', { ...env, DATABASE_URL: a.config.database.url });
+    fleet = await createFleet(a, 'Replicas');
+  });
+  afterAll(async () => {
+    const cleaner = await connectAsync('mqtt://127.0.0.1:1883', { protocolVersion: 4, reconnectPeriod: 0 });
+    for (const topic of topics) await cleaner.publishAsync(topic, '', { qos: 1, retain: true });
+    await cleaner.endAsync();
+    await b?.close();
+    await a?.close();
+  });
+
+  it('takes in each device report once, split between the replicas', async () => {
+    const accepted = async (server: TestServer): Promise<number> =>
+      ((await (await server.api('/v1/mqtt/stats')).json()) as { accepted: number }).accepted;
+    const before = (await accepted(a)) + (await accepted(b));
+    const device = await registerDevice(a, fleet);
+    topics.push(deviceTopic(device.uuid, 'presence'));
+    const client = await connectDevice('mqtt://127.0.0.1:1883', device, { clean: true });
+    for (let i = 1; i <= 20; i += 1) {
+      await client.publishAsync(
+        deviceTopic(device.uuid, 'state'),
+        JSON.stringify({ status: i === 20 ? 'downloaded' : 'downloading', bytesDone: i, bytesTotal: 20 }),
+        { qos: 1 },
+      );
+    }
+    await client.endAsync();
+    const total = await eventually(async () => {
+      const sum = (await accepted(a)) + (await accepted(b)) - before;
+      return sum >= 20 ? sum : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    // Without the shared subscription each replica would take in all 20.
+    expect((await accepted(a)) + (await accepted(b)) - before).toBe(20);
+    expect(total).toBe(20);
+    // After both replicas flushed (FERRY_STATE_FLUSH_MS), the newest report is what is stored: a late
+    // older report from the other replica does not overwrite it.
+    await new Promise((r) => setTimeout(r, 1300));
+    const stored = await getDevice(b, device.uuid);
+    expect(stored.status).toBe('downloaded');
+    expect(stored.report?.bytesDone).toBe(20);
+  });
+});
+
 describe('MQTT transports and throttling on the embedded broker', () => {
   let server: TestServer;
   let fleet: TestFleet;

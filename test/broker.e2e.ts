@@ -423,6 +423,19 @@ describe('MQTT push channel on the embedded broker', () => {
     expect(statsAfter.rowsWritten - statsBefore.rowsWritten).toBeLessThanOrEqual(10);
   });
 
+  it('never lets a late older report overwrite a newer one (replicas, moved devices)', async () => {
+    const d = await device();
+    const state = server.app.get(DeviceStateService, { strict: false });
+    state.report(d.uuid, { status: 'running', releaseId: release.id }, '2026-11-30T02:00:02.000Z');
+    await state.flush();
+    state.report(d.uuid, { status: 'downloading', bytesDone: 1, bytesTotal: 2 }, '2026-11-30T02:00:01.000Z');
+    await state.flush();
+    const stored = await getDevice(server, d.uuid);
+    expect(stored.status).toBe('running');
+    expect(stored.releaseId).toBe(release.id);
+    expect(stored.lastSeenAt).toBe('2026-11-30T02:00:02.000Z');
+  });
+
   it("lets Debian's mosquitto_sub and mosquitto_pub act as a device", async () => {
     const d = await device();
     const port = String(server.mqttPort);

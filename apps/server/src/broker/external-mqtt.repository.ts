@@ -44,9 +44,14 @@ export class ExternalMqttRepository extends MqttRepository {
     // messages per subscriber in flight (Mosquitto: max_inflight_messages 20) and drops what queues
     // beyond max_queued_messages (1000), so 10,000 devices reporting at once lost most reports at QoS 1
     // (BENCHMARKS.md). Devices still publish at QoS 1 to the broker; presence stays QoS 1 (retained).
+    // Several server replicas on one broker split the device messages with a shared subscription
+    // (MQTT 5, which Mosquitto and EMQX also grant MQTT 3.1.1 clients); without one, each replica
+    // would take in every report.
+    const group = this.config.mqtt.sharedGroup;
+    const share = group ? `$share/${group}/` : '';
     const filters = {
-      [`${TOPIC_ROOT}/+/state`]: { qos: 0 as const },
-      [`${TOPIC_ROOT}/+/presence`]: { qos: 1 as const },
+      [`${share}${TOPIC_ROOT}/+/state`]: { qos: 0 as const },
+      [`${share}${TOPIC_ROOT}/+/presence`]: { qos: 1 as const },
     };
     const subscribe = async (): Promise<void> => {
       const granted = await client.subscribeAsync(filters);

@@ -31,6 +31,10 @@ const EnvSchema = z.object({
   MQTT_SERVER_PASSWORD: z.string().min(1).max(256).optional(),
   MQTT_MAX_PAYLOAD_BYTES: bytes(16 * 1024),
   MQTT_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().positive().default(10),
+  MQTT_SHARED_GROUP: z
+    .string()
+    .regex(/^[\w-]{1,64}$/, 'letters, digits, _ and - only')
+    .optional(),
   REDIS_PREFIX: z
     .string()
     .regex(/^[\w:.-]{1,64}$/, 'letters, digits and _ : . - only')
@@ -73,6 +77,8 @@ export interface FerryConfig {
     serverCredentials: { username: string; password: string } | null;
     maxPayloadBytes: number;
     authFailuresPerMinute: number;
+    /** With `MQTT_URL`: subscribe to device messages as `$share/{group}/…`, so replicas split them. */
+    sharedGroup: string | null;
   };
   /** Prefix of Redis keys and channels of the broker cluster and the event bus. */
   redisPrefix: string;
@@ -149,6 +155,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): FerryConfig {
           : null,
       maxPayloadBytes: e.MQTT_MAX_PAYLOAD_BYTES,
       authFailuresPerMinute: e.MQTT_AUTH_FAILURES_PER_MINUTE,
+      sharedGroup: e.MQTT_SHARED_GROUP ?? null,
     },
     redisPrefix: e.REDIS_PREFIX,
     stateFlushMs: e.FERRY_STATE_FLUSH_MS,
