@@ -31,7 +31,7 @@ export interface CompressionOptions {
    */
   strongLimit?: number;
   /**
-   * Brotli window bits; the decoder's memory grows with it (2^bits per section).
+   * Brotli window bits of the literal section (ops and diff use at most 20); the decoder needs 2^bits bytes for it.
    * @defaultValue 22
    */
   windowBits?: number;
@@ -319,7 +319,14 @@ export class DeltaWriter {
     this.ops = [];
     const raws = [this.opsRaw, this.diffRaw, this.literalRaw];
     await Promise.all(raws.map((r) => r.close()));
-    const infos = await Promise.all(raws.map((raw) => compressSection(raw.file, raw.size, compression)));
+    // Operations and run-length coded diff bytes gain little from a large window, and every
+    // window bit doubles the decoder's memory for that section.
+    const windows = [20, 20, compression.windowBits ?? 22].map((bits) =>
+      Math.min(bits, compression.windowBits ?? 22),
+    );
+    const infos = await Promise.all(
+      raws.map((raw, i) => compressSection(raw.file, raw.size, { ...compression, windowBits: windows[i] })),
+    );
     const [ops, diff, literal] = infos as [SectionInfo, SectionInfo, SectionInfo];
     const full: DeltaHeader = { ...header, version: 1, opCount: this.opCount, ops, diff, literal };
     const temp = join(dirname(out), `.${basename(out)}.${randomBytes(6).toString('hex')}.partial`);
