@@ -58,7 +58,9 @@ describe('device agent: updates through server, worker, broker and engine', () =
     expect(agent.lines().some((l) => l.msg === 'registered')).toBe(false);
   }, 60_000);
 
-  it('installs v1 from full layers on the target notice', async () => {
+  it('installs v1 by polling and reports over HTTP while the broker is unreachable', async () => {
+    await agent!.stop();
+    ({ agent } = await world.startAgent(dataDir, { FERRY_MQTT_URL: 'mqtt://127.0.0.1:9' }));
     releases[1] = await world.push(images.archive('1'), 1);
     await world.setTarget(uuid, releases[1].id);
     await world.reported(uuid, 'running', releases[1].id).catch((e: Error) => {
@@ -70,6 +72,12 @@ describe('device agent: updates through server, worker, broker and engine', () =
     const [container] = await world.engine.managed();
     expect(container?.Labels['io.ferry.service']).toBe('app');
     expect(container?.ImageID).toBe(releases[1].services[0]?.configDigest);
+    expect(agent!.lines().some((l) => l.msg === 'mqtt connected')).toBe(false);
+    expect(agent!.lines().some((l) => l.msg === 'reconcile' && l.reason === 'poll')).toBe(true);
+    // Back on MQTT for the rest.
+    await agent!.stop();
+    ({ agent } = await world.startAgent(dataDir));
+    await agent.waitFor('mqtt', (l) => l.msg === 'mqtt connected', 20_000);
   }, 120_000);
 
   const updateTo = async (version: number): Promise<{ deltaBytes: number; fullBytes: number; gzipBytes: number }> => {

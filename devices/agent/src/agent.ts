@@ -35,6 +35,7 @@ export class Agent {
   private pollTimer: NodeJS.Timeout | null = null;
   private retryMs = MIN_RETRY_MS;
   private stopped = false;
+  private mqttUp = false;
 
   constructor(
     private readonly config: AgentConfig,
@@ -68,7 +69,13 @@ export class Agent {
       this.creds.uuid,
       this.creds.apiKey,
       (payload) => this.onNotice(payload),
-      () => this.schedulePoll(),
+      (connected) => {
+        // Only a change of state moves the poll timer; reconnect attempts must not keep resetting it.
+        if (connected !== this.mqttUp) {
+          this.mqttUp = connected;
+          this.schedulePoll();
+        }
+      },
       this.log,
     );
     this.push.start();

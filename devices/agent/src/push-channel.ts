@@ -53,12 +53,12 @@ export class PushChannel {
     client.on('message', (topic, payload) => {
       if (topic === deviceTopic(this.uuid, 'target')) this.onNotice(payload);
     });
-    client.on('offline', () => {
-      this.onConnection(false);
+    client.on('close', () => {
+      // Every failed attempt doubles the wait before the next one.
       this.reconnectMs = Math.min(MAX_RECONNECT_MS, this.reconnectMs * 2);
       client.options.reconnectPeriod = this.reconnectMs;
+      this.onConnection(false);
     });
-    client.on('close', () => this.onConnection(false));
     client.on('error', (error) => this.log.debug('mqtt error', { error: error.message }));
   }
 
