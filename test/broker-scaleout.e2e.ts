@@ -101,6 +101,20 @@ describe('two server processes sharing one broker state through Redis (MQTT_CLUS
     expect(JSON.parse((await notice).toString())).toMatchObject({ releaseId: release.id });
   });
 
+  it('keeps a device online when it moves from process A to process B', async () => {
+    const device = await registerDevice(a, fleet);
+    const onA = await connectDevice(`mqtt://127.0.0.1:${a.mqttPort}`, device);
+    await eventually(async () => ((await getDevice(a, device.uuid)).online ? true : undefined));
+    const closedOnA = new Promise<void>((resolve) => onA.once('close', () => resolve()));
+    const onB = await connectDevice(`mqtt://127.0.0.1:${b.mqttPort}`, device);
+    clients.push(onA, onB);
+    // [MQTT-3.1.4-2] the older connection of the same client id is closed.
+    await closedOnA;
+    onA.end(true);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await getDevice(a, device.uuid)).online).toBe(true);
+  });
+
   it('streams events of process A to an SSE client of process B, and kicks a device deprovisioned through B', async () => {
     const device = await registerDevice(a, fleet);
     const client = await connectDevice(`mqtt://127.0.0.1:${a.mqttPort}`, device);

@@ -23,6 +23,11 @@ const MAX_CLIENT_ID_LENGTH = 64;
 /** MQTT packets larger than this cut the connection (payloads above MQTT_MAX_PAYLOAD_BYTES are only dropped). */
 const TRANSPORT_SLACK_BYTES = 64 * 1024;
 
+/** The part of Aedes's message emitter (mqemitter) used here. */
+interface MessageEmitter {
+  on(topic: string, handler: (packet: { topic: string; payload: Buffer }, done: () => void) => void): void;
+}
+
 interface Parser {
   packet: { length: number };
   _parseLength(): boolean;
@@ -99,6 +104,20 @@ export class EmbeddedMqttRepository extends MqttRepository {
     // The typings of aedes-persistence's callback API do not match the promise API Aedes 1.x calls.
     else options.persistence = indexRetained(memoryPersistence() as unknown as RetainedStore);
     const broker = new Aedes(options);
+    // A device that reconnects to another process of a cluster takes its session over: this process
+    // then closes the old connection. Registered before Aedes's own handler (in listen()) closes it,
+    // so that close is not mistaken for the device going offline.
+    const movedAway = new Set<string>();
+    const mq = (broker as unknown as { mq: MessageEmitter }).mq;
+    mq.on('$SYS/+/new/clients', (packet, done) => {
+      const brokerId = packet.topic.split('/')[1];
+      if (brokerId !== broker.id) {
+        const clientId = packet.payload.toString();
+        movedAway.add(clientId);
+        setTimeout(() => movedAway.delete(clientId), 10_000).unref();
+      }
+      done();
+    });
     await broker.listen();
     this.broker = broker;
 
@@ -108,8 +127,10 @@ export class EmbeddedMqttRepository extends MqttRepository {
     });
     broker.on('clientDisconnect', (client) => {
       const identity = this.identities.get(client);
-      if (identity?.kind === 'device') policy.connection(identity.uuid, false);
+      if (identity?.kind === 'device' && !movedAway.has(identity.uuid))
+        policy.connection(identity.uuid, false);
     });
+    broker.on('clientReady', (client) => movedAway.delete(client.id));
     broker.on('clientError', (client, error) => this.logger.debug(`client ${client.id}: ${error.message}`));
     broker.on('connectionError', (_client, error) => this.logger.debug(`connection: ${error.message}`));
 
