@@ -219,9 +219,11 @@ function observeDevice(step: Step, device: EngineDevice, releaseId: string, time
       return;
     }
     if (report.status === 'running' && about === releaseId) {
+      // Up on the release: the timeout no longer applies; the bake judges it now.
       step.setDevice(device, 'verifying', {
         bytesSent: Math.max(bytes, report.bytesTotal ?? 0),
         reason: null,
+        deadline: null,
       });
       return;
     }

@@ -54,6 +54,11 @@ export class RolloutsService {
   private readonly logger = new Logger(RolloutsService.name);
   /** Steps and operator actions of this process run one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Per rollout, the fingerprint of the last step that changed nothing. Only a cache that spares
+   * reading every device on every tick; losing it (a restart) costs one full step.
+   */
+  private readonly quiet = new Map<string, string>();
 
   constructor(
     private readonly rollouts: RolloutsRepository,
@@ -285,10 +290,23 @@ export class RolloutsService {
   private async stepNow(id: string, now: number): Promise<void> {
     const rollout = await this.get(id);
     if (rollout.state === 'running' || rollout.state === 'paused') {
-      const snapshot = await this.rollouts.snapshot(rollout);
-      const decision = decide(snapshot, now);
-      if (decision.rollout || decision.batches.length > 0 || decision.devices.length > 0)
-        await this.persist(rollout, snapshot.devices, decision, now);
+      // Cheap check first: with no new report, no device gone, no deadline or bake end reached and
+      // no write since the last step that changed nothing, a full step would change nothing either.
+      const probe = await this.rollouts.probe(rollout);
+      const key = `${rollout.updatedAt}|${probe.lastReportAt ?? ''}|${probe.present}`;
+      const quiet = this.quiet.get(id) === key && (probe.wakeAt === null || now < Date.parse(probe.wakeAt));
+      if (!quiet) {
+        const snapshot = await this.rollouts.snapshot(rollout);
+        const decision = decide(snapshot, now);
+        if (decision.rollout || decision.batches.length > 0 || decision.devices.length > 0) {
+          this.quiet.delete(id);
+          await this.persist(rollout, snapshot.devices, decision, now);
+        } else {
+          this.quiet.set(id, key);
+        }
+      }
+    } else {
+      this.quiet.delete(id);
     }
     await this.notices.sendPending(id);
   }
