@@ -1,9 +1,10 @@
 import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Device, Fleet, RegisteredDevice, Release } from '@ferry/protocol';
-import { buildCli, ferry, type FerryRun } from './support/cli';
+import { buildCli, ferry, ferryOnTerminal, type FerryRun } from './support/cli';
 import { ImageFixtures, buildImageFixtures } from './support/image-fixtures';
 import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
 
@@ -93,6 +94,70 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
         token: 'valid',
         ready: true,
       });
+    });
+
+    it('whoami says when the server cannot be reached, with exit 4', async () => {
+      const port = await closedPort();
+      const result = await run(['whoami'], { env: { FERRY_URL: `http://127.0.0.1:${port}` } });
+      expect(result.code).toBe(EXIT.unreachable);
+      expect(result.stdout).toContain(`server: http://127.0.0.1:${port} (from FERRY_URL)`);
+      expect(result.stdout).toContain('ready:  unreachable');
+      expect(result.stderr).toContain('connection refused (ECONNREFUSED)');
+    });
+
+    it('answers 5xx and a not-ready server with exit 4, and a URL that is not a Ferry API clearly', async () => {
+      // A stand-in for what cannot be provoked on the real server from here: a failing or proxied API.
+      const fake = createHttpServer((request, response) => {
+        if (request.url === '/readyz') {
+          response.writeHead(503, { 'content-type': 'application/json' });
+          response.end(
+            JSON.stringify({
+              statusCode: 503,
+              error: 'Service Unavailable',
+              message: 'not ready: redis: connection lost',
+            }),
+          );
+        } else if (request.url === '/v1/fleets') {
+          response.writeHead(500, { 'content-type': 'application/json' });
+          response.end(
+            JSON.stringify({ statusCode: 500, error: 'Internal Server Error', message: 'internal error' }),
+          );
+        } else if (request.url === '/proxy/v1/fleets') {
+          response.writeHead(502, { 'content-type': 'text/html' });
+          response.end('<html><body>Bad gateway</body></html>');
+        } else {
+          response.writeHead(200, { 'content-type': 'text/html' });
+          response.end('<html>a web site</html>');
+        }
+      });
+      await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(fake.address() as AddressInfo).port}`;
+      try {
+        const env = { FERRY_URL: url, FERRY_TOKEN: ADMIN_TOKEN };
+        const failed = await run(['fleets'], { env });
+        expect(failed).toMatchObject({
+          code: EXIT.unreachable,
+          stderr: 'ferry fleets: the server failed (500 Internal Server Error: internal error)\n',
+        });
+        const whoami = await run(['whoami'], { env });
+        expect(whoami.code).toBe(EXIT.unreachable);
+        expect(whoami.stdout).toContain(
+          'ready:  no (the server failed (503 Service Unavailable: not ready: redis: connection lost))',
+        );
+        const proxied = await run(['fleets'], { env: { ...env, FERRY_URL: `${url}/proxy` } });
+        expect(proxied).toMatchObject({
+          code: EXIT.unreachable,
+          stderr:
+            'ferry fleets: the server failed (502 Bad Gateway: the answer is not a Ferry error (a proxy, or not a Ferry server?))\n',
+        });
+        const website = await run(['login', '--url', `${url}/site`, '--token', ADMIN_TOKEN]);
+        expect(website).toMatchObject({
+          code: EXIT.unreachable,
+          stderr: `ferry login: the answer from ${url}/site/v1/fleets is not JSON: is this a Ferry server?\n`,
+        });
+      } finally {
+        await new Promise((resolve) => fake.close(resolve));
+      }
     });
 
     it('FERRY_TOKEN overrides the saved token; whoami reports it refused with exit 5', async () => {
@@ -235,6 +300,30 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       expect(json<Device>(await run(['device', device.uuid, '--json'])).name).toBe('pump-1');
     });
 
+    it('asks before removing a device on a terminal: "n" keeps it, "y" removes it', async () => {
+      const response = await server.api('/v1/device/register', {
+        method: 'POST',
+        token: null,
+        json: { provisioningKey, name: 'pump-3' },
+      });
+      const { uuid } = (await response.json()) as RegisteredDevice;
+      const question = new RegExp(`remove device ${uuid} \\(pump-3\\)\\? \\[y/N\\]`);
+      const kept = await ferryOnTerminal(['device', 'rm', uuid], {
+        env: { FERRY_CONFIG: configPath },
+        answer: { when: question, text: 'n\r' },
+      });
+      expect(kept.code).toBe(EXIT.usage);
+      expect(kept.output).toContain('ferry device rm: cancelled');
+      expect((await server.api(`/v1/devices/${uuid}`)).status).toBe(200);
+      const removed = await ferryOnTerminal(['device', 'rm', uuid], {
+        env: { FERRY_CONFIG: configPath },
+        answer: { when: question, text: 'y\r' },
+      });
+      expect(removed.code).toBe(0);
+      expect(removed.output).toContain(`removed device ${uuid} (pump-3)`);
+      expect((await server.api(`/v1/devices/${uuid}`)).status).toBe(404);
+    });
+
     it('does not remove a device without --yes when nobody can be asked; removes it with --yes', async () => {
       const refused = await run(['device', 'rm', device.uuid]);
       expect(refused.code).toBe(EXIT.usage);
@@ -322,6 +411,30 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       );
       expect(text.stdout).toMatch(/^total: 1 delta \(1 \w+\)/m);
       expect(json<unknown[]>(await run(['deltas', v8.id, '--json']))).toHaveLength(1);
+    });
+
+    it('draws a progress bar on a terminal: bytes, rate and ETA for a file; bytes and rate for stdin', async () => {
+      const env = { FERRY_CONFIG: configPath };
+      const file = await ferryOnTerminal(
+        ['push', 'pumps-east', fixtures.v2Docker, '--note', 'on a terminal'],
+        { env },
+      );
+      expect(file.code).toBe(0);
+      expect(file.output).toMatch(
+        /pushing to pumps-east \[=+\] 100% \| [\d.]+ \w+ \/ [\d.]+ \w+ \| [\d.]+ \w+\/s \| ETA \S+/,
+      );
+      expect(file.output).toContain('pushed release v9 to fleet pumps-east');
+      const piped = await ferryOnTerminal(['push', 'pumps-east', '-'], { env, stdinFile: fixtures.v2Oci });
+      expect(piped.code).toBe(0);
+      expect(piped.output).toMatch(/pushing to pumps-east [\d.]+ \w+ \| [\d.]+ \w+\/s/);
+      expect(piped.output).not.toMatch(/ETA/);
+      const fromTerminal = await ferryOnTerminal(['push', 'pumps-east', '-'], { env });
+      expect(fromTerminal.code).toBe(EXIT.usage);
+      expect(fromTerminal.output).toContain('stdin is a terminal; pipe an archive in');
+      const json = await ferryOnTerminal(['push', 'pumps-east', fixtures.v1Docker, '--json'], { env });
+      expect(json.code).toBe(0);
+      expect(json.output).not.toContain('pushing to');
+      expect(JSON.parse(json.output).version).toBe(11);
     });
 
     it('refuses a garbage archive with exit 3 and the server reason', async () => {

@@ -77,3 +77,55 @@ export function ferry(
     else child.stdin.end();
   });
 }
+
+const shellQuote = (arg: string): string => `'${arg.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * Runs `ferry` on a pseudo-terminal (util-linux `script`), for what only happens at a terminal:
+ * progress bars and confirmation prompts. `input` is typed in; the output is stdout and stderr as the
+ * terminal showed them, with CRLF turned back into LF.
+ */
+export async function ferryOnTerminal(
+  args: string[],
+  options: {
+    env?: Record<string, string>;
+    answer?: { when: RegExp; text: string };
+    /** A file as stdin (not a terminal) while stdout and stderr stay one. */
+    stdinFile?: string;
+    timeoutMs?: number;
+  } = {},
+): Promise<{ code: number; output: string }> {
+  const command =
+    [process.execPath, BIN, ...args].map(shellQuote).join(' ') +
+    (options.stdinFile ? ` < ${shellQuote(options.stdinFile)}` : '');
+  const env: NodeJS.ProcessEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.startsWith('FERRY_')),
+  );
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], {
+      cwd: ROOT,
+      env: { ...env, COLUMNS: '200', LINES: '50', ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let output = '';
+    let answered = false;
+    const collect = (chunk: string): void => {
+      output += chunk;
+      // Type the answer once the question is on the terminal; `script` passes it on.
+      if (options.answer && !answered && options.answer.when.test(output)) {
+        answered = true;
+        child.stdin.write(options.answer.text);
+      }
+    };
+    child.stdout.setEncoding('utf8').on('data', collect);
+    child.stderr.setEncoding('utf8').on('data', collect);
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      child.stdin.destroy();
+      resolvePromise({ code: code ?? -1, output: output.replace(/\r\n/g, '\n') });
+    });
+    child.stdin.on('error', () => undefined);
+  });
+}

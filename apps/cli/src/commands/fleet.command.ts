@@ -128,6 +128,11 @@ export function registerFleetCommands(program: Command): void {
             `start a device with it:\n\n  ${command}\n\n` +
             `revoke it with: ferry fleet key revoke ${name} ${created.id}`,
         );
+        if (/^(localhost|127\.|\[::1\])/.test(client.base.host)) {
+          print(
+            `\nnote: ${url} is this machine; give devices an address they can reach (the server's PUBLIC_URL).`,
+          );
+        }
       }),
     );
 

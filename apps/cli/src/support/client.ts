@@ -44,9 +44,14 @@ export function unreachable(err: unknown, url: URL): UnreachableError {
 
 /** Turns an error answer into the error with the documented exit code, keeping the server's words. */
 export function answerError(status: number, body: unknown, fallback: string): Error {
-  const b = (body ?? {}) as Partial<ErrorBody>;
+  const b = (body instanceof NotJson ? {} : (body ?? {})) as Partial<ErrorBody>;
   const reason = typeof b.error === 'string' ? b.error : fallback;
-  const message = typeof b.message === 'string' && b.message ? b.message : reason;
+  const message =
+    typeof b.message === 'string' && b.message
+      ? b.message
+      : body instanceof NotJson
+        ? 'the answer is not a Ferry error (a proxy, or not a Ferry server?)'
+        : reason;
   const line = `${status} ${reason}: ${message}`;
   if (status === 401 || status === 403) {
     return new NotLoggedInError(`the server refused the token (${line})`);
@@ -55,13 +60,29 @@ export function answerError(status: number, body: unknown, fallback: string): Er
   return new UnreachableError(`the server failed (${line})`, true);
 }
 
+/** A body that is not JSON: an HTML page from a proxy, or a URL that is not a Ferry server. */
+class NotJson {
+  constructor(readonly text: string) {}
+}
+
 function parseBody(text: string): unknown {
   if (text === '') return undefined;
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    return { message: text.slice(0, 200).trim() };
+    return new NotJson(text);
   }
+}
+
+/** A 2xx answer must be JSON; anything else means the URL does not lead to a Ferry API. */
+function expectJson(body: unknown, url: URL): unknown {
+  if (body instanceof NotJson) {
+    throw new UnreachableError(
+      `the answer from ${url.origin}${url.pathname} is not JSON: is this a Ferry server?`,
+      true,
+    );
+  }
+  return body;
 }
 
 export interface UploadOptions {
@@ -127,7 +148,7 @@ export class FerryClient {
     }
     const body = parseBody(text);
     if (!response.ok) throw answerError(response.status, body, response.statusText);
-    return body as T;
+    return expectJson(body, url) as T;
   }
 
   get<T>(path: string, query?: Query): Promise<T> {
@@ -172,11 +193,15 @@ export class FerryClient {
         response.on('end', () => {
           const body = parseBody(Buffer.concat(chunks).toString('utf8'));
           const status = response.statusCode ?? 0;
-          settle(() =>
-            status >= 200 && status < 300
-              ? resolve(body as T)
-              : reject(answerError(status, body, response.statusMessage ?? 'error')),
-          );
+          settle(() => {
+            try {
+              if (status < 200 || status >= 300)
+                throw answerError(status, body, response.statusMessage ?? 'error');
+              resolve(expectJson(body, url) as T);
+            } catch (err) {
+              reject(err instanceof Error ? err : new Error(String(err)));
+            }
+          });
           // An early refusal: stop sending the rest of the archive nobody will read.
           source.unpipe();
           request.destroy();
