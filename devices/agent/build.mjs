@@ -11,7 +11,7 @@ await build({
   platform: 'node',
   target: 'node18',
   format: 'cjs',
-  minify: false,
+  minify: true,
   sourcemap: false,
   legalComments: 'none',
   banner: { js: '#!/usr/bin/env node' },

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import type { DeviceTarget } from '../../../libs/protocol/src/device-target';
-import { TargetNoticeSchema } from '../../../libs/protocol/src/messages';
+import type { TargetNotice } from '../../../libs/protocol/src/messages';
 import type { ReleaseManifest } from '../../../libs/protocol/src/release';
 import type { AgentConfig } from './config';
 import { RELEASE_LABEL, managedContainers } from './containers';
@@ -107,8 +107,12 @@ export class Agent {
   private onNotice(payload: Buffer): void {
     if (payload.length === 0) return;
     try {
-      const notice = TargetNoticeSchema.parse(JSON.parse(payload.toString('utf8')));
-      if (notice.manifest && notice.signature) verifyManifest(notice.manifest as unknown as ReleaseManifest, notice.signature, this.creds.signingPublicKey);
+      // The notice only wakes the agent: what it acts on is the signed answer of the target
+      // endpoint. So a light check here, not the zod schema (zod alone costs a device ~12 MB RSS).
+      const notice = JSON.parse(payload.toString('utf8')) as Partial<TargetNotice>;
+      if (typeof notice !== 'object' || notice === null || typeof notice.releaseId !== 'string') throw new Error('not a target notice');
+      if (notice.manifest && typeof notice.signature === 'string')
+        verifyManifest(notice.manifest as unknown as ReleaseManifest, notice.signature, this.creds.signingPublicKey);
       this.log.info('target notice', { releaseId: notice.releaseId, version: notice.version });
     } catch (error) {
       this.log.warn('target notice ignored', { error: (error as Error).message });

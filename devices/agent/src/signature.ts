@@ -1,5 +1,6 @@
 import { createPublicKey, verify } from 'node:crypto';
-import { canonicalJson, type ReleaseManifest } from '../../../libs/protocol/src/release';
+import { canonicalJson } from '../../../libs/protocol/src/canonical-json';
+import type { ReleaseManifest } from '../../../libs/protocol/src/release';
 import { SignatureError } from './errors';
 
 /**
