@@ -54,7 +54,14 @@ export class AppModule {
               response.setHeader('X-Request-Id', id);
               return id;
             },
-            redact: ['req.headers.authorization'],
+            // GET /v1/events takes the admin token as ?token= (browsers' EventSource cannot send headers).
+            redact: ['req.headers.authorization', 'req.query.token'],
+            serializers: {
+              req: (req: { url?: string }) => ({
+                ...req,
+                url: req.url?.replace(/([?&]token=)[^&]*/g, '$1[Redacted]'),
+              }),
+            },
             autoLogging: { ignore: (request) => request.url === '/healthz' || request.url === '/readyz' },
           },
         }),

@@ -87,6 +87,7 @@ export class RolloutsService {
     const deltas = await this.deltas.listForRelease(release.id);
     const fromReleases = new Map<string, Release | null>();
     const planned: PlannedDevice[] = [];
+    const projections = new Map<string, ReturnType<typeof projectDownload>>();
     let batch = 1;
     let left = sizes[0] ?? 0;
     for (const device of selection.eligible) {
@@ -95,8 +96,14 @@ export class RolloutsService {
         left = sizes[batch - 1] ?? 0;
       }
       left -= 1;
-      const from = device.releaseId ? await this.release(device.releaseId, fromReleases) : null;
-      const projection = projectDownload(from, release, deltas);
+      // Devices on the same release download the same: projected once per release they run.
+      const fromKey = device.releaseId ?? '';
+      let projection = projections.get(fromKey);
+      if (!projection) {
+        const from = device.releaseId ? await this.release(device.releaseId, fromReleases) : null;
+        projection = projectDownload(from, release, deltas);
+        projections.set(fromKey, projection);
+      }
       planned.push({
         uuid: device.uuid,
         name: device.name,
@@ -137,57 +144,60 @@ export class RolloutsService {
   ): Promise<{ plan: RolloutPlan; rollout: RolloutView | null }> {
     const plan = await this.plan(fleetRef, input);
     if (input.dryRun) return { plan, rollout: null };
-    const active = await this.rollouts.activeInFleet(plan.fleetId);
-    if (active) {
-      if (!options.supersede)
-        throw new ConflictError(
-          `fleet already has an active rollout ${active.id} (${active.state}); pause it, abort it or wait`,
-          {
-            rolloutId: active.id,
-          },
-        );
-      await this.exclusive(() =>
-        this.actNow(active.id, 'abort', `superseded by release v${plan.releaseVersion}`),
-      );
-    }
     await this.planDeltas(plan);
-    const now = new Date().toISOString();
-    const empty = plan.devices.length === 0;
-    const rollout: RolloutRecord = {
-      id: randomUUID(),
-      fleetId: plan.fleetId,
-      releaseId: plan.releaseId,
-      state: empty ? 'completed' : 'running',
-      reason: empty ? 'no device needed this release' : null,
-      trigger: options.trigger ?? 'manual',
-      strategy: plan.strategy,
-      tagFilter: plan.tagFilter,
-      currentBatch: 0,
-      projectedBytes: plan.bytes.projected,
-      fullBytes: plan.bytes.full,
-      createdAt: now,
-      updatedAt: now,
-      finishedAt: empty ? now : null,
-    };
-    await this.rollouts.insert(
-      {
-        rollout,
-        batches: plan.batches,
-        devices: plan.devices.map((d) => ({
-          uuid: d.uuid,
-          name: d.name,
-          batch: d.batch,
-          fromReleaseId: d.fromReleaseId,
-          projectedBytes: d.projectedBytes,
-          fullBytes: d.fullBytes,
-        })),
-      },
-      { pending: plan.devices.length },
-    );
+    // The check for an active rollout and the insert run as one step of this process, so two
+    // concurrent requests cannot both start one.
+    const rollout = await this.exclusive(async () => {
+      const active = await this.rollouts.activeInFleet(plan.fleetId);
+      if (active) {
+        if (!options.supersede)
+          throw new ConflictError(
+            `fleet already has an active rollout ${active.id} (${active.state}); pause it, abort it or wait`,
+            {
+              rolloutId: active.id,
+            },
+          );
+        await this.actNow(active.id, 'abort', `superseded by release v${plan.releaseVersion}`);
+      }
+      const now = new Date().toISOString();
+      const empty = plan.devices.length === 0;
+      const record: RolloutRecord = {
+        id: randomUUID(),
+        fleetId: plan.fleetId,
+        releaseId: plan.releaseId,
+        state: empty ? 'completed' : 'running',
+        reason: empty ? 'no device needed this release' : null,
+        trigger: options.trigger ?? 'manual',
+        strategy: plan.strategy,
+        tagFilter: plan.tagFilter,
+        currentBatch: 0,
+        projectedBytes: plan.bytes.projected,
+        fullBytes: plan.bytes.full,
+        createdAt: now,
+        updatedAt: now,
+        finishedAt: empty ? now : null,
+      };
+      await this.rollouts.insert(
+        {
+          rollout: record,
+          batches: plan.batches,
+          devices: plan.devices.map((d) => ({
+            uuid: d.uuid,
+            name: d.name,
+            batch: d.batch,
+            fromReleaseId: d.fromReleaseId,
+            projectedBytes: d.projectedBytes,
+            fullBytes: d.fullBytes,
+          })),
+        },
+        { pending: plan.devices.length },
+      );
+      return record;
+    });
     this.logger.log(
       `rollout ${rollout.id}: release v${plan.releaseVersion} to ${plan.devices.length} devices in ${plan.batches.length} batches`,
     );
-    if (!empty) await this.step(rollout.id);
+    if (rollout.state === 'running') await this.step(rollout.id);
     return { plan, rollout: await this.view(rollout.id) };
   }
 
