@@ -1,9 +1,11 @@
 import type { Device, Release, RolloutView } from '@ferry/protocol';
 import { Simulator } from '../devices/simulator/src';
-import { buildCli, ferry, type FerryRun } from './support/cli';
+import { buildCli, ferry, ferryOnTerminal, type FerryRun } from './support/cli';
 import { TestFleet, createFleet, pushRelease } from './support/mqtt-devices';
 import { ServerPlace, json, layersOf, newPlace, startServerAt, until } from './support/simulator-harness';
 import { ADMIN_TOKEN, TestServer } from './support/test-server';
+
+const ESC = String.fromCharCode(27);
 
 /**
  * `ferry rollout …` driving the real rollout engine with simulated devices (real MQTT, real device
@@ -174,6 +176,24 @@ describe('ferry rollout with simulated devices', () => {
       (await run(['rollouts', fleet.slug, '--state', 'aborted', '--json'])).stdout,
     ) as RolloutView[];
     expect(listed.map((r) => r.id)).toEqual([last.id]);
+  });
+
+  it('on a terminal, starts after the plan and redraws the status in place until it completes', async () => {
+    await pushRelease(server, fleet, 'rollout cli v4');
+    const result = await ferryOnTerminal(
+      ['rollout', 'start', fleet.slug, 'v4', '--batches', '3,100%', '--bake', '1s', '--yes', '--watch'],
+      { env: { FERRY_URL: server.url, FERRY_TOKEN: ADMIN_TOKEN }, timeoutMs: 90_000 },
+    );
+    expect(result.code).toBe(0);
+    expect(result.output).toMatch(/^rollout plan: release v4 to fleet rollout-cli$/m);
+    expect(result.output).toMatch(/^started rollout [0-9a-f-]{36} \(running\)/m);
+    // Each new frame moves the cursor up over the last one and clears to the end of the screen.
+    const redraw = new RegExp(`${ESC}\\[\\d+A\\r${ESC}\\[0J`);
+    const frames = result.output.split(redraw);
+    expect(frames.length).toBeGreaterThan(2);
+    const last = frames[frames.length - 1]!;
+    expect(last).toMatch(/^rollout [0-9a-f-]{36}: release v4 to fleet rollout-cli: completed/);
+    expect(last).toMatch(/^2 +passed +\[█{20}\] +3\/3 +0% +succeeded 3$/m);
   });
 
   it('an unknown rollout is exit 3, an unknown release version exit 1', async () => {
