@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, stat, symlink, link, truncate, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import {
   applyDelta,
   createDeltaReadStream,
+  DeltaInputError,
   encodeDelta,
   indexTar,
   readDeltaInfo,
@@ -231,5 +232,37 @@ describe('delta round trips', () => {
     expect(
       info.stats.insert.bytes + info.stats.copy.bytes + info.stats.patch.bytes + info.stats.zero.bytes,
     ).toBe(info.header.targetSize);
+  });
+
+  it('reports progress by phase and leaves nothing behind when the input is unusable', async () => {
+    const base = join(dir, 'base.tar');
+    const target = join(dir, 'target.tar');
+    await writeTar(base, [{ name: 'a', data: prose(100_000, 81) }]);
+    await writeTar(target, [{ name: 'a', data: prose(120_000, 81) }]);
+    const phases = new Set<string>();
+    const delta = join(dir, 'd.delta');
+    await encodeDelta({ bases: [base], target, out: delta, onProgress: (p) => phases.add(p.phase) });
+    expect([...phases]).toEqual(['index', 'encode', 'compress']);
+    const written: number[] = [];
+    await applyDelta({ bases: [base], delta, out: join(dir, 'out.tar'), onProgress: (n) => written.push(n) });
+    expect(written.at(-1)).toBe((await stat(target)).size);
+
+    const before = (await readdir(dir)).sort();
+    await expect(
+      encodeDelta({ bases: [join(dir, 'missing.tar')], target, out: join(dir, 'x.delta') }),
+    ).rejects.toBeInstanceOf(DeltaInputError);
+    await expect(encodeDelta({ bases: [], target, out: join(dir, 'x.delta') })).rejects.toBeInstanceOf(
+      DeltaInputError,
+    );
+    expect((await readdir(dir)).sort()).toEqual(before);
+  });
+
+  it('uses a base that is not a tar as plain bytes', async () => {
+    const base = join(dir, 'base.bin');
+    const target = join(dir, 'target.tar');
+    const data = noise(80_000, 91);
+    await writeFile(base, Buffer.concat([Buffer.from('garbage header'), data]));
+    await writeTar(target, [{ name: 'x.bin', data }]);
+    await roundTrip([base], target);
   });
 });
