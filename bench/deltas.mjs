@@ -144,7 +144,21 @@ const TOOLS = [
       { cmd: ['zstd', '-q', '-f', '-19', '--long=27', `--patch-from=${p.old}`, p.target, '-o', p.delta] },
     ],
     decode: (p) => [
-      { cmd: ['zstd', '-q', '-f', '-d', '--long=27', `--patch-from=${p.old}`, p.delta, '-o', p.rebuilt] },
+      // zstd raises the window to cover the larger of OLD and NEW, so a layer over 128 MiB
+      // needs a larger --long to decode (--long=27 fails: "Frame requires too much memory").
+      {
+        cmd: [
+          'zstd',
+          '-q',
+          '-f',
+          '-d',
+          `--long=${zstdWindowLog(p)}`,
+          `--patch-from=${p.old}`,
+          p.delta,
+          '-o',
+          p.rebuilt,
+        ],
+      },
     ],
   },
   {
@@ -161,6 +175,12 @@ const TOOLS = [
     ],
   },
 ];
+
+/** --long for decoding: at least 27, and enough for a window as large as OLD or NEW. */
+function zstdWindowLog(p) {
+  const biggest = Math.max(statSync(p.old).size, statSync(p.target).size);
+  return Math.max(27, Math.ceil(Math.log2(biggest)));
+}
 
 function parseArgs(argv) {
   const opts = {
@@ -233,10 +253,14 @@ function runStep(step, cwd) {
   return new Promise((resolveStep) => {
     const stdout = step.stdout ? createWriteStream(step.stdout) : 'ignore';
     const start = () => {
-      const child = spawn('nice', ['-n', '10', '/usr/bin/time', '-f', '%e %M', '-o', timeFile, ...step.cmd], {
-        cwd,
-        stdio: ['ignore', step.stdout ? 'pipe' : 'ignore', 'pipe'],
-      });
+      const child = spawn(
+        'nice',
+        ['-n', '10', '/usr/bin/time', '-f', '%e %M %U %S', '-o', timeFile, ...step.cmd],
+        {
+          cwd,
+          stdio: ['ignore', step.stdout ? 'pipe' : 'ignore', 'pipe'],
+        },
+      );
       if (step.stdout) child.stdout.pipe(stdout);
       let stderr = '';
       child.stderr.on('data', (d) => {
@@ -252,16 +276,18 @@ function runStep(step, cwd) {
         const finish = () => {
           let seconds = NaN;
           let rssKb = NaN;
+          let cpu = NaN;
           try {
             const lines = readFileSync(timeFile, 'utf8').trim().split('\n');
-            const [s, m] = lines[lines.length - 1].split(' ');
+            const [s, m, u, k] = lines[lines.length - 1].split(' ');
             seconds = Number(s);
             rssKb = Number(m);
+            cpu = Number(u) + Number(k);
           } catch {
             // no time output: the command could not start
           }
           rmSync(timeFile, { force: true });
-          resolveStep({ seconds, rssKb: Math.max(rssKb || 0, peakTree), code, stderr });
+          resolveStep({ seconds, cpu, rssKb: Math.max(rssKb || 0, peakTree), code, stderr });
         };
         if (step.stdout) stdout.end(finish);
         else finish();
@@ -283,10 +309,11 @@ function selfRss(pid) {
 }
 
 async function runSteps(steps, cwd) {
-  const out = { seconds: 0, rssKb: 0, ok: true, error: '' };
+  const out = { seconds: 0, cpu: 0, rssKb: 0, ok: true, error: '' };
   for (const step of steps) {
     const r = await runStep(step, cwd);
     out.seconds += r.seconds;
+    out.cpu += r.cpu;
     out.rssKb = Math.max(out.rssKb, r.rssKb);
     if (r.code !== 0) {
       out.ok = false;
@@ -339,6 +366,7 @@ function machine() {
       gzip: sh('gzip --version | head -1'),
       time: `GNU time ${dpkgVersion('time')}`,
     },
+    load: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
     commit: sh(`git -C "${ROOT}" rev-parse --short HEAD`),
     deltaDirty: sh(`git -C "${ROOT}" status --porcelain -- libs/delta apps/cli | wc -l`) !== '0',
     deltaDiffHash: sh(`git -C "${ROOT}" diff HEAD -- libs/delta apps/cli | sha256sum | cut -c1-12`),
@@ -440,6 +468,7 @@ function summarize(r) {
   s.best = best?.label;
   s.encTimeRatio = bsdiff ? ratio(ferry.encode.seconds, bsdiff.encode.seconds) : undefined;
   s.encRssRatio = bsdiff ? ratio(ferry.encode.rssKb, bsdiff.encode.rssKb) : undefined;
+  s.encCpuRatio = bsdiff ? ratio(ferry.encode.cpu, bsdiff.encode.cpu) : undefined;
   s.decRssKb = ferry.decode.rssKb;
   s.big = r.targetSize > 50e6 || r.baseSize > 50e6;
   return s;
@@ -452,20 +481,23 @@ function pairTable(r) {
     '',
     `Bases ${r.pair.bases.map((b) => `\`${b}.tar\``).join(' + ')} (${fmtBytes(r.baseSize)}) → target \`${r.pair.target}.tar\` (${fmtBytes(r.targetSize)}).`,
     '',
-    '| tool | delta size | % of target | vs gzip -9 | encode s | encode peak RSS | decode s | decode peak RSS | rebuilt sha256 |',
-    '| --- | --: | --: | --: | --: | --: | --: | --: | --- |',
+    '| tool | delta size | % of target | vs gzip -9 | encode wall s | encode CPU s | encode peak RSS | decode wall s | decode CPU s | decode peak RSS | rebuilt sha256 |',
+    '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |',
   ];
   for (const x of r.results) {
     if (x.skipped) {
-      lines.push(`| ${x.label} | ${x.skipped} | | | | | | | |`);
+      lines.push(`| ${x.label} | ${x.skipped} | | | | | | | | | |`);
       continue;
     }
     const pct = x.size !== undefined ? `${((100 * x.size) / r.targetSize).toFixed(2)} %` : '–';
     const vsGzip = x.size !== undefined && gzip ? `${((100 * x.size) / gzip.size).toFixed(1)} %` : '–';
-    const verdict = x.failure ? `**FAIL**: ${x.failure.replace(/\|/g, '/')}` : 'ok';
+    const failure = x.failure?.replace(/\|/g, '/').replace(/\s+/g, ' ');
+    const verdict = failure
+      ? `**FAIL**: ${failure.length > 140 ? `${failure.slice(0, 140)}…` : failure}`
+      : 'ok';
     const name = x.tool === 'ferry' ? `**${x.label}**` : x.label;
     lines.push(
-      `| ${name} | ${fmtBytes(x.size)} | ${pct} | ${vsGzip} | ${fmtS(x.encode?.seconds)} | ${fmtRss(x.encode?.rssKb)} | ${fmtS(x.decode?.seconds)} | ${fmtRss(x.decode?.rssKb)} | ${verdict} |`,
+      `| ${name} | ${fmtBytes(x.size)} | ${pct} | ${vsGzip} | ${fmtS(x.encode?.seconds)} | ${fmtS(x.encode?.cpu)} | ${fmtRss(x.encode?.rssKb)} | ${fmtS(x.decode?.seconds)} | ${fmtS(x.decode?.cpu)} | ${fmtRss(x.decode?.rssKb)} | ${verdict} |`,
     );
   }
   const ferry = r.results.find((x) => x.tool === 'ferry');
@@ -515,22 +547,22 @@ function report(all, m, opts, argv) {
     '',
     `Run ${m.date}: \`${cmd}\`${opts.partial ? ' (partial run)' : ''}. Ferry from ${m.ferryFrom}${opts.ferryWorktree && m.deltaDirty ? ` with uncommitted changes in libs/delta or apps/cli (diff ${m.deltaDiffHash}) on \`${m.commit}\`` : ''}.`,
     '',
-    `Machine: ${m.nproc} cores (${m.cpu}), ${m.ramGiB} GiB RAM, Linux ${m.kernel}, Node ${m.node}, shared with other work (every step ran under \`nice -n 10\`). Tools: ${Object.values(m.tools).join('; ')}.`,
+    `Machine: ${m.nproc} cores (${m.cpu}), ${m.ramGiB} GiB RAM, Linux ${m.kernel}, Node ${m.node}. Shared with other engineers' builds and tests (load average ${m.load} at the start${m.loadEnd ? `, ${m.loadEnd} at the end` : ''}; every step ran under \`nice -n 10\`), so wall times are noisy: CPU times (user+sys) are given beside them. Tools: ${Object.values(m.tools).join('; ')}.`,
     '',
     'Sizes in MB = 10^6 bytes; RSS in MiB. Peak RSS = max of GNU time `%M` and the sampled sum over the process tree.',
     '',
     '### Summary against the targets',
     '',
-    '| pair | target layer | Ferry / best other size | best other | Ferry encode time / bsdiff | Ferry encode peak RSS / bsdiff | Ferry decode peak RSS |',
-    '| --- | --: | --: | --- | --: | --: | --: |',
+    '| pair | target layer | Ferry / best other size | best other | Ferry encode wall time / bsdiff | (CPU time / bsdiff) | Ferry encode peak RSS / bsdiff | Ferry decode peak RSS |',
+    '| --- | --: | --: | --- | --: | --: | --: | --: |',
   ];
   for (const s of sums) {
     if (!s.ferryOk) {
-      lines.push(`| ${s.pair} | ${fmtBytes(s.targetSize)} | **Ferry failed** | | | | |`);
+      lines.push(`| ${s.pair} | ${fmtBytes(s.targetSize)} | **Ferry failed** | | | | | |`);
       continue;
     }
     lines.push(
-      `| ${s.pair} | ${fmtBytes(s.targetSize)} | ${fmtRatio(s.sizeRatio)} | ${s.best ?? '–'} | ${fmtRatio(s.encTimeRatio)} | ${fmtRatio(s.encRssRatio)} | ${fmtRss(s.decRssKb)} |`,
+      `| ${s.pair} | ${fmtBytes(s.targetSize)} | ${fmtRatio(s.sizeRatio)} | ${s.best ?? '–'} | ${fmtRatio(s.encTimeRatio)} | ${fmtRatio(s.encCpuRatio)} | ${fmtRatio(s.encRssRatio)} | ${fmtRss(s.decRssKb)} |`,
     );
   }
   lines.push('', 'Targets:', '');
@@ -660,6 +692,7 @@ async function main() {
   const pairs = PAIRS.filter((p) => opts.only.length === 0 || opts.only.includes(p.name));
   const all = [];
   for (const pair of pairs) all.push(await benchPair(pair, opts));
+  m.loadEnd = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   writeFileSync(join(WORK, 'results.json'), JSON.stringify({ machine: m, argv, results: all }, null, 2));
   const block = prettier(report(all, m, opts, argv).replace(END, `${corpusTable()}\n\n${END}`));
   writeFileSync(join(WORK, 'report.md'), block);
@@ -669,7 +702,7 @@ async function main() {
     process.stderr.write(`[deltas] updated ${REPORT}\n`);
   } else
     process.stderr.write(
-      `[deltas] partial run: report in ${join(WORK, 'report.md')} (add --write to update BENCHMARKS.md)\n`,
+      `[deltas] report in ${join(WORK, 'report.md')}; BENCHMARKS.md not changed (add --write)\n`,
     );
 }
 
