@@ -1,4 +1,4 @@
-import { Device, Release, RolloutPlan, RolloutView } from '@ferry/protocol';
+import { Device, FerryEvent, Release, RolloutPlan, RolloutView } from '@ferry/protocol';
 import { Simulator } from '../devices/simulator/src';
 import { TestFleet, createFleet, pushRelease } from './support/mqtt-devices';
 import {
@@ -14,6 +14,30 @@ import { freshPostgresDatabase } from './support/postgres';
 import { TestServer } from './support/test-server';
 
 type Server = TestServer & { remove: () => void };
+
+/** Reads `GET /v1/events?fleet=` as an SSE client would, keeping every event. */
+function collectEvents(server: Server, fleetId: string): { received: () => FerryEvent[]; stop: () => void } {
+  const events: FerryEvent[] = [];
+  const controller = new AbortController();
+  void (async () => {
+    const response = await server.api(`/v1/events?fleet=${fleetId}`, { signal: controller.signal });
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const data = buffer
+          .slice(0, end)
+          .split('\n')
+          .find((line) => line.startsWith('data: '));
+        buffer = buffer.slice(end + 2);
+        if (data) events.push(JSON.parse(data.slice(6)) as FerryEvent);
+      }
+    }
+  })().catch(() => undefined);
+  return { received: () => events, stop: () => controller.abort() };
+}
 
 /** A fleet of simulated devices all running `v1`, as the server sees them. */
 async function fleetOn(
@@ -50,12 +74,14 @@ describe('staged rollouts with simulated devices', () => {
   let place: ServerPlace;
   let server: Server;
   const simulators: Simulator[] = [];
+  const streams: (() => void)[] = [];
 
   beforeAll(async () => {
     place = await newPlace();
     server = await startServerAt(place);
   });
   afterAll(async () => {
+    for (const stop of streams) stop();
     await Promise.all(simulators.map((s) => s.stop()));
     await server.close();
     server.remove();
@@ -152,6 +178,8 @@ describe('staged rollouts with simulated devices', () => {
     const pinned = simulator.devices[9]!.uuid;
     await server.api(`/v1/devices/${pinned}/tags`, { method: 'POST', json: { tags: { pinned: 'true' } } });
     const v2 = await pushRelease(server, fleet, 'Clean v2');
+    const events = collectEvents(server, fleet.id);
+    streams.push(events.stop);
     const strategy = {
       batches: [1, '50%', '100%'],
       bakeSeconds: 0.3,
@@ -184,6 +212,21 @@ describe('staged rollouts with simulated devices', () => {
     expect(done.bytes.sent).toBe(done.bytes.projected);
     expect(done.bytes.full).toBe(done.bytes.projected);
     expect(simulator.bytesDownloaded()).toBe(done.bytes.sent);
+    // Every change went out on the event stream too, ending with the completed rollout.
+    const updates = await until(
+      async () => {
+        const list = events
+          .received()
+          .filter((e) => e.type === 'rollout.updated' && e.data.id === created.id);
+        return list.some((e) => e.data.state === 'completed') ? list : undefined;
+      },
+      5000,
+      'rollout.updated events on /v1/events',
+    );
+    events.stop();
+    expect(updates.length).toBeGreaterThan(3);
+    expect(updates.at(-1)?.data.counts).toEqual({ succeeded: 9 });
+    expect(updates.some((e) => (e.data.counts as Record<string, number>).verifying)).toBe(true);
     const devices = await json<Device[]>(await server.api(`/v1/fleets/${fleet.slug}/devices`));
     expect(devices.filter((d) => d.releaseId === v2.id)).toHaveLength(9);
     expect(devices.find((d) => d.uuid === pinned)?.releaseId).toBe(v1.id);
