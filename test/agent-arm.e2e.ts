@@ -9,13 +9,13 @@ import { prepareArmNode } from './support/agent-arm';
 import { gnuTarLayer, sha256 } from './support/hostile-archives';
 
 /**
- * The bundled agent on aarch64: Debian's arm64 Node.js 18 under qemu-aarch64-static rebuilds a real
+ * The bundled agent on aarch64 and armv7: Debian's arm64 and armhf Node.js 18 under qemu-user rebuild a real
  * layer from a real delta with the bundle's decoder. Slow (emulation), so only with
  * FERRY_TEST_ARM=1 (`npm run test:arm`).
  */
 const arm = process.env.FERRY_TEST_ARM === '1' ? describe : describe.skip;
 
-arm('device agent on aarch64 (qemu-user, Debian arm64 Node.js 18)', () => {
+arm('device agent on ARM (qemu-user, Debian Node.js 18 for arm64 and armhf)', () => {
   let work: string;
   beforeAll(() => {
     buildAgentBundle();
@@ -23,21 +23,30 @@ arm('device agent on aarch64 (qemu-user, Debian arm64 Node.js 18)', () => {
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('runs the bundle and rebuilds a layer from a delta byte for byte', async () => {
-    const node = prepareArmNode();
+  let delta: string;
+  let base: string;
+  let target: string;
+  beforeAll(async () => {
     const data = noise(9, 3_000_000);
-    const base = join(work, 'base.tar');
+    base = join(work, 'base.tar');
     writeFileSync(base, gnuTarLayer(join(work, 'b'), { 'app/data.bin': data.toString('latin1'), 'app/VERSION': '1\n' }));
     const changed = Buffer.from(data);
     for (let i = 0; i < 50; i++) changed.write(`arm edit ${i}`, i * 59_999 + 7);
-    const target = join(work, 'target.tar');
+    target = join(work, 'target.tar');
     writeFileSync(target, gnuTarLayer(join(work, 't'), { 'app/data.bin': changed.toString('latin1'), 'app/VERSION': '2\n' }));
-    const delta = join(work, 'delta');
+    delta = join(work, 'delta');
     await encodeDelta({ bases: [base], target, out: delta });
+  }, 120_000);
+
+  it.each([
+    ['arm64', 'arm64'],
+    ['armhf', 'arm'],
+  ] as const)('runs the bundle on %s and rebuilds a layer from a delta byte for byte', (debArch, nodeArch) => {
+    const node = prepareArmNode(debArch);
 
     const version = node.command([AGENT_BUNDLE, '--version']);
     expect(execFileSync(version.file, version.args).toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
-    const out = join(work, 'rebuilt.tar');
+    const out = join(work, `rebuilt-${debArch}.tar`);
     const apply = node.command([AGENT_BUNDLE, '--selftest-apply', delta, out, base]);
     const result = JSON.parse(execFileSync(apply.file, apply.args, { timeout: 300_000 }).toString()) as {
       digest: string;
@@ -46,8 +55,8 @@ arm('device agent on aarch64 (qemu-user, Debian arm64 Node.js 18)', () => {
       peakRssBytes: number;
       ms: number;
     };
-    process.stdout.write(`agent on arm64: ${JSON.stringify(result)}\n`);
-    expect(result.arch).toBe('arm64');
+    process.stdout.write(`agent on ${debArch}: ${JSON.stringify(result)}\n`);
+    expect(result.arch).toBe(nodeArch);
     expect(result.node).toMatch(/^v18\./);
     expect(result.digest).toBe(sha256(readFileSync(target)));
     expect(sha256(readFileSync(out))).toBe(sha256(readFileSync(target)));

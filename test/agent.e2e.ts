@@ -127,6 +127,10 @@ describe('device agent: updates through server, worker, broker and engine', () =
     expect(state.journal?.current?.releaseId).toBe(releases[3]!.id);
     expect(state.journal?.previous?.releaseId).toBe(releases[2]!.id);
     expect(state.journal?.update).toBeNull();
+    // The agent's peak RSS over its whole life so far (three updates, one of them by delta rebuild).
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent!.child.pid}/status`, 'utf8'));
+    process.stdout.write(`agent peak RSS after v1 → v2 → v3: ${(Number(hwm?.[1]) / 1024).toFixed(1)} MiB\n`);
+    expect(Number(hwm?.[1]) * 1024).toBeLessThan(80 * 1024 * 1024);
     // Every blob was fetched exactly once.
     for (const [digest, record] of Object.entries(state.ledger?.blobs ?? {})) expect([digest, record.fetched]).toEqual([digest, record.done]);
   }, 180_000);
