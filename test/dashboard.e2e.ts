@@ -57,6 +57,8 @@ describe('web dashboard in a real browser', () => {
   let v1: Release;
   let simulator: Simulator;
   let worker: WorkerProcess;
+  /** Every device fails to install this release. */
+  let failingRelease: string | null = null;
   let work: string;
 
   beforeAll(async () => {
@@ -86,6 +88,7 @@ describe('web dashboard in a real browser', () => {
       namePrefix: 'pump',
       stepMs: 250,
       running: { id: v1.id, layers: layersOf(v1) },
+      behaviour: (_index, releaseId) => (failingRelease === releaseId ? 'fail' : 'ok'),
     });
     await server.api(`/v1/devices/${simulator.devices[0]!.uuid}/tags`, {
       method: 'POST',
@@ -215,6 +218,43 @@ describe('web dashboard in a real browser', () => {
     await page.goto(`${server.url}/dashboard/#/fleets/${fleet.slug}/devices`);
     await page.locator('table.devices tbody tr').nth(7).waitFor();
     await page.screenshot({ path: join(RESULTS, 'dashboard-devices-phone.png'), fullPage: true });
+  });
+
+  it('shows a paused rollout with its failures, and resumes and aborts it with the buttons', async () => {
+    const v3 = await pushApp(server, fleet, 3, work);
+    failingRelease = v3.id;
+    const started = await json<{ id: string }>(
+      await server.api(`/v1/fleets/${fleet.slug}/rollouts`, {
+        method: 'POST',
+        json: {
+          releaseId: v3.id,
+          strategy: {
+            batches: [1, '50%', '100%'],
+            bakeSeconds: 1,
+            maxFailurePercent: 0,
+            deviceTimeoutSeconds: 30,
+          },
+        },
+      }),
+      201,
+    );
+    await page.goto(`${server.url}/dashboard/#/rollouts/${started.id}`);
+    await page.locator('header.title .badge-paused').waitFor({ timeout: 20_000 });
+    await page.locator('table.failures tbody tr').first().waitFor();
+    expect(await page.locator('.reason.warn').textContent()).toMatch(/batch 1 failed/);
+    expect(await page.locator('table.failures').textContent()).toMatch(/simulated failure/);
+    await page.locator('table.failures .badge-rolled_back').waitFor({ timeout: 10_000 });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-rollout-paused.png'), fullPage: true });
+
+    await page.click('#resume');
+    // Batch 2 fails too (every device fails v3): paused again, then aborted from the page.
+    await page.locator('.batches li[data-batch="2"] .badge-failed').waitFor({ timeout: 20_000 });
+    await page.locator('header.title .badge-paused').waitFor();
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.click('#abort');
+    await page.locator('header.title .badge-aborted').waitFor();
+    expect(await page.locator('.batches li[data-batch="3"] .badge-canceled').count()).toBe(1);
+    expect(await page.locator('#resume').isDisabled()).toBe(true);
   });
 
   it('creates a provisioning key and shows the command that registers a device', async () => {
