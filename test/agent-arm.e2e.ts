@@ -6,6 +6,8 @@ import { encodeDelta } from '@ferry/delta';
 import { noise } from './support/agent-images';
 import { AGENT_BUNDLE, buildAgentBundle } from './support/agent-process';
 import { prepareArmNode } from './support/agent-arm';
+import { buildAgentImages } from './support/agent-images';
+import { runningReleases, startAgentWorld } from './support/agent-harness';
 import { gnuTarLayer, sha256 } from './support/hostile-archives';
 
 /**
@@ -61,4 +63,39 @@ arm('device agent on ARM (qemu-user, Debian Node.js 18 for arm64 and armhf)', ()
     expect(result.digest).toBe(sha256(readFileSync(target)));
     expect(sha256(readFileSync(out))).toBe(sha256(readFileSync(target)));
   }, 600_000);
+});
+
+arm('device agent on aarch64: a whole update through server, worker, broker and engine', () => {
+  it('installs v1, then updates to v2 by delta, running under qemu-aarch64 on Node.js 18', async () => {
+    buildAgentBundle();
+    const node = prepareArmNode('arm64');
+    const world = await startAgentWorld('arm');
+    try {
+      const images = buildAgentImages(join(world.work, 'images'), [
+        { name: '1', edits: 0 },
+        { name: '2', edits: 5 },
+      ]);
+      const v1 = await world.push(images.archive('1'), 1);
+      const launcher = node.command([]);
+      const { agent, uuid } = await world.startAgent(join(world.work, 'device'), { FERRY_HEALTH_GRACE_MS: '3000' }, launcher);
+      try {
+        await world.setTarget(uuid, v1.id);
+        await world.reported(uuid, 'running', v1.id, 300_000);
+        const v2 = await world.push(images.archive('2'), 2);
+        const [delta] = await world.deltasSettled(v2.id, 1);
+        expect(delta?.state).toBe('ready');
+        await world.setTarget(uuid, v2.id);
+        await world.reported(uuid, 'running', v2.id, 300_000);
+        expect((await runningReleases(world.engine)).running).toEqual([v2.id]);
+        expect(world.proxy.served.get(delta!.digest!)).toBe(delta!.size);
+        expect(world.proxy.served.get(v2.services[0]!.layers[1]!.gzipDigest)).toBeUndefined();
+        expect(agent.lines().some((l) => l.msg === 'layer rebuilt from delta')).toBe(true);
+        process.stdout.write(`agent under qemu-aarch64: v1 → v2 by a ${delta!.size}-byte delta\n`);
+      } finally {
+        await agent.kill();
+      }
+    } finally {
+      await world.close();
+    }
+  }, 900_000);
 });

@@ -163,4 +163,27 @@ describe('device agent: faults', () => {
     expect(agentState(dataDir).journal?.rejected?.releaseId).toBe(releases[5]!.id);
     await until('agent still alive', () => (agent!.child.exitCode === null ? true : undefined));
   }, 90_000);
+
+  it("rolls back on the engine's health status when the image has a failing HEALTHCHECK", async () => {
+    // An image with a health check, made by the engine itself: v4 committed with HEALTHCHECK.
+    const created = await world.engine.api<{ Id: string }>('POST', '/containers/create?name=hc-source', {
+      Image: releases[4]!.services[0]!.configDigest,
+      HostConfig: { NetworkMode: 'none' },
+    });
+    const change = encodeURIComponent('HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD ["/bin/false"]');
+    const committed = await world.engine.api<{ Id: string }>('POST', `/commit?container=${created.body.Id}&repo=app&tag=6&changes=${change}`);
+    expect(committed.status).toBe(201);
+    await world.engine.api('DELETE', `/containers/${created.body.Id}?force=1`);
+    const archive = join(world.work, 'app-6.docker.tar');
+    execFileSync('sh', ['-c', `curl -sf --unix-socket ${world.engine.socket} 'http://engine/v1.41/images/app:6/get' -o ${archive}`]);
+    await world.engine.api('DELETE', '/images/app:6?force=1');
+    releases[6] = await world.push(archive, 6);
+    await world.setTarget(uuid, releases[6]!.id);
+    const device = await world.reported(uuid, 'rolled_back', releases[6]!.id, 90_000).catch(explain);
+    expect(device.report?.error).toMatch(/unhealthy/);
+    const managed = await world.engine.managed();
+    expect(managed).toHaveLength(1);
+    expect(managed[0]?.State).toBe('running');
+    expect(managed[0]?.Labels['io.ferry.release']).toBe(releases[4]!.id);
+  }, 120_000);
 });

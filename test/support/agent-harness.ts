@@ -24,7 +24,11 @@ export interface AgentWorld {
   device: (uuid: string) => Promise<Device>;
   agentEnv: (dataDir: string, extra?: Record<string, string>) => Record<string, string>;
   /** Starts the bundled agent and waits until it has registered; returns its UUID. */
-  startAgent: (dataDir: string, extra?: Record<string, string>) => Promise<{ agent: AgentProcess; uuid: string }>;
+  startAgent: (
+    dataDir: string,
+    extra?: Record<string, string>,
+    launcher?: { file: string; args: string[] },
+  ) => Promise<{ agent: AgentProcess; uuid: string }>;
   /** Waits until the device reports `status` for `releaseId` and the agent's journal has no update pending. */
   reported: (uuid: string, status: string, releaseId: string, timeoutMs?: number) => Promise<Device>;
   close: () => Promise<void>;
@@ -93,9 +97,9 @@ export async function startAgentWorld(name: string): Promise<AgentWorld> {
       FERRY_DISK_RESERVE_MB: '0',
       ...extra,
     }),
-    startAgent: async (dataDir, extra = {}) => {
-      const agent = startAgent(world.agentEnv(dataDir, extra));
-      await agent.waitFor('agent started', (l) => l.msg === 'agent started', 30_000);
+    startAgent: async (dataDir, extra = {}, launcher) => {
+      const agent = startAgent(world.agentEnv(dataDir, extra), launcher?.file, launcher?.args);
+      await agent.waitFor('agent started', (l) => l.msg === 'agent started', launcher ? 180_000 : 30_000);
       const uuid = agentState(dataDir).credentials?.uuid;
       if (!uuid) throw new Error('no credentials after start');
       return { agent, uuid };
