@@ -1,4 +1,14 @@
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -435,6 +445,24 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       expect(json.code).toBe(0);
       expect(json.output).not.toContain('pushing to');
       expect(JSON.parse(json.output).version).toBe(11);
+    });
+
+    it('streams a large archive: memory does not grow with its size', async () => {
+      // One 256 MiB member and no manifest: the server reads all of it before it answers 422.
+      const dir = join(work, 'big');
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'zeros.bin'), '');
+      truncateSync(join(dir, 'zeros.bin'), 256 * 1024 * 1024);
+      const big = join(work, 'big.tar');
+      execFileSync('tar', ['-cf', big, '-C', dir, 'zeros.bin']);
+      rmSync(dir, { recursive: true });
+      const baseline = await run(['fleets'], { measureMemory: true });
+      const pushed = await run(['push', 'pumps-east', big], { measureMemory: true });
+      rmSync(big);
+      expect(pushed.code).toBe(EXIT.refused);
+      expect(pushed.stderr).toContain('422 Unprocessable Entity: missing manifest');
+      expect(baseline.peakRssKb).toBeGreaterThan(0);
+      expect(pushed.peakRssKb! - baseline.peakRssKb!).toBeLessThan(64 * 1024);
     });
 
     it('refuses a garbage archive with exit 3 and the server reason', async () => {

@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
@@ -13,6 +14,8 @@ export interface FerryRun {
   code: number;
   stdout: string;
   stderr: string;
+  /** The process's peak resident memory (VmHWM, kB) as last read from /proc, with `measureMemory`. */
+  peakRssKb?: number;
 }
 
 const BUILD_LOCK = join(
@@ -51,7 +54,12 @@ export async function buildCli(): Promise<void> {
  */
 export function ferry(
   args: string[],
-  options: { env?: Record<string, string>; stdin?: Readable; timeoutMs?: number } = {},
+  options: {
+    env?: Record<string, string>;
+    stdin?: Readable;
+    timeoutMs?: number;
+    measureMemory?: boolean;
+  } = {},
 ): Promise<FerryRun> {
   const env: NodeJS.ProcessEnv = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !key.startsWith('FERRY_')),
@@ -67,10 +75,22 @@ export function ferry(
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    let peakRssKb: number | undefined;
+    const sampler = options.measureMemory
+      ? setInterval(() => {
+          try {
+            const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
+            if (hwm) peakRssKb = Number(hwm);
+          } catch {
+            // the process has just exited
+          }
+        }, 25)
+      : undefined;
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolvePromise({ code: code ?? (signal ? 128 : -1), stdout, stderr });
+      clearInterval(sampler);
+      resolvePromise({ code: code ?? (signal ? 128 : -1), stdout, stderr, peakRssKb });
     });
     child.stdin.on('error', () => undefined); // the CLI may exit before reading all of stdin
     if (options.stdin) options.stdin.pipe(child.stdin);
