@@ -308,11 +308,15 @@ export class DeltaWriter {
     await this.literalRaw.write(extra);
   }
 
-  /** Compresses the sections and writes the delta to `out` (temp file + fsync + rename). */
+  /**
+   * Compresses the sections and writes the delta to `out` (temp file + fsync + rename);
+   * `verify` may check the finished temporary file before it is renamed.
+   */
   async finish(
     out: string,
     header: Omit<DeltaHeader, 'opCount' | 'ops' | 'diff' | 'literal' | 'version'>,
     compression: CompressionOptions = {},
+    verify?: (file: string) => Promise<void>,
   ): Promise<{ header: DeltaHeader; size: number }> {
     await this.flushPending();
     await this.opsRaw.write(Buffer.from(this.ops));
@@ -346,6 +350,7 @@ export class DeltaWriter {
       await fh.write(hash.digest());
       await fh.sync();
       await fh.close();
+      await verify?.(temp);
       await rename(temp, out);
     } catch (err) {
       await fh.close().catch(() => undefined);

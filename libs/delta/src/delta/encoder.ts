@@ -4,8 +4,9 @@ import { dirname, join } from 'node:path';
 import { brotliCompressSync, constants } from 'node:zlib';
 
 import { matchBlocks } from './block-matcher';
+import { decodeDelta } from './decoder';
 import { BsdiffPool } from './bsdiff-pool';
-import { parseBsdiff40 } from './bsdiff40';
+import { parseBsdiff40, type Bsdiff40Patch } from './bsdiff40';
 import { BaseCatalog, type BaseMember } from './candidates';
 import { DeltaWriter, type CompressionOptions, type OpStats } from './delta-writer';
 import { DeltaInputError } from './errors';
@@ -64,6 +65,12 @@ export interface EncodeDeltaOptions extends CompressionOptions {
    * @defaultValue 192 MiB
    */
   lookaheadBytes?: number;
+  /**
+   * Decode the finished delta (before it is renamed into place) and check that it rebuilds
+   * the target's sha256.
+   * @defaultValue true
+   */
+  verify?: boolean;
 }
 
 /** How target members' data ended up encoded. */
@@ -107,6 +114,15 @@ async function readRange(fh: FileHandle, offset: number, length: number): Promis
     done += bytesRead;
   }
   return buf;
+}
+
+/** A patch bsdiff-node wrote but that does not parse is one encoding less, not a failed delta. */
+function tryParseBsdiff40(patch: Buffer): Bsdiff40Patch | undefined {
+  try {
+    return parseBsdiff40(patch);
+  } catch {
+    return undefined;
+  }
 }
 
 function quickSize(data: Buffer): number {
@@ -281,8 +297,8 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
         const nearlyAllCopied = matched.length <= 4 && matched.every((p) => p.kind !== 'insert');
         if (!nearlyAllCopied && member.entry.size <= bsdiffMax && entry.size <= bsdiffMax) {
           const patch = await pool.diff(ref, data);
-          if (patch) {
-            const parsed = parseBsdiff40(patch);
+          const parsed = patch && tryParseBsdiff40(patch);
+          if (parsed) {
             options.push({
               choice: 'bsdiff',
               pieces: [
@@ -391,7 +407,18 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
       targetSize: target.size,
       bases: indexes.map((index) => ({ digest: index.digest, size: index.size })),
     };
-    const result = await w.finish(options.out, header, options);
+    const verify = async (file: string) => {
+      // Decoding what was just written is cheap next to encoding, and a delta that cannot
+      // rebuild its target must never reach a device.
+      for await (const chunk of decodeDelta({ bases: options.bases, delta: file, verifyBases: false }))
+        void chunk;
+    };
+    const result = await w.finish(
+      options.out,
+      header,
+      options,
+      options.verify === false ? undefined : verify,
+    );
     progress({ phase: 'compress', done: 1, total: 1 });
     const timings = {
       index: indexDone - started,
