@@ -1,17 +1,29 @@
 /**
  * Peak memory of the device agent's decoder: the bundled agent (`devices/agent/dist/ferry-agent.js
  * --selftest-apply`) rebuilds layers of growing size from real deltas made by the encoder, in a
- * child process whose peak RSS (VmHWM) is read from /proc. Run: `npm run bench:agent`.
+ * child process whose peak RSS (VmHWM) is read from /proc; then pairs of the delta benchmark's
+ * real corpus when `bench/corpus/layers` holds them (`CORPUS=debian-rootfs`: a 136 MB Debian
+ * rootfs layer). Run: `npm run bench:agent` (`SIZES_MB=16,64,256` for other synthetic sizes,
+ * `SIZES_MB=` for none; `CORPUS=debian-rootfs,node-modules,app-layer-multi-base,esbuild-x64-far`).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeDelta } from '@ferry/delta';
 
 const BUNDLE = join(__dirname, '..', 'devices', 'agent', 'dist', 'ferry-agent.js');
-const SIZES_MB = (process.env.SIZES_MB ?? '16,64,256').split(',').map(Number);
+const SIZES_MB = (process.env.SIZES_MB ?? '16,64').split(',').filter(Boolean).map(Number);
+const ROOT = join(__dirname, '..');
+const ONLY = (process.env.CORPUS ?? 'debian-rootfs').split(',');
+/** Pairs of the delta benchmark's real corpus (`bench/corpus/layers`), when present: [name, bases, target]. */
+const CORPUS: [string, string[], string][] = [
+  ['debian-rootfs', ['debian-bookworm-minbase.tar'], 'debian-bookworm-upgraded.tar'],
+  ['app-layer-multi-base', ['debian-bookworm-minbase.tar', 'node-modules-a.tar'], 'node-modules-b.tar'],
+  ['esbuild-x64-far', ['esbuild-linux-x64-0.19.12.tar'], 'esbuild-linux-x64-0.28.2.tar'],
+  ['node-modules', ['node-modules-a.tar'], 'node-modules-b.tar'],
+];
 
 function noise(seed: number, size: number): Buffer {
   const out = Buffer.alloc(size);
@@ -80,6 +92,30 @@ async function main(): Promise<void> {
     console.log(row);
     rows.push(row);
     for (const f of [base, target, delta, out]) rmSync(f, { force: true });
+  }
+  for (const [name, bases, target] of CORPUS) {
+    const layers = join(ROOT, 'bench', 'corpus', 'layers');
+    if (!ONLY.includes(name) || ![...bases, target].every((f) => existsSync(join(layers, f)))) continue;
+    // Private copies (the delta benchmark may rewrite its files meanwhile), encoded by the current encoder.
+    const baseCopies = bases.map((b) => {
+      const copy = join(work, b);
+      copyFileSync(join(layers, b), copy);
+      return copy;
+    });
+    const targetCopy = join(work, `target-${target}`);
+    copyFileSync(join(layers, target), targetCopy);
+    const delta = join(work, `${name}.delta`);
+    const encodeStart = Date.now();
+    await encodeDelta({ bases: baseCopies, target: targetCopy, out: delta });
+    const encodeMs = Date.now() - encodeStart;
+    const out = join(work, 'rebuilt.tar');
+    const { vmHwm, self } = await peakOf(['--selftest-apply', delta, out, ...baseCopies]);
+    const expected = createHash('sha256').update(readFileSync(join(layers, target))).digest('hex');
+    if (self.digest !== `sha256:${expected}`) throw new Error(`${name}: rebuilt layer differs`);
+    const row = `| ${name}: ${(statSync(out).size / 2 ** 20).toFixed(0)} MiB | ${(statSync(delta).size / 1024).toFixed(0)} KiB | ${(vmHwm / 2 ** 20).toFixed(1)} MiB | ${(self.peakRssBytes / 2 ** 20).toFixed(1)} MiB | ${(self.ms / 1000).toFixed(1)} s | ${(encodeMs / 1000).toFixed(1)} s |`;
+    console.log(row);
+    rows.push(row);
+    for (const f of [delta, out, targetCopy, ...baseCopies]) rmSync(f, { force: true });
   }
   console.log('\n| layer | delta | peak RSS (VmHWM) | peak RSS (sampled in process) | apply time | encode time |');
   console.log('| --- | --- | --- | --- | --- | --- |');
