@@ -2,6 +2,7 @@ import type { Device, Fleet, Release } from '@ferry/protocol';
 import { Command } from 'commander';
 
 import { action, collect, keyValue } from '../support/action';
+import { devicePath, fleetPath } from '../support/api-paths';
 import type { FerryClient, Query } from '../support/client';
 import { confirm } from '../support/confirm';
 import { InputError } from '../support/errors';
@@ -30,7 +31,7 @@ async function namesFor(client: FerryClient, devices: Device[]): Promise<Names> 
   const versions = new Map<string, number>();
   for (const fleetId of new Set(devices.map((d) => d.fleetId))) {
     if (!devices.some((d) => d.fleetId === fleetId && (d.releaseId || d.targetReleaseId))) continue;
-    for (const r of await client.get<Release[]>(`/v1/fleets/${encodeURIComponent(fleetId)}/releases`)) {
+    for (const r of await client.get<Release[]>(`${fleetPath(fleetId)}/releases`)) {
       versions.set(r.id, r.version);
     }
   }
@@ -100,7 +101,7 @@ export function registerDeviceCommands(program: Command): void {
         async ({ connect }, opts: { fleet?: string; search?: string; tag: string[]; json?: boolean }) => {
           const client = await connect();
           const wanted = opts.tag.map((t) => (t.includes('=') ? keyValue(t) : ([t, undefined] as const)));
-          const path = opts.fleet ? `/v1/fleets/${encodeURIComponent(opts.fleet)}/devices` : '/v1/devices';
+          const path = opts.fleet ? `${fleetPath(opts.fleet)}/devices` : '/v1/devices';
           // The server filters by one tag; the others are checked here.
           const devices = (await listDevices(client, path, { search: opts.search, tag: opts.tag[0] })).filter(
             (d) => wanted.every(([k, v]) => k in d.tags && (v === undefined || d.tags[k] === v)),
@@ -136,7 +137,7 @@ export function registerDeviceCommands(program: Command): void {
       action(async ({ connect }, uuid: string | undefined, opts: { json?: boolean }, command: Command) => {
         if (!uuid) return command.help();
         const client = await connect();
-        const found = await client.get<Device>(`/v1/devices/${encodeURIComponent(uuid)}`);
+        const found = await client.get<Device>(devicePath(uuid));
         if (opts.json) return printJson(found);
         print(deviceText(found, await namesFor(client, [found])));
       }),
@@ -150,9 +151,9 @@ export function registerDeviceCommands(program: Command): void {
     .action(
       action(async ({ connect }, uuid: string, opts: { yes?: boolean }) => {
         const client = await connect();
-        const found = await client.get<Device>(`/v1/devices/${encodeURIComponent(uuid)}`);
+        const found = await client.get<Device>(devicePath(uuid));
         await confirm(`remove device ${found.uuid} (${found.name})?`, opts.yes);
-        await client.delete(`/v1/devices/${encodeURIComponent(found.uuid)}`);
+        await client.delete(devicePath(found.uuid));
         print(`removed device ${found.uuid} (${found.name})`);
       }),
     );
@@ -171,9 +172,7 @@ export function registerDeviceCommands(program: Command): void {
         }
         const tags: Record<string, string | null> = Object.fromEntries(pairs.map(keyValue));
         for (const key of opts.rm) tags[key] = null;
-        const updated = await (
-          await connect()
-        ).post<Device>(`/v1/devices/${encodeURIComponent(uuid)}/tags`, { tags });
+        const updated = await (await connect()).post<Device>(`${devicePath(uuid)}/tags`, { tags });
         if (opts.json) return printJson(updated);
         print(`device ${updated.uuid} tags: ${tagsText(updated.tags)}`);
       }),

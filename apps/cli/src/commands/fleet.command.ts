@@ -7,11 +7,10 @@ import {
 import { Command, Option } from 'commander';
 
 import { action } from '../support/action';
+import { fleetPath } from '../support/api-paths';
 import type { FerryClient } from '../support/client';
 import { InputError } from '../support/errors';
 import { fields, print, printJson, table, time } from '../support/format';
-
-const path = (fleet: string): string => `/v1/fleets/${encodeURIComponent(fleet)}`;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -21,7 +20,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 async function resolveKeyId(client: FerryClient, fleet: string, given: string): Promise<string> {
   if (UUID.test(given)) return given;
-  const keys = await client.get<ProvisioningKey[]>(`${path(fleet)}/provisioning-keys`);
+  const keys = await client.get<ProvisioningKey[]>(`${fleetPath(fleet)}/provisioning-keys`);
   const matches = keys.filter((k) =>
     given.startsWith('fp_')
       ? given.length >= 6 && (given.startsWith(k.prefix) || k.prefix.startsWith(given))
@@ -70,7 +69,7 @@ export function registerFleetCommands(program: Command): void {
     .action(
       action(async ({ connect }, name: string | undefined, opts: { json?: boolean }, command: Command) => {
         if (!name) return command.help();
-        const found = await (await connect()).get<Fleet>(path(name));
+        const found = await (await connect()).get<Fleet>(fleetPath(name));
         if (opts.json) printJson(found);
         else print(fleetText(found));
       }),
@@ -116,7 +115,7 @@ export function registerFleetCommands(program: Command): void {
       action(async ({ connect }, name: string, opts: { name?: string; json?: boolean }) => {
         const client = await connect();
         const created = await client.post<CreatedProvisioningKey>(
-          `${path(name)}/provisioning-keys`,
+          `${fleetPath(name)}/provisioning-keys`,
           opts.name ? { name: opts.name } : {},
         );
         const url = client.base.href.replace(/\/$/, '');
@@ -147,7 +146,7 @@ export function registerFleetCommands(program: Command): void {
       action(async ({ connect }, name: string, given: string) => {
         const client = await connect();
         const id = await resolveKeyId(client, name, given);
-        await client.delete(`${path(name)}/provisioning-keys/${encodeURIComponent(id)}`);
+        await client.delete(`${fleetPath(name)}/provisioning-keys/${encodeURIComponent(id)}`);
         print(`revoked provisioning key ${id} of fleet ${name}`);
       }),
     );
@@ -159,7 +158,7 @@ export function registerFleetCommands(program: Command): void {
     .option('--json', 'print as JSON')
     .action(
       action(async ({ connect }, name: string, opts: { json?: boolean }) => {
-        const keys = await (await connect()).get<ProvisioningKey[]>(`${path(name)}/provisioning-keys`);
+        const keys = await (await connect()).get<ProvisioningKey[]>(`${fleetPath(name)}/provisioning-keys`);
         if (opts.json) return printJson(keys);
         if (keys.length === 0)
           return print(`fleet ${name} has no provisioning keys: ferry fleet key ${name}`);

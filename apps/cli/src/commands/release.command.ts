@@ -5,7 +5,7 @@ import type { DeltaRecord, Fleet, Release } from '@ferry/protocol';
 import { Command, InvalidArgumentError } from 'commander';
 
 import { action } from '../support/action';
-import type { FerryClient } from '../support/client';
+import { fleetPath, fleetSlug, releasePath } from '../support/api-paths';
 import { InputError } from '../support/errors';
 import {
   bytes,
@@ -25,8 +25,6 @@ interface PushedRelease extends Release {
   newLayers: string[];
   format: string;
 }
-
-const releasePath = (id: string): string => `/v1/releases/${encodeURIComponent(id)}`;
 
 function positiveInteger(value: string): number {
   const n = Number(value);
@@ -155,11 +153,6 @@ function deltasText(deltas: DeltaRecord[]): string {
   );
 }
 
-async function fleetSlug(client: FerryClient, fleetId: string): Promise<string> {
-  const fleets = await client.get<Fleet[]>('/v1/fleets');
-  return fleets.find((f) => f.id === fleetId)?.slug ?? fleetId;
-}
-
 /** Registers `ferry push`, `ferry releases`, `ferry release` and `ferry deltas`. */
 export function registerReleaseCommands(program: Command): void {
   program
@@ -184,13 +177,13 @@ export function registerReleaseCommands(program: Command): void {
         ) => {
           const client = await connect();
           // Fail on an unknown fleet or a refused token before sending gigabytes.
-          const target = await client.get<Fleet>(`/v1/fleets/${encodeURIComponent(fleet)}`);
+          const target = await client.get<Fleet>(fleetPath(fleet));
           const { stream, size } = await openArchive(archive);
           const progress = byteProgress(`pushing to ${target.slug}`, size, { json: opts.json });
           let release: PushedRelease;
           try {
             release = await client.upload<PushedRelease>(
-              `/v1/fleets/${encodeURIComponent(target.slug)}/releases`,
+              `${fleetPath(target.slug)}/releases`,
               { version: opts.version, note: opts.note },
               stream,
               { contentType: 'application/x-tar', size, onProgress: (done) => progress.update(done) },
@@ -227,9 +220,7 @@ export function registerReleaseCommands(program: Command): void {
     .option('--json', 'print as JSON')
     .action(
       action(async ({ connect }, fleet: string, opts: { json?: boolean }) => {
-        const releases = await (
-          await connect()
-        ).get<Release[]>(`/v1/fleets/${encodeURIComponent(fleet)}/releases`);
+        const releases = await (await connect()).get<Release[]>(`${fleetPath(fleet)}/releases`);
         if (opts.json) return printJson(releases);
         if (releases.length === 0)
           return print(`fleet ${fleet} has no releases: ferry push ${fleet} ARCHIVE`);

@@ -1,7 +1,8 @@
-import type { Fleet, Release, RolloutPlan, RolloutState, RolloutView } from '@ferry/protocol';
+import type { Release, RolloutPlan, RolloutState, RolloutView } from '@ferry/protocol';
 import { Command, Option } from 'commander';
 
 import { action, optionParser } from '../support/action';
+import { fleetPath, fleetSlug, rolloutPath } from '../support/api-paths';
 import type { FerryClient } from '../support/client';
 import { confirm } from '../support/confirm';
 import { InputError } from '../support/errors';
@@ -10,9 +11,6 @@ import { print, printJson, time } from '../support/format';
 import { parseBatches, parseDuration, parsePercent, parseTagFilter } from '../support/parse';
 import { planText, rolloutLine, rolloutsTable, rolloutText } from './rollout-view';
 import { LiveBlock, watchRollout } from './rollout-watch';
-
-const fleetPath = (fleet: string): string => `/v1/fleets/${encodeURIComponent(fleet)}`;
-const rolloutPath = (id: string): string => `/v1/rollouts/${encodeURIComponent(id)}`;
 
 interface StartOptions {
   batches?: (number | string)[];
@@ -36,11 +34,6 @@ async function resolveRelease(client: FerryClient, fleet: string, given: string)
   const found = releases.find((r) => r.version === Number(version));
   if (!found) throw new InputError(`fleet ${fleet} has no release v${version} (ferry releases ${fleet})`);
   return found.id;
-}
-
-async function fleetSlug(client: FerryClient, fleetId: string): Promise<string> {
-  const fleets = await client.get<Fleet[]>('/v1/fleets');
-  return fleets.find((f) => f.id === fleetId)?.slug ?? fleetId;
 }
 
 /** The exit code a watched rollout ends with: 0 when it completed, 6 when it paused or aborted. */
