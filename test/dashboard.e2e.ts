@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Browser, Page, chromium } from 'playwright-core';
-import { DeltaRecord, Device, Release } from '@ferry/protocol';
+import { Device, Release } from '@ferry/protocol';
 import { Simulator } from '../devices/simulator/src';
 import { dockerArchive, gnuTarLayer } from './support/hostile-archives';
 import { TestFleet, createFleet } from './support/mqtt-devices';
@@ -153,20 +153,14 @@ describe('web dashboard in a real browser', () => {
 
   it('starts a rollout from a release and watches it complete live, without reloading the page', async () => {
     const v2 = await pushApp(server, fleet, 2, work);
-    // Devices run v1, so pushing v2 plans the v1 → v2 delta at once; the worker builds it.
-    await until(
-      async () => {
-        const deltas = await json<DeltaRecord[]>(await server.api(`/v1/releases/${v2.id}/deltas`));
-        return deltas.some((d) => d.state === 'ready') ? true : undefined;
-      },
-      30_000,
-      'v1 → v2 delta built',
-    );
+    // Devices run v1, so pushing v2 plans the v1 → v2 delta at once; the worker builds it while the
+    // rollout's first batch waits for it (waitForDeltasSeconds).
     await page.click('nav.tabs >> text=releases');
     await page.getByRole('button', { name: `Roll out v${v2.version}` }).click();
     await page.fill('input[name=batches]', '1, 50%, 100%');
     await page.fill('input[name=bakeSeconds]', '1');
     await page.fill('input[name=deviceTimeoutSeconds]', '30');
+    await page.fill('input[name=waitForDeltasSeconds]', '30');
     await page.getByRole('button', { name: 'Plan (dry run)' }).click();
     await page.getByText(`Plan: v${v2.version} to 8 devices`).waitFor();
     mkdirSync(RESULTS, { recursive: true });

@@ -69,6 +69,11 @@ export const RolloutStrategySchema = z
      * whole batch back when the batch fails; `none`: leave devices where they are.
      */
     rollback: z.enum(['none', 'failed', 'batch']).default('failed'),
+    /**
+     * Before telling a batch, wait up to this long while deltas of the release are still being built,
+     * so devices get deltas rather than full layers. 0: never wait (devices get what is ready).
+     */
+    waitForDeltasSeconds: z.number().min(0).max(3600).default(0),
   })
   .strict();
 export type RolloutStrategy = z.infer<typeof RolloutStrategySchema>;

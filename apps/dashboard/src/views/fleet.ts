@@ -339,6 +339,13 @@ function rolloutForm(
     ...['failed', 'batch', 'none'].map((v) => h('option', { value: v }, v)),
   );
   const tag = h('input', { name: 'tag', placeholder: 'name or name=value (optional)' });
+  const waitDeltas = h('input', {
+    name: 'waitForDeltasSeconds',
+    type: 'number',
+    min: 0,
+    max: 3600,
+    value: 120,
+  });
   const error = h('p', { class: 'error', role: 'alert' });
   const body = (dryRun: boolean): unknown => {
     const [name, ...rest] = tag.value.trim().split('=');
@@ -356,6 +363,7 @@ function rolloutForm(
         onFailure: onFailure.value,
         deviceTimeoutSeconds: Number(timeout.value),
         rollback: rollback.value,
+        waitForDeltasSeconds: Number(waitDeltas.value),
       },
       ...(name ? { tagFilter: { name, ...(rest.length ? { value: rest.join('=') } : {}) } } : {}),
     };
@@ -384,6 +392,7 @@ function rolloutForm(
       field('On failure', onFailure),
       field('Device timeout (s)', timeout),
       field('Roll back', rollback),
+      field('Wait for deltas being built (s)', waitDeltas),
       field('Only devices tagged', tag),
     ),
     h(

@@ -28,6 +28,7 @@ class FakeRollout {
         }),
         currentBatch: 0,
         reason: null,
+        createdAt: new Date(T0).toISOString(),
         finishedAt: null,
       },
       batches: batchSizes.map((_, i) => ({
@@ -367,6 +368,31 @@ describe('rollout engine', () => {
       [2, 'running'],
     ]);
     expect(first.devices.filter((d) => d.notify === NEW).map((d) => d.uuid)).toEqual(['d2', 'd3']);
+  });
+
+  it('waits up to waitForDeltasSeconds for deltas still being built before telling a batch', () => {
+    const r = new FakeRollout([1, 1], { waitForDeltasSeconds: 60, bakeSeconds: 0 });
+    r.snapshot.deltasPending = true;
+    expect(r.step().devices).toEqual([]);
+    r.advance(59);
+    r.step();
+    expect(r.batchState(1)).toBe('pending');
+    // The deltas are ready: the batch starts at once.
+    r.snapshot.deltasPending = false;
+    r.step();
+    expect(r.batchState(1)).toBe('running');
+    // More deltas are being built when batch 1 passes: batch 2 waits again, but not forever.
+    r.snapshot.deltasPending = true;
+    r.upgrade(1);
+    r.step();
+    expect(r.batchState(1)).toBe('passed');
+    expect(r.batchState(2)).toBe('pending');
+    r.advance(59);
+    r.step();
+    expect(r.batchState(2)).toBe('pending');
+    r.advance(2);
+    r.step();
+    expect(r.batchState(2)).toBe('running');
   });
 
   it('cancels a device that was deprovisioned mid-rollout and does not count it', () => {

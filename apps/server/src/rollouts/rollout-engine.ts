@@ -50,6 +50,7 @@ export interface EngineRollout {
   strategy: RolloutStrategy;
   currentBatch: number;
   reason: string | null;
+  createdAt: string;
   finishedAt: string | null;
 }
 
@@ -57,6 +58,8 @@ export interface RolloutSnapshot {
   rollout: EngineRollout;
   batches: EngineBatch[];
   devices: EngineDevice[];
+  /** Deltas of the release are queued or being built (read only when the strategy waits for them). */
+  deltasPending?: boolean;
 }
 
 export interface DeviceChange {
@@ -334,6 +337,8 @@ export function decide(snapshot: RolloutSnapshot, now: number): Decision {
   if (current && (current.state === 'running' || current.state === 'baking')) return step.decision();
   const next = step.batches.filter((b) => b.state === 'pending').sort((a, b) => a.number - b.number)[0];
   if (next) {
+    const until = deltaWaitUntil({ ...snapshot, batches: step.batches });
+    if (until !== null && now < until) return step.decision();
     startBatch(step, next);
     return step.decision();
   }
@@ -343,6 +348,17 @@ export function decide(snapshot: RolloutSnapshot, now: number): Decision {
     anyFailed ? 'completed after an operator resumed past a failed batch' : 'every batch passed',
   );
   return step.decision();
+}
+
+/**
+ * Until when the next batch waits for deltas still being built (epoch ms), or null when it does not
+ * wait: at most `waitForDeltasSeconds` after the rollout started or the last batch ended.
+ */
+export function deltaWaitUntil(snapshot: RolloutSnapshot): number | null {
+  const wait = (snapshot.rollout.strategy.waitForDeltasSeconds ?? 0) * 1000;
+  if (!snapshot.deltasPending || wait <= 0) return null;
+  const ends = snapshot.batches.map((b) => (b.finishedAt ? Date.parse(b.finishedAt) : 0));
+  return Math.max(Date.parse(snapshot.rollout.createdAt), ...ends) + wait;
 }
 
 /** What an operator's pause, resume or abort changes. Throws ConflictError when not allowed. */

@@ -226,6 +226,7 @@ export class RolloutsRepository {
         strategy: rollout.strategy,
         currentBatch: rollout.currentBatch,
         reason: rollout.reason,
+        createdAt: rollout.createdAt,
         finishedAt: rollout.finishedAt,
       },
       batches: batches.map((b): EngineBatch => ({
@@ -382,6 +383,45 @@ export class RolloutsRepository {
     return rows
       .filter((r) => r.notice_release_id !== null)
       .map((r) => ({ uuid: r.device_uuid, releaseId: r.notice_release_id as string }));
+  }
+
+  async fromReleasesOf(rolloutId: string, uuids: string[]): Promise<Map<string, string | null>> {
+    const out = new Map<string, string | null>();
+    for (let i = 0; i < uuids.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('rollout_devices')
+        .select(['device_uuid', 'from_release_id'])
+        .where('rollout_id', '=', rolloutId)
+        .where('device_uuid', 'in', uuids.slice(i, i + 500))
+        .execute();
+      for (const row of rows) out.set(row.device_uuid, row.from_release_id);
+    }
+    return out;
+  }
+
+  /** Sets devices' projected bytes. Leaves `updated_at` alone: this is not a state change. */
+  async setProjected(rolloutId: string, uuids: string[], bytes: number): Promise<void> {
+    for (let i = 0; i < uuids.length; i += 500) {
+      await this.db
+        .updateTable('rollout_devices')
+        .set({ projected_bytes: bytes })
+        .where('rollout_id', '=', rolloutId)
+        .where('device_uuid', 'in', uuids.slice(i, i + 500))
+        .execute();
+    }
+  }
+
+  async refreshProjectedTotal(rolloutId: string): Promise<void> {
+    const row = await this.db
+      .selectFrom('rollout_devices')
+      .select((eb) => eb.fn.sum<number | string>('projected_bytes').as('total'))
+      .where('rollout_id', '=', rolloutId)
+      .executeTakeFirst();
+    await this.db
+      .updateTable('rollouts')
+      .set({ projected_bytes: Number(row?.total ?? 0) })
+      .where('id', '=', rolloutId)
+      .execute();
   }
 
   async markNoticesSent(rolloutId: string, uuids: string[]): Promise<void> {

@@ -27,6 +27,7 @@ import {
   OperatorAction,
   countStates,
   decide,
+  deltaWaitUntil,
   failurePercent,
   operatorAction,
 } from './rollout-engine';
@@ -58,7 +59,7 @@ export class RolloutsService {
    * Per rollout, the fingerprint of the last step that changed nothing. Only a cache that spares
    * reading every device on every tick; losing it (a restart) costs one full step.
    */
-  private readonly quiet = new Map<string, string>();
+  private readonly quiet = new Map<string, { key: string; wakeAt: number | null }>();
 
   constructor(
     private readonly rollouts: RolloutsRepository,
@@ -300,25 +301,36 @@ export class RolloutsService {
   private async stepNow(id: string, now: number): Promise<void> {
     const rollout = await this.get(id);
     if (rollout.state === 'running' || rollout.state === 'paused') {
+      const deltasPending = await this.deltasPending(rollout);
       // Cheap check first: with no new report, no device gone, no deadline or bake end reached and
       // no write since the last step that changed nothing, a full step would change nothing either.
       const probe = await this.rollouts.probe(rollout);
-      const key = `${rollout.updatedAt}|${probe.lastReportAt ?? ''}|${probe.present}`;
-      const quiet = this.quiet.get(id) === key && (probe.wakeAt === null || now < Date.parse(probe.wakeAt));
-      if (!quiet) {
-        const snapshot = await this.rollouts.snapshot(rollout);
+      const key = `${rollout.updatedAt}|${probe.lastReportAt ?? ''}|${probe.present}|${deltasPending}`;
+      const quiet = this.quiet.get(id);
+      if (quiet?.key !== key || (quiet.wakeAt !== null && now >= quiet.wakeAt)) {
+        const snapshot = { ...(await this.rollouts.snapshot(rollout)), deltasPending };
         const decision = decide(snapshot, now);
         if (decision.rollout || decision.batches.length > 0 || decision.devices.length > 0) {
           this.quiet.delete(id);
           await this.persist(rollout, snapshot.devices, decision, now);
         } else {
-          this.quiet.set(id, key);
+          const wakes = [probe.wakeAt ? Date.parse(probe.wakeAt) : null, deltaWaitUntil(snapshot)].filter(
+            (t): t is number => t !== null,
+          );
+          this.quiet.set(id, { key, wakeAt: wakes.length > 0 ? Math.min(...wakes) : null });
         }
       }
     } else {
       this.quiet.delete(id);
     }
-    await this.notices.sendPending(id);
+    await this.notices.sendPending(id, rollout.releaseId);
+  }
+
+  /** Whether deltas of the release are still queued or building, when the strategy waits for them. */
+  private async deltasPending(rollout: RolloutRecord): Promise<boolean> {
+    if ((rollout.strategy.waitForDeltasSeconds ?? 0) <= 0 || rollout.state !== 'running') return false;
+    const deltas = await this.deltas.listForRelease(rollout.releaseId);
+    return deltas.some((d) => d.state === 'queued' || d.state === 'building');
   }
 
   async resendInFlight(id: string): Promise<void> {
