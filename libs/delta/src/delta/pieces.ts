@@ -1,0 +1,81 @@
+import type { FileHandle } from 'node:fs/promises';
+import { brotliCompressSync, constants } from 'node:zlib';
+
+import { matchBlocks } from './block-matcher';
+import { parseBsdiff40, type Bsdiff40Patch } from './bsdiff40';
+import type { BaseMember } from './candidates';
+import { DeltaInputError } from './errors';
+import { isZero, type TarEntry } from './tar-index';
+
+/** One step of a planned encoding, turned into operations by the encoder in target order. */
+export type Piece =
+  | { kind: 'copy'; base: number; offset: number; length: number }
+  | { kind: 'insert'; data: Buffer }
+  | { kind: 'zero'; length: number }
+  | {
+      kind: 'patch';
+      base: number;
+      offset: number;
+      length: number;
+      controls: number[];
+      diff: Buffer;
+      extra: Buffer;
+    }
+  | { kind: 'windowed'; entry: TarEntry; member: BaseMember | undefined };
+
+export async function readRange(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+    if (bytesRead === 0) throw new DeltaInputError('input file shrank while encoding');
+    done += bytesRead;
+  }
+  return buf;
+}
+
+/** A patch bsdiff-node wrote but that does not parse is one encoding less, not a failed delta. */
+export function tryParseBsdiff40(patch: Buffer): Bsdiff40Patch | undefined {
+  try {
+    return parseBsdiff40(patch);
+  } catch {
+    return undefined;
+  }
+}
+
+export function quickSize(data: Buffer): number {
+  if (data.length === 0) return 0;
+  return brotliCompressSync(data, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: 5,
+      [constants.BROTLI_PARAM_LGWIN]: 22,
+      [constants.BROTLI_PARAM_SIZE_HINT]: data.length,
+    },
+  }).length;
+}
+
+/** Rough compressed size of a candidate encoding, to pick the smallest. */
+export function estimate(pieces: Piece[]): number {
+  const literal: Buffer[] = [];
+  const diff: Buffer[] = [];
+  let opBytes = 0;
+  for (const piece of pieces) {
+    opBytes += 6;
+    if (piece.kind === 'insert') literal.push(piece.data);
+    if (piece.kind === 'patch') {
+      literal.push(piece.extra);
+      diff.push(piece.diff);
+      opBytes += piece.controls.length * 1.5;
+    }
+  }
+  return quickSize(Buffer.concat(literal)) + quickSize(Buffer.concat(diff)) + opBytes / 2;
+}
+
+export function matchPieces(ref: Buffer, refOffset: number, base: number, target: Buffer): Piece[] {
+  return matchBlocks(ref, target).map((run): Piece => {
+    const data = target.subarray(run.targetOffset, run.targetOffset + run.length);
+    if (run.refOffset >= 0)
+      return { kind: 'copy', base, offset: refOffset + run.refOffset, length: run.length };
+    return isZero(data) ? { kind: 'zero', length: data.length } : { kind: 'insert', data };
+  });
+}
