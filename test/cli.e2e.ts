@@ -308,6 +308,8 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       expect(text.stdout).toMatch(/^tags: +site=berlin$/m);
       expect(text.stdout).toMatch(/^type: +generic-amd64$/m);
       expect(json<Device>(await run(['device', device.uuid, '--json'])).name).toBe('pump-1');
+      const short = await run(['device', device.uuid.slice(0, 8), '--json']);
+      expect(json<Device>(short).uuid).toBe(device.uuid);
     });
 
     it('asks before removing a device on a terminal: "n" keeps it, "y" removes it', async () => {

@@ -20,6 +20,23 @@ async function listDevices(client: FerryClient, path: string, query: Query): Pro
   }
 }
 
+const FULL_UUID = /^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+/**
+ * A device UUID as given, or the one device whose UUID starts with it (7+ characters, as balena's
+ * short UUIDs), so operators can type what the listing shows first.
+ */
+async function resolveUuid(client: FerryClient, given: string): Promise<string> {
+  const text = given.toLowerCase();
+  if (FULL_UUID.test(text) || text.length < 7 || !/^[0-9a-f-]+$/.test(text)) return given;
+  const matches = (await client.get<Device[]>('/v1/devices', { search: text, limit: 10 })).filter((d) =>
+    d.uuid.startsWith(text),
+  );
+  if (matches.length > 1)
+    throw new InputError(`"${given}" is the start of ${matches.length} device UUIDs; give more of it`);
+  return matches[0]?.uuid ?? given;
+}
+
 /** Fleet slugs and release versions, to show names instead of UUIDs. */
 interface Names {
   fleet(id: string): string;
@@ -131,13 +148,13 @@ export function registerDeviceCommands(program: Command): void {
   const device = program
     .command('device')
     .description('show a device, remove it, or tag it')
-    .argument('[uuid]', 'device UUID to show')
+    .argument('[uuid]', 'device UUID to show (or its first 7+ characters)')
     .option('--json', 'print as JSON')
     .action(
       action(async ({ connect }, uuid: string | undefined, opts: { json?: boolean }, command: Command) => {
         if (!uuid) return command.help();
         const client = await connect();
-        const found = await client.get<Device>(devicePath(uuid));
+        const found = await client.get<Device>(devicePath(await resolveUuid(client, uuid)));
         if (opts.json) return printJson(found);
         print(deviceText(found, await namesFor(client, [found])));
       }),
@@ -146,12 +163,12 @@ export function registerDeviceCommands(program: Command): void {
   device
     .command('rm')
     .description('deprovision a device: its key stops working at once and its MQTT session is dropped')
-    .argument('<uuid>', 'device UUID')
+    .argument('<uuid>', 'device UUID (or its first 7+ characters)')
     .option('-y, --yes', 'do not ask for confirmation (needed when stdin is not a terminal)')
     .action(
       action(async ({ connect }, uuid: string, opts: { yes?: boolean }) => {
         const client = await connect();
-        const found = await client.get<Device>(devicePath(uuid));
+        const found = await client.get<Device>(devicePath(await resolveUuid(client, uuid)));
         await confirm(`remove device ${found.uuid} (${found.name})?`, opts.yes);
         await client.delete(devicePath(found.uuid));
         print(`removed device ${found.uuid} (${found.name})`);
@@ -161,7 +178,7 @@ export function registerDeviceCommands(program: Command): void {
   device
     .command('tag')
     .description('set tags (key=value) and remove tags (--rm key) on a device')
-    .argument('<uuid>', 'device UUID')
+    .argument('<uuid>', 'device UUID (or its first 7+ characters)')
     .argument('[tags...]', 'tags to set, as key=value')
     .option('--rm <key>', 'remove this tag (repeatable)', collect, [] as string[])
     .option('--json', 'print the device as JSON')
@@ -172,7 +189,10 @@ export function registerDeviceCommands(program: Command): void {
         }
         const tags: Record<string, string | null> = Object.fromEntries(pairs.map(keyValue));
         for (const key of opts.rm) tags[key] = null;
-        const updated = await (await connect()).post<Device>(`${devicePath(uuid)}/tags`, { tags });
+        const client = await connect();
+        const updated = await client.post<Device>(`${devicePath(await resolveUuid(client, uuid))}/tags`, {
+          tags,
+        });
         if (opts.json) return printJson(updated);
         print(`device ${updated.uuid} tags: ${tagsText(updated.tags)}`);
       }),

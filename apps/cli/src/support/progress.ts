@@ -45,6 +45,12 @@ export function byteProgress(
   };
   bar.start(known ? Math.max(1, total) : 1, 0, payload(0));
   let stopped = false;
+  // The bar hides the cursor: give it back when the operator presses Ctrl-C mid-transfer.
+  const interrupted = (): void => {
+    bar.stop();
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
   return {
     update(done) {
       if (!stopped) bar.update(known ? done : 0, payload(done));
@@ -52,6 +58,7 @@ export function byteProgress(
     stop() {
       if (stopped) return;
       stopped = true;
+      process.removeListener('SIGINT', interrupted);
       bar.stop();
     },
   };
