@@ -58,11 +58,7 @@ describe('ferry rollout with simulated devices', () => {
       'start',
       fleet.slug,
       'v2',
-      '--batches',
-      '1,50%',
-      '--bake',
-      '500ms',
-      '--dry-run',
+      ...'--batches 1,50% --bake 500ms --dry-run'.split(' '),
     ]);
     expect(dry).toMatchObject({ code: 0, stderr: '' });
     expect(dry.stdout).toMatch(/^rollout plan: release v2 to fleet rollout-cli$/m);
@@ -89,12 +85,7 @@ describe('ferry rollout with simulated devices', () => {
       'start',
       fleet.slug,
       'v2',
-      '--batches',
-      '1,50%',
-      '--bake',
-      '1s',
-      '--yes',
-      '--json',
+      ...'--batches 1,50% --bake 1s --yes --json'.split(' '),
     ]);
     const rollout = JSON.parse(started.stdout) as RolloutView;
     expect(started.code).toBe(0);
@@ -136,16 +127,7 @@ describe('ferry rollout with simulated devices', () => {
       'start',
       fleet.slug,
       v3.id,
-      '--batches',
-      '2,100%',
-      '--bake',
-      '0',
-      '--max-failures',
-      '10%',
-      '--no-rollback',
-      '--yes',
-      '--watch',
-      '--json',
+      ...'--batches 2,100% --bake 0 --max-failures 10% --no-rollback --yes --watch --json'.split(' '),
     ]);
     expect(started.code).toBe(6);
     const views = started.stdout
