@@ -10,3 +10,4 @@ export * from './delta-jobs';
 export * from './device-target';
 export * from './rollouts';
 export * from './device-payload';
+export * from './env';

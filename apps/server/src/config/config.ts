@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { ConfigError, parseEnv } from '@ferry/protocol';
 import { z } from 'zod';
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
@@ -103,27 +104,11 @@ export interface FerryConfig {
   logFormat: 'json' | 'pretty';
 }
 
-/** A configuration problem, naming the variable that is wrong. */
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 /** Validates the environment into one typed config; throws {@link ConfigError} naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv): FerryConfig {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = EnvSchema.safeParse(present);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map(
-        (issue) =>
-          `${issue.path.join('.')}=${JSON.stringify(present[issue.path.join('.')] ?? '')}: ${issue.message}`,
-      ),
-    );
-  }
-  const e = parsed.data;
+  const e = parseEnv(EnvSchema, env);
   const problems: string[] = [];
   if (Boolean(e.MQTT_TLS_CERT) !== Boolean(e.MQTT_TLS_KEY))
     problems.push('MQTT_TLS_CERT and MQTT_TLS_KEY: set both or neither');

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { ConfigError, parseEnv } from '@ferry/protocol';
 import { z } from 'zod';
 
 const EnvSchema = z.object({
@@ -32,24 +33,10 @@ export interface WorkerConfig {
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
 }
 
-export class WorkerConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'WorkerConfigError';
-  }
-}
+export { ConfigError as WorkerConfigError };
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = EnvSchema.safeParse(present);
-  if (!parsed.success) {
-    throw new WorkerConfigError(
-      parsed.error.issues.map(
-        (i) => `${i.path.join('.')}=${JSON.stringify(present[i.path.join('.')] ?? '')}: ${i.message}`,
-      ),
-    );
-  }
-  const e = parsed.data;
+  const e = parseEnv(EnvSchema, env);
   return {
     dataDir: resolve(e.DATA_DIR),
     redisUrl: e.REDIS_URL,
