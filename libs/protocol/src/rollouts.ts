@@ -74,6 +74,8 @@ export const RolloutStrategySchema = z
      * so devices get deltas rather than full layers. 0: never wait (devices get what is ready).
      */
     waitForDeltasSeconds: z.number().min(0).max(3600).default(0),
+    /** At most this many devices are told in any minute (unset: a whole batch at once). */
+    maxDevicesPerMinute: z.number().int().positive().max(1_000_000).optional(),
   })
   .strict();
 export type RolloutStrategy = z.infer<typeof RolloutStrategySchema>;

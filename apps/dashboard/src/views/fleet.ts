@@ -339,6 +339,7 @@ function rolloutForm(
     ...['failed', 'batch', 'none'].map((v) => h('option', { value: v }, v)),
   );
   const tag = h('input', { name: 'tag', placeholder: 'name or name=value (optional)' });
+  const rate = h('input', { name: 'maxDevicesPerMinute', type: 'number', min: 1, placeholder: 'no limit' });
   const waitDeltas = h('input', {
     name: 'waitForDeltasSeconds',
     type: 'number',
@@ -364,6 +365,7 @@ function rolloutForm(
         deviceTimeoutSeconds: Number(timeout.value),
         rollback: rollback.value,
         waitForDeltasSeconds: Number(waitDeltas.value),
+        ...(rate.value ? { maxDevicesPerMinute: Number(rate.value) } : {}),
       },
       ...(name ? { tagFilter: { name, ...(rest.length ? { value: rest.join('=') } : {}) } } : {}),
     };
@@ -393,6 +395,7 @@ function rolloutForm(
       field('Device timeout (s)', timeout),
       field('Roll back', rollback),
       field('Wait for deltas being built (s)', waitDeltas),
+      field('Devices told per minute', rate),
       field('Only devices tagged', tag),
     ),
     h(

@@ -81,7 +81,7 @@ export async function rolloutView(
         h(
           'p',
           { class: 'muted' },
-          `Batches ${s.batches.join(', ')} · bake ${s.bakeSeconds} s · at most ${s.maxFailurePercent} % failures, then ${s.onFailure} · timeout ${s.deviceTimeoutSeconds} s · roll back ${s.rollback}${s.waitForDeltasSeconds ? ` · waits up to ${s.waitForDeltasSeconds} s for deltas` : ''}${r.tagFilter ? ` · tag ${r.tagFilter.name}${r.tagFilter.value !== undefined ? `=${r.tagFilter.value}` : ''}` : ''} · ${r.trigger} · started ${ago(r.createdAt)}`,
+          `Batches ${s.batches.join(', ')} · bake ${s.bakeSeconds} s · at most ${s.maxFailurePercent} % failures, then ${s.onFailure} · timeout ${s.deviceTimeoutSeconds} s · roll back ${s.rollback}${s.waitForDeltasSeconds ? ` · waits up to ${s.waitForDeltasSeconds} s for deltas` : ''}${s.maxDevicesPerMinute ? ` · at most ${s.maxDevicesPerMinute} devices/min` : ''}${r.tagFilter ? ` · tag ${r.tagFilter.name}${r.tagFilter.value !== undefined ? `=${r.tagFilter.value}` : ''}` : ''} · ${r.trigger} · started ${ago(r.createdAt)}`,
         ),
       ),
       h(

@@ -395,6 +395,40 @@ describe('rollout engine', () => {
     expect(r.batchState(2)).toBe('running');
   });
 
+  it('tells at most maxDevicesPerMinute devices in any minute and bakes only once all were told', () => {
+    const r = new FakeRollout([5], { maxDevicesPerMinute: 2, bakeSeconds: 0 });
+    r.step();
+    expect(r.notices).toHaveLength(2);
+    r.upgrade(1);
+    r.step();
+    expect(r.batchState(1)).toBe('running');
+    r.advance(30);
+    r.step();
+    expect(r.notices).toHaveLength(2);
+    r.advance(30);
+    r.step();
+    expect(r.notices).toHaveLength(4);
+    r.advance(60);
+    r.step();
+    expect(r.notices).toHaveLength(5);
+    r.upgrade(1);
+    r.step();
+    expect(r.batchState(1)).toBe('passed');
+    expect(r.snapshot.rollout.state).toBe('completed');
+  });
+
+  it('tells no new device of a throttled batch while the rollout is paused', () => {
+    const r = new FakeRollout([3], { maxDevicesPerMinute: 1 });
+    r.step();
+    r.act('pause');
+    r.advance(61);
+    r.step();
+    expect(r.notices).toHaveLength(1);
+    r.act('resume');
+    r.step();
+    expect(r.notices).toHaveLength(2);
+  });
+
   it('cancels a device that was deprovisioned mid-rollout and does not count it', () => {
     const r = new FakeRollout([2], { maxFailurePercent: 0 });
     r.step();

@@ -264,14 +264,37 @@ function rollBack(step: Step, device: EngineDevice): void {
 }
 
 function startBatch(step: Step, batch: EngineBatch): void {
-  const { strategy, releaseId } = step.rollout;
   step.setBatch(batch, 'running', { startedAt: iso(step.now) });
   step.setCurrentBatch(batch.number);
-  const deadline = iso(step.now + strategy.deviceTimeoutSeconds * 1000);
-  for (const device of step.batchDevices(batch.number)) {
-    if (device.state !== 'pending') continue;
-    step.setDevice(device, 'notified', { notifiedAt: iso(step.now), deadline }, releaseId);
+  notifyPending(step, batch);
+}
+
+/**
+ * Tells the batch's devices not told yet, at most `maxDevicesPerMinute` in any minute (AWS IoT Jobs'
+ * constant rollout rate); the rest wait for the next steps.
+ */
+function notifyPending(step: Step, batch: EngineBatch): void {
+  const { strategy, releaseId } = step.rollout;
+  const pending = step
+    .batchDevices(batch.number)
+    .filter((d) => d.state === 'pending')
+    .sort((a, b) => a.uuid.localeCompare(b.uuid));
+  if (pending.length === 0) return;
+  let allowance = pending.length;
+  if (strategy.maxDevicesPerMinute) {
+    const since = step.now - 60_000;
+    const recent = step.devices.filter(
+      (d) =>
+        d.notifiedAt !== null &&
+        Date.parse(d.notifiedAt) > since &&
+        d.state !== 'rolling_back' &&
+        d.state !== 'rolled_back',
+    ).length;
+    allowance = Math.max(0, strategy.maxDevicesPerMinute - recent);
   }
+  const deadline = iso(step.now + strategy.deviceTimeoutSeconds * 1000);
+  for (const device of pending.slice(0, allowance))
+    step.setDevice(device, 'notified', { notifiedAt: iso(step.now), deadline }, releaseId);
 }
 
 function cancelPending(step: Step): void {
@@ -323,7 +346,11 @@ export function decide(snapshot: RolloutSnapshot, now: number): Decision {
       if (rollout.state === 'running') step.setRollout('paused', reason);
       return step.decision();
     }
-    if (batch.state === 'running' && !devices.some((d) => IN_FLIGHT.includes(d.state))) {
+    if (batch.state === 'running' && rollout.state === 'running') notifyPending(step, batch);
+    if (
+      batch.state === 'running' &&
+      !devices.some((d) => IN_FLIGHT.includes(d.state) || d.state === 'pending')
+    ) {
       step.setBatch(batch, 'baking', { bakeUntil: iso(now + strategy.bakeSeconds * 1000) });
     }
     if (batch.state === 'baking' && batch.bakeUntil !== null && now >= Date.parse(batch.bakeUntil)) {

@@ -307,7 +307,9 @@ export class RolloutsService {
       const probe = await this.rollouts.probe(rollout);
       const key = `${rollout.updatedAt}|${probe.lastReportAt ?? ''}|${probe.present}|${deltasPending}`;
       const quiet = this.quiet.get(id);
-      if (quiet?.key !== key || (quiet.wakeAt !== null && now >= quiet.wakeAt)) {
+      // A throttled batch (maxDevicesPerMinute) tells more devices as the minute moves on: no cache.
+      const throttled = rollout.strategy.maxDevicesPerMinute !== undefined;
+      if (throttled || quiet?.key !== key || (quiet.wakeAt !== null && now >= quiet.wakeAt)) {
         const snapshot = { ...(await this.rollouts.snapshot(rollout)), deltasPending };
         const decision = decide(snapshot, now);
         if (decision.rollout || decision.batches.length > 0 || decision.devices.length > 0) {
