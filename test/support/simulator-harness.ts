@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Release, RolloutView } from '@ferry/protocol';
 import { loadConfig } from '../../apps/server/src/config/config';
 import { createServer } from '../../apps/server/src/server.factory';
-import { ADMIN_TOKEN, TestServer } from './test-server';
+import { ADMIN_TOKEN, TestServer, apiClient } from './test-server';
 
 /** A free TCP port on 127.0.0.1. */
 export async function freePort(): Promise<number> {
@@ -59,20 +59,7 @@ export async function startServerAt(place: ServerPlace): Promise<TestServer & { 
   const app = await createServer(config, { quiet: true });
   await app.listen(place.port, '127.0.0.1');
   const url = `http://127.0.0.1:${place.port}`;
-  const api: TestServer['api'] = async (path, init = {}) => {
-    const { token = ADMIN_TOKEN, json, ...rest } = init;
-    const headers = new Headers(rest.headers);
-    if (token !== null) headers.set('authorization', `Bearer ${token}`);
-    if (json !== undefined) headers.set('content-type', 'application/json');
-    return fetch(`${url}${path}`, {
-      ...rest,
-      headers,
-      body: json !== undefined ? JSON.stringify(json) : rest.body,
-      ...(rest.body && typeof rest.body !== 'string' && !(rest.body instanceof Uint8Array)
-        ? { duplex: 'half' }
-        : {}),
-    });
-  };
+  const api = apiClient(url);
   return {
     app,
     config,

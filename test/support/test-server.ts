@@ -26,6 +26,24 @@ export interface TestServer {
   close: () => Promise<void>;
 }
 
+/** fetch against a Ferry server: the admin token unless `token` says otherwise, JSON bodies by `json`. */
+export function apiClient(url: string): TestServer['api'] {
+  return async (path, init = {}) => {
+    const { token = ADMIN_TOKEN, json, ...rest } = init;
+    const headers = new Headers(rest.headers);
+    if (token !== null) headers.set('authorization', `Bearer ${token}`);
+    if (json !== undefined) headers.set('content-type', 'application/json');
+    return fetch(`${url}${path}`, {
+      ...rest,
+      headers,
+      body: json !== undefined ? JSON.stringify(json) : rest.body,
+      ...(rest.body && typeof rest.body !== 'string' && !(rest.body instanceof Uint8Array)
+        ? { duplex: 'half' }
+        : {}),
+    });
+  };
+}
+
 export async function startTestServer(
   kind: DatabaseKind = 'sqlite',
   env: Record<string, string> = {},
@@ -45,20 +63,7 @@ export async function startTestServer(
   await app.listen(0, '127.0.0.1');
   const { port } = (app.getHttpServer() as { address(): AddressInfo }).address();
   const url = `http://127.0.0.1:${port}`;
-  const api: TestServer['api'] = async (path, init = {}) => {
-    const { token = ADMIN_TOKEN, json, ...rest } = init;
-    const headers = new Headers(rest.headers);
-    if (token !== null) headers.set('authorization', `Bearer ${token}`);
-    if (json !== undefined) headers.set('content-type', 'application/json');
-    return fetch(`${url}${path}`, {
-      ...rest,
-      headers,
-      body: json !== undefined ? JSON.stringify(json) : rest.body,
-      ...(rest.body && typeof rest.body !== 'string' && !(rest.body instanceof Uint8Array)
-        ? { duplex: 'half' }
-        : {}),
-    });
-  };
+  const api = apiClient(url);
   return {
     app,
     config,
