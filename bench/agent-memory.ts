@@ -43,18 +43,35 @@ function layer(dir: string, mb: number, version: 1 | 2): string {
   rmSync(root, { recursive: true, force: true });
   mkdirSync(join(root, 'app'), { recursive: true });
   for (let i = 0; i < mb / 2; i++) {
-    const body = i % 2 === 0 ? noise(i + 1, 2 << 20) : Buffer.from(`line ${i} of a text file that compresses\n`.repeat((2 << 20) / 40));
-    if (version === 2) for (let e = 0; e < 8; e++) body.write(`v2 edit ${e}`, (e * 262_139 + i) % (body.length - 16));
+    const body =
+      i % 2 === 0
+        ? noise(i + 1, 2 << 20)
+        : Buffer.from(`line ${i} of a text file that compresses\n`.repeat((2 << 20) / 40));
+    if (version === 2)
+      for (let e = 0; e < 8; e++) body.write(`v2 edit ${e}`, (e * 262_139 + i) % (body.length - 16));
     const name = version === 2 && i % 5 === 0 ? `lib-${i}-1.1.so` : `lib-${i}-1.0.so`;
     writeFileSync(join(root, 'app', name), body);
   }
   const tar = join(dir, `layer-v${version}.tar`);
-  execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-cf', tar, '.']);
+  execFileSync('tar', [
+    '--sort=name',
+    '--mtime=@0',
+    '--owner=0',
+    '--group=0',
+    '--numeric-owner',
+    '-C',
+    root,
+    '-cf',
+    tar,
+    '.',
+  ]);
   rmSync(root, { recursive: true, force: true });
   return tar;
 }
 
-async function peakOf(args: string[]): Promise<{ vmHwm: number; self: { peakRssBytes: number; ms: number; digest: string } }> {
+async function peakOf(
+  args: string[],
+): Promise<{ vmHwm: number; self: { peakRssBytes: number; ms: number; digest: string } }> {
   const child = spawn(process.execPath, [BUNDLE, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -110,14 +127,18 @@ async function main(): Promise<void> {
     const encodeMs = Date.now() - encodeStart;
     const out = join(work, 'rebuilt.tar');
     const { vmHwm, self } = await peakOf(['--selftest-apply', delta, out, ...baseCopies]);
-    const expected = createHash('sha256').update(readFileSync(join(layers, target))).digest('hex');
+    const expected = createHash('sha256')
+      .update(readFileSync(join(layers, target)))
+      .digest('hex');
     if (self.digest !== `sha256:${expected}`) throw new Error(`${name}: rebuilt layer differs`);
     const row = `| ${name}: ${(statSync(out).size / 2 ** 20).toFixed(0)} MiB | ${(statSync(delta).size / 1024).toFixed(0)} KiB | ${(vmHwm / 2 ** 20).toFixed(1)} MiB | ${(self.peakRssBytes / 2 ** 20).toFixed(1)} MiB | ${(self.ms / 1000).toFixed(1)} s | ${(encodeMs / 1000).toFixed(1)} s |`;
     console.log(row);
     rows.push(row);
     for (const f of [delta, out, targetCopy, ...baseCopies]) rmSync(f, { force: true });
   }
-  console.log('\n| layer | delta | peak RSS (VmHWM) | peak RSS (sampled in process) | apply time | encode time |');
+  console.log(
+    '\n| layer | delta | peak RSS (VmHWM) | peak RSS (sampled in process) | apply time | encode time |',
+  );
   console.log('| --- | --- | --- | --- | --- | --- |');
   for (const row of rows) console.log(row);
   rmSync(work, { recursive: true, force: true });

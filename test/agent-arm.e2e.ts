@@ -31,11 +31,17 @@ arm('device agent on ARM (qemu-user, Debian Node.js 18 for arm64 and armhf)', ()
   beforeAll(async () => {
     const data = noise(9, 3_000_000);
     base = join(work, 'base.tar');
-    writeFileSync(base, gnuTarLayer(join(work, 'b'), { 'app/data.bin': data.toString('latin1'), 'app/VERSION': '1\n' }));
+    writeFileSync(
+      base,
+      gnuTarLayer(join(work, 'b'), { 'app/data.bin': data.toString('latin1'), 'app/VERSION': '1\n' }),
+    );
     const changed = Buffer.from(data);
     for (let i = 0; i < 50; i++) changed.write(`arm edit ${i}`, i * 59_999 + 7);
     target = join(work, 'target.tar');
-    writeFileSync(target, gnuTarLayer(join(work, 't'), { 'app/data.bin': changed.toString('latin1'), 'app/VERSION': '2\n' }));
+    writeFileSync(
+      target,
+      gnuTarLayer(join(work, 't'), { 'app/data.bin': changed.toString('latin1'), 'app/VERSION': '2\n' }),
+    );
     delta = join(work, 'delta');
     await encodeDelta({ bases: [base], target, out: delta });
   }, 120_000);
@@ -43,26 +49,30 @@ arm('device agent on ARM (qemu-user, Debian Node.js 18 for arm64 and armhf)', ()
   it.each([
     ['arm64', 'arm64'],
     ['armhf', 'arm'],
-  ] as const)('runs the bundle on %s and rebuilds a layer from a delta byte for byte', (debArch, nodeArch) => {
-    const node = prepareArmNode(debArch);
+  ] as const)(
+    'runs the bundle on %s and rebuilds a layer from a delta byte for byte',
+    (debArch, nodeArch) => {
+      const node = prepareArmNode(debArch);
 
-    const version = node.command([AGENT_BUNDLE, '--version']);
-    expect(execFileSync(version.file, version.args).toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
-    const out = join(work, `rebuilt-${debArch}.tar`);
-    const apply = node.command([AGENT_BUNDLE, '--selftest-apply', delta, out, base]);
-    const result = JSON.parse(execFileSync(apply.file, apply.args, { timeout: 300_000 }).toString()) as {
-      digest: string;
-      arch: string;
-      node: string;
-      peakRssBytes: number;
-      ms: number;
-    };
-    process.stdout.write(`agent on ${debArch}: ${JSON.stringify(result)}\n`);
-    expect(result.arch).toBe(nodeArch);
-    expect(result.node).toMatch(/^v18\./);
-    expect(result.digest).toBe(sha256(readFileSync(target)));
-    expect(sha256(readFileSync(out))).toBe(sha256(readFileSync(target)));
-  }, 600_000);
+      const version = node.command([AGENT_BUNDLE, '--version']);
+      expect(execFileSync(version.file, version.args).toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
+      const out = join(work, `rebuilt-${debArch}.tar`);
+      const apply = node.command([AGENT_BUNDLE, '--selftest-apply', delta, out, base]);
+      const result = JSON.parse(execFileSync(apply.file, apply.args, { timeout: 300_000 }).toString()) as {
+        digest: string;
+        arch: string;
+        node: string;
+        peakRssBytes: number;
+        ms: number;
+      };
+      process.stdout.write(`agent on ${debArch}: ${JSON.stringify(result)}\n`);
+      expect(result.arch).toBe(nodeArch);
+      expect(result.node).toMatch(/^v18\./);
+      expect(result.digest).toBe(sha256(readFileSync(target)));
+      expect(sha256(readFileSync(out))).toBe(sha256(readFileSync(target)));
+    },
+    600_000,
+  );
 });
 
 arm('device agent on aarch64: a whole update through server, worker, broker and engine', () => {
@@ -77,7 +87,11 @@ arm('device agent on aarch64: a whole update through server, worker, broker and 
       ]);
       const v1 = await world.push(images.archive('1'), 1);
       const launcher = node.command([]);
-      const { agent, uuid } = await world.startAgent(join(world.work, 'device'), { FERRY_HEALTH_GRACE_MS: '3000' }, launcher);
+      const { agent, uuid } = await world.startAgent(
+        join(world.work, 'device'),
+        { FERRY_HEALTH_GRACE_MS: '3000' },
+        launcher,
+      );
       try {
         await world.setTarget(uuid, v1.id);
         await world.reported(uuid, 'running', v1.id, 300_000);

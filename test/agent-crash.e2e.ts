@@ -40,7 +40,8 @@ describe('device agent: killed at random instants', () => {
     sampler = setInterval(() => {
       void runningReleases(world.engine).then(
         ({ running }) => {
-          if (new Set(running).size > 1) violations.push(`${new Date().toISOString()} running ${running.join(', ')}`);
+          if (new Set(running).size > 1)
+            violations.push(`${new Date().toISOString()} running ${running.join(', ')}`);
         },
         () => undefined,
       );
@@ -71,8 +72,8 @@ describe('device agent: killed at random instants', () => {
       await world.setTarget(uuid, target.id);
       for (let k = 0; k < KILLS_PER_CYCLE; k++) {
         await new Promise((r) => setTimeout(r, Math.random() * 3500));
-        agent!.child.kill('SIGKILL');
-        await agent!.exited;
+        agent.child.kill('SIGKILL');
+        await agent.exited;
         kills++;
         const phase = agentState(dataDir).journal?.update?.phase ?? 'none';
         phases[phase] = (phases[phase] ?? 0) + 1;
@@ -81,7 +82,11 @@ describe('device agent: killed at random instants', () => {
         ({ agent } = await world.startAgent(dataDir));
       }
       await world.reported(uuid, 'running', target.id, 90_000).catch(explain);
-      await until('journal to settle', () => (agentState(dataDir).journal?.update === null ? true : undefined), 30_000);
+      await until(
+        'journal to settle',
+        () => (agentState(dataDir).journal?.update === null ? true : undefined),
+        30_000,
+      );
       const { running, all } = await runningReleases(world.engine);
       expect(running).toEqual([target.id]);
       expect(all).toBe(1);
@@ -91,7 +96,10 @@ describe('device agent: killed at random instants', () => {
         if (added > 0) expect({ digest, added }).toEqual({ digest, added: record.done });
       }
       expect(after.totalFetched - before.totalFetched).toBe(
-        Object.entries(after.blobs).reduce((sum, [d, r]) => sum + (r.fetched > (before.blobs[d]?.fetched ?? 0) ? r.done : 0), 0),
+        Object.entries(after.blobs).reduce(
+          (sum, [d, r]) => sum + (r.fetched > (before.blobs[d]?.fetched ?? 0) ? r.done : 0),
+          0,
+        ),
       );
       // The target's image is loaded, the other one stays as the next delta base.
       const ids = (await world.engine.images()).map((i) => i.Id);
@@ -105,7 +113,9 @@ describe('device agent: killed at random instants', () => {
     expect(Object.keys(phases).filter((p) => p !== 'none').length).toBeGreaterThanOrEqual(2);
     const resumed = world.proxy.requests.filter((r) => r.range !== null).length;
     const deltaSizes = (await world.deltasSettled(releases[1]!.id, 1)).map((d) => d.size);
-    process.stdout.write(`agent crash loop: ${resumed} blob requests resumed with Range; delta sizes ${deltaSizes.join(', ')}\n`);
+    process.stdout.write(
+      `agent crash loop: ${resumed} blob requests resumed with Range; delta sizes ${deltaSizes.join(', ')}\n`,
+    );
     // Kills during downloads left partial files that were resumed, not fetched again.
     expect(resumed).toBeGreaterThanOrEqual(1);
   }, 900_000);

@@ -110,9 +110,16 @@ describe('device agent: faults', () => {
       world.proxy.faults.delete(delta);
       rmSync(lock, { force: true });
     }
-    const fallback = agent!.lines().find((l) => l.msg === 'download.fallback');
+    const fallback = agent.lines().find((l) => l.msg === 'download.fallback');
     expect(String(fallback?.reason)).toMatch(/downloaded as sha256/);
-    expect(agent!.lines().some((l) => l.msg === 'reported' && String(l.error ?? '').startsWith('download.fallback'))).toBe(true);
+    expect(
+      agent
+        .lines()
+        .some(
+          (l) =>
+            l.msg === 'reported' && typeof l.error === 'string' && l.error.startsWith('download.fallback'),
+        ),
+    ).toBe(true);
     expect((await runningReleases(world.engine)).running).toEqual([releases[2]!.id]);
   }, 120_000);
 
@@ -144,7 +151,10 @@ describe('device agent: faults', () => {
     } finally {
       world.proxy.rewriteTarget = null;
     }
-    const fallback = agent!.lines().filter((l) => l.msg === 'download.fallback').pop();
+    const fallback = agent!
+      .lines()
+      .filter((l) => l.msg === 'download.fallback')
+      .pop();
     expect(String(fallback?.reason)).toMatch(/not the layer this delta was built against/);
     expect(world.proxy.served.get(deltaOf(4).digest)).toBe(deltaOf(4).size);
   }, 90_000);
@@ -170,16 +180,24 @@ describe('device agent: faults', () => {
       Image: releases[4]!.services[0]!.configDigest,
       HostConfig: { NetworkMode: 'none' },
     });
-    const change = encodeURIComponent('HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD ["/bin/false"]');
-    const committed = await world.engine.api<{ Id: string }>('POST', `/commit?container=${created.body.Id}&repo=app&tag=6&changes=${change}`);
+    const change = encodeURIComponent(
+      'HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD ["/bin/false"]',
+    );
+    const committed = await world.engine.api<{ Id: string }>(
+      'POST',
+      `/commit?container=${created.body.Id}&repo=app&tag=6&changes=${change}`,
+    );
     expect(committed.status).toBe(201);
     await world.engine.api('DELETE', `/containers/${created.body.Id}?force=1`);
     const archive = join(world.work, 'app-6.docker.tar');
-    execFileSync('sh', ['-c', `curl -sf --unix-socket ${world.engine.socket} 'http://engine/v1.41/images/app:6/get' -o ${archive}`]);
+    execFileSync('sh', [
+      '-c',
+      `curl -sf --unix-socket ${world.engine.socket} 'http://engine/v1.41/images/app:6/get' -o ${archive}`,
+    ]);
     await world.engine.api('DELETE', '/images/app:6?force=1');
     releases[6] = await world.push(archive, 6);
-    await world.setTarget(uuid, releases[6]!.id);
-    const device = await world.reported(uuid, 'rolled_back', releases[6]!.id, 90_000).catch(explain);
+    await world.setTarget(uuid, releases[6].id);
+    const device = await world.reported(uuid, 'rolled_back', releases[6].id, 90_000).catch(explain);
     expect(device.report?.error).toMatch(/unhealthy/);
     const managed = await world.engine.managed();
     expect(managed).toHaveLength(1);

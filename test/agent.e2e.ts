@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { Release } from '@ferry/protocol';
 import { AgentImages, buildAgentImages } from './support/agent-images';
@@ -37,8 +38,10 @@ describe('device agent: updates through server, worker, broker and engine', () =
     expect(bundle).not.toMatch(/require\(["'][^"']+\.node["']\)/);
     expect(bundle).not.toContain('bsdiff-node');
     expect(bundle).not.toContain('better-sqlite3');
-    const requires = new Set([...bundle.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]!.replace(/^node:/, '')));
-    const builtins = new Set(require('node:module').builtinModules as string[]);
+    const requires = new Set(
+      [...bundle.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]!.replace(/^node:/, '')),
+    );
+    const builtins = new Set(builtinModules);
     expect([...requires].filter((r) => !builtins.has(r))).toEqual([]);
   });
 
@@ -72,15 +75,17 @@ describe('device agent: updates through server, worker, broker and engine', () =
     const [container] = await world.engine.managed();
     expect(container?.Labels['io.ferry.service']).toBe('app');
     expect(container?.ImageID).toBe(releases[1].services[0]?.configDigest);
-    expect(agent!.lines().some((l) => l.msg === 'mqtt connected')).toBe(false);
-    expect(agent!.lines().some((l) => l.msg === 'reconcile' && l.reason === 'poll')).toBe(true);
+    expect(agent.lines().some((l) => l.msg === 'mqtt connected')).toBe(false);
+    expect(agent.lines().some((l) => l.msg === 'reconcile' && l.reason === 'poll')).toBe(true);
     // Back on MQTT for the rest.
-    await agent!.stop();
+    await agent.stop();
     ({ agent } = await world.startAgent(dataDir));
     await agent.waitFor('mqtt', (l) => l.msg === 'mqtt connected', 20_000);
   }, 120_000);
 
-  const updateTo = async (version: number): Promise<{ deltaBytes: number; fullBytes: number; gzipBytes: number }> => {
+  const updateTo = async (
+    version: number,
+  ): Promise<{ deltaBytes: number; fullBytes: number; gzipBytes: number }> => {
     const before = new Map(world.proxy.served);
     const release = await world.push(images.archive(String(version)), version);
     releases[version] = release;
@@ -89,7 +94,9 @@ describe('device agent: updates through server, worker, broker and engine', () =
     expect(deltas.filter((d) => d.state === 'ready').length).toBeGreaterThanOrEqual(1);
     await world.setTarget(uuid, release.id);
     await world.reported(uuid, 'running', release.id);
-    const fetched = [...world.proxy.served].map(([digest, bytes]) => [digest, bytes - (before.get(digest) ?? 0)] as const).filter(([, b]) => b > 0);
+    const fetched = [...world.proxy.served]
+      .map(([digest, bytes]) => [digest, bytes - (before.get(digest) ?? 0)] as const)
+      .filter(([, b]) => b > 0);
     const deltaDigests = new Set(deltas.map((d) => d.digest));
     const gzipDigests = new Set(release.services.flatMap((s) => s.layers.map((l) => l.gzipDigest)));
     const deltaBytes = fetched.filter(([d]) => deltaDigests.has(d)).reduce((a, [, b]) => a + b, 0);
@@ -132,16 +139,22 @@ describe('device agent: updates through server, worker, broker and engine', () =
     process.stdout.write(`agent peak RSS after v1 → v2 → v3: ${(Number(hwm?.[1]) / 1024).toFixed(1)} MiB\n`);
     expect(Number(hwm?.[1]) * 1024).toBeLessThan(80 * 1024 * 1024);
     // Every blob was fetched exactly once.
-    for (const [digest, record] of Object.entries(state.ledger?.blobs ?? {})) expect([digest, record.fetched]).toEqual([digest, record.done]);
+    for (const [digest, record] of Object.entries(state.ledger?.blobs ?? {}))
+      expect([digest, record.fetched]).toEqual([digest, record.done]);
   }, 180_000);
 
   it('reports progress coalesced to at most one downloading report a second', () => {
     const downloading = agent!.lines().filter((l) => l.msg === 'reported' && l.status === 'downloading');
     const times = downloading.map((l) => Date.parse(String(l.time)));
     for (let i = 1; i < times.length; i++) {
-      if (downloading[i]?.releaseId === downloading[i - 1]?.releaseId) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(900);
+      if (downloading[i]?.releaseId === downloading[i - 1]?.releaseId)
+        expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(900);
     }
-    const statuses = agent!.lines().filter((l) => l.msg === 'reported').map((l) => l.status);
-    for (const status of ['downloading', 'downloaded', 'installing', 'starting', 'running']) expect(statuses).toContain(status);
+    const statuses = agent!
+      .lines()
+      .filter((l) => l.msg === 'reported')
+      .map((l) => l.status);
+    for (const status of ['downloading', 'downloaded', 'installing', 'starting', 'running'])
+      expect(statuses).toContain(status);
   });
 });

@@ -21,7 +21,10 @@ await build({
       // to JavaScript when they fail to load: bundle a stub that always fails, never a .node file.
       name: 'no-native-addons',
       setup(b) {
-        b.onResolve({ filter: /^(bufferutil|utf-8-validate)$/ }, (args) => ({ path: args.path, namespace: 'stub' }));
+        b.onResolve({ filter: /^(bufferutil|utf-8-validate)$/ }, (args) => ({
+          path: args.path,
+          namespace: 'stub',
+        }));
         b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({
           contents: "throw new Error('native addons are not bundled into ferry-agent');",
         }));

@@ -49,22 +49,32 @@ export function prepareArmNode(arch: ArmArch = 'arm64', dir = `/tmp/ferry-${arch
   execFileSync('sh', ['-c', `command -v ${qemu}`], { stdio: 'ignore' });
   if (!existsSync(node)) {
     rmSync(dir, { recursive: true, force: true });
-    for (const sub of ['lists/partial', 'cache/archives/partial', 'debs']) mkdirSync(join(dir, sub), { recursive: true });
+    for (const sub of ['lists/partial', 'cache/archives/partial', 'debs'])
+      mkdirSync(join(dir, sub), { recursive: true });
     writeFileSync(join(dir, 'status'), '');
     const apt = [
-      '-o', `Dir::State::Lists=${join(dir, 'lists')}`,
-      '-o', `Dir::Cache=${join(dir, 'cache')}`,
-      '-o', `Dir::State::status=${join(dir, 'status')}`,
-      '-o', `APT::Architectures::=${arch}`,
-      '-o', `APT::Architecture=${arch}`,
-      '-o', 'APT::Sandbox::User=root',
+      '-o',
+      `Dir::State::Lists=${join(dir, 'lists')}`,
+      '-o',
+      `Dir::Cache=${join(dir, 'cache')}`,
+      '-o',
+      `Dir::State::status=${join(dir, 'status')}`,
+      '-o',
+      `APT::Architectures::=${arch}`,
+      '-o',
+      `APT::Architecture=${arch}`,
+      '-o',
+      'APT::Sandbox::User=root',
     ];
     try {
       execFileSync('apt-get', [...apt, '-qq', 'update'], { stdio: 'pipe' });
     } catch {
       // One index out of sync (e.g. a security mirror mid-sync) still leaves the main archive usable.
     }
-    execFileSync('apt-get', [...apt, '-qq', 'download', ...PACKAGES], { cwd: join(dir, 'debs'), stdio: 'pipe' });
+    execFileSync('apt-get', [...apt, '-qq', 'download', ...PACKAGES], {
+      cwd: join(dir, 'debs'),
+      stdio: 'pipe',
+    });
     mkdirSync(sysroot, { recursive: true });
     for (const deb of readdirSync(join(dir, 'debs')).filter((f) => f.endsWith('.deb')))
       execFileSync('dpkg-deb', ['-x', join(dir, 'debs', deb), sysroot]);
@@ -78,7 +88,15 @@ export function prepareArmNode(arch: ArmArch = 'arm64', dir = `/tmp/ferry-${arch
     node,
     command: (args) => ({
       file: qemu,
-      args: ['-L', sysroot, join(sysroot, 'lib', triplet, loader), '--library-path', libraryPath, node, ...args],
+      args: [
+        '-L',
+        sysroot,
+        join(sysroot, 'lib', triplet, loader),
+        '--library-path',
+        libraryPath,
+        node,
+        ...args,
+      ],
     }),
   };
 }

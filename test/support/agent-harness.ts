@@ -39,11 +39,18 @@ export async function startAgentWorld(name: string): Promise<AgentWorld> {
   const prefix = `ferry-${name}-${randomBytes(4).toString('hex')}`;
   const engine = await startDockerEngine();
   const server = await startTestServer('sqlite', { FERRY_QUEUE_PREFIX: prefix, FERRY_STATE_FLUSH_MS: '200' });
-  const worker = await startWorker({ DATA_DIR: server.dataDir, FERRY_QUEUE_PREFIX: prefix, WORKER_LOCK_MS: '2000', LOG_LEVEL: 'warn' });
+  const worker = await startWorker({
+    DATA_DIR: server.dataDir,
+    FERRY_QUEUE_PREFIX: prefix,
+    WORKER_LOCK_MS: '2000',
+    LOG_LEVEL: 'warn',
+  });
   const proxy = await startAgentProxy(server.url);
   const fleetRes = await server.api('/v1/fleets', { method: 'POST', json: { name, arch: 'amd64' } });
   const { slug } = (await fleetRes.json()) as { slug: string };
-  const key = (await (await server.api(`/v1/fleets/${slug}/provisioning-keys`, { method: 'POST', json: {} })).json()) as { key: string };
+  const key = (await (
+    await server.api(`/v1/fleets/${slug}/provisioning-keys`, { method: 'POST', json: {} })
+  ).json()) as { key: string };
   const world: AgentWorld = {
     server,
     worker,
@@ -65,14 +72,17 @@ export async function startAgentWorld(name: string): Promise<AgentWorld> {
         `deltas of ${releaseId}`,
         async () => {
           const list = (await (await server.api(`/v1/releases/${releaseId}/deltas`)).json()) as DeltaRecord[];
-          return list.length >= count && list.every((d) => ['ready', 'full', 'failed'].includes(d.state)) ? list : undefined;
+          return list.length >= count && list.every((d) => ['ready', 'full', 'failed'].includes(d.state))
+            ? list
+            : undefined;
         },
         120_000,
         250,
       ),
     requestDeltas: async (releaseId, from) => {
       const res = await server.api(`/v1/releases/${releaseId}/deltas`, { method: 'POST', json: { from } });
-      if (res.status >= 300) throw new Error(`deltas ${from}→${releaseId}: ${res.status} ${await res.text()}`);
+      if (res.status >= 300)
+        throw new Error(`deltas ${from}→${releaseId}: ${res.status} ${await res.text()}`);
       return (await res.json()) as DeltaRecord[];
     },
     setTarget: async (uuid, releaseId) => {
@@ -128,5 +138,8 @@ export async function startAgentWorld(name: string): Promise<AgentWorld> {
 /** The managed containers as the test sees them: which release runs, how many, and in what state. */
 export async function runningReleases(engine: DockerEngine): Promise<{ running: string[]; all: number }> {
   const managed = await engine.managed();
-  return { running: managed.filter((c) => c.State === 'running').map((c) => c.Labels['io.ferry.release'] ?? '?'), all: managed.length };
+  return {
+    running: managed.filter((c) => c.State === 'running').map((c) => c.Labels['io.ferry.release'] ?? '?'),
+    all: managed.length,
+  };
 }

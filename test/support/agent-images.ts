@@ -49,7 +49,8 @@ export function buildAgentImages(dir: string, versions: AppVersion[], dataSize =
   run('umoci', ['unpack', '--rootless', '--image', `${layout}:base`, base], dir);
   mkdirSync(join(base, 'rootfs', 'bin'), { recursive: true });
   copyFileSync('/bin/busybox', join(base, 'rootfs', 'bin', 'busybox'));
-  for (const link of ['sh', 'sleep', 'echo', 'cat', 'true', 'false']) symlinkSync('busybox', join(base, 'rootfs', 'bin', link));
+  for (const link of ['sh', 'sleep', 'echo', 'cat', 'true', 'false'])
+    symlinkSync('busybox', join(base, 'rootfs', 'bin', link));
   run('umoci', ['repack', '--image', `${layout}:base`, base], dir);
   const data = noise(42, dataSize);
   for (const version of versions) {
@@ -58,14 +59,26 @@ export function buildAgentImages(dir: string, versions: AppVersion[], dataSize =
     const app = join(bundle, 'rootfs', 'app');
     mkdirSync(app, { recursive: true });
     writeFileSync(join(app, 'VERSION'), `${version.name}\n`);
-    const script = version.broken ? `#!/bin/sh\necho "app ${version.name} is broken"\nexit 1\n` : `#!/bin/sh\necho "app ${version.name}"\nexec sleep 3600\n`;
+    const script = version.broken
+      ? `#!/bin/sh\necho "app ${version.name} is broken"\nexit 1\n`
+      : `#!/bin/sh\necho "app ${version.name}"\nexec sleep 3600\n`;
     writeFileSync(join(app, 'run.sh'), script, { mode: 0o755 });
     const changed = Buffer.from(data);
-    for (let i = 0; i < version.edits; i++) changed.write(`edit ${version.name} ${i}`, (i * 97_531 + 1000) % (dataSize - 64));
+    for (let i = 0; i < version.edits; i++)
+      changed.write(`edit ${version.name} ${i}`, (i * 97_531 + 1000) % (dataSize - 64));
     writeFileSync(join(app, 'data.bin'), changed);
     run('umoci', ['repack', '--image', `${layout}:${version.name}`, bundle], dir);
     run('umoci', ['config', '--image', `${layout}:${version.name}`, '--config.cmd', '/app/run.sh'], dir);
-    run('skopeo', ['copy', '-q', `oci:${layout}:${version.name}`, `docker-archive:${join(dir, `app-${version.name}.docker.tar`)}:app:${version.name}`], dir);
+    run(
+      'skopeo',
+      [
+        'copy',
+        '-q',
+        `oci:${layout}:${version.name}`,
+        `docker-archive:${join(dir, `app-${version.name}.docker.tar`)}:app:${version.name}`,
+      ],
+      dir,
+    );
     rmSync(bundle, { recursive: true, force: true });
   }
   return { dir, archive: (name) => join(dir, `app-${name}.docker.tar`) };

@@ -6,7 +6,9 @@ export const AGENT_BUNDLE = join(__dirname, '..', '..', 'devices', 'agent', 'dis
 
 /** Bundles the agent (esbuild, a second or so) so the tests run exactly what ships. */
 export function buildAgentBundle(): string {
-  execFileSync(process.execPath, [join(__dirname, '..', '..', 'devices', 'agent', 'build.mjs')], { stdio: 'inherit' });
+  execFileSync(process.execPath, [join(__dirname, '..', '..', 'devices', 'agent', 'build.mjs')], {
+    stdio: 'inherit',
+  });
   return AGENT_BUNDLE;
 }
 
@@ -16,13 +18,21 @@ export interface AgentProcess {
   output: () => string;
   /** Log lines (JSON) the agent wrote. */
   lines: () => Record<string, unknown>[];
-  waitFor: (what: string, match: (line: Record<string, unknown>) => boolean, timeoutMs?: number) => Promise<Record<string, unknown>>;
+  waitFor: (
+    what: string,
+    match: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ) => Promise<Record<string, unknown>>;
   kill: () => Promise<void>;
   stop: () => Promise<void>;
   exited: Promise<number | null>;
 }
 
-export function startAgent(env: Record<string, string>, command = process.execPath, prefixArgs: string[] = []): AgentProcess {
+export function startAgent(
+  env: Record<string, string>,
+  command = process.execPath,
+  prefixArgs: string[] = [],
+): AgentProcess {
   const child = spawn(command, [...prefixArgs, AGENT_BUNDLE], {
     env: { PATH: process.env.PATH ?? '', FERRY_LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -57,7 +67,8 @@ export function startAgent(env: Record<string, string>, command = process.execPa
       for (;;) {
         const found = lines().find(match);
         if (found) return found;
-        if (child.exitCode !== null) throw new Error(`agent exited (${child.exitCode}) before ${what}:\n${output.slice(-4000)}`);
+        if (child.exitCode !== null)
+          throw new Error(`agent exited (${child.exitCode}) before ${what}:\n${output.slice(-4000)}`);
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${output.slice(-4000)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -70,14 +81,32 @@ export function startAgent(env: Record<string, string>, command = process.execPa
 /** The agent's persisted state in its data directory. */
 export function agentState(dataDir: string): {
   credentials: { uuid: string; apiKey: string; signingPublicKey: string } | null;
-  journal: { current: { releaseId: string } | null; previous: { releaseId: string } | null; rejected: { releaseId: string; status: string; reason: string } | null; update: { phase: string; fallbacks: Record<string, string> } | null } | null;
-  ledger: { totalFetched: number; blobs: Record<string, { done: number; fetched: number; complete: boolean }> } | null;
+  journal: {
+    current: { releaseId: string } | null;
+    previous: { releaseId: string } | null;
+    rejected: { releaseId: string; status: string; reason: string } | null;
+    update: { phase: string; fallbacks: Record<string, string> } | null;
+  } | null;
+  ledger: {
+    totalFetched: number;
+    blobs: Record<string, { done: number; fetched: number; complete: boolean }>;
+  } | null;
 } {
-  const read = <T>(name: string): T | null => (existsSync(join(dataDir, name)) ? (JSON.parse(readFileSync(join(dataDir, name), 'utf8')) as T) : null);
-  return { credentials: read('credentials.json'), journal: read('journal.json'), ledger: read('download-ledger.json') };
+  const read = <T>(name: string): T | null =>
+    existsSync(join(dataDir, name)) ? (JSON.parse(readFileSync(join(dataDir, name), 'utf8')) as T) : null;
+  return {
+    credentials: read('credentials.json'),
+    journal: read('journal.json'),
+    ledger: read('download-ledger.json'),
+  };
 }
 
-export async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

@@ -38,8 +38,7 @@ export async function startAgentProxy(upstream: string): Promise<AgentProxy> {
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const blob = /^\/v1\/blobs\/(sha256:[0-9a-f]{64})/.exec(req.url ?? '');
     const isTarget = (req.url ?? '').startsWith('/v1/device/target');
-    if (blob)
-      proxy.requests.push({ digest: blob[1]!, range: (req.headers.range as string | undefined) ?? null });
+    if (blob) proxy.requests.push({ digest: blob[1]!, range: req.headers.range ?? null });
     const upstreamReq = request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {

@@ -17,16 +17,29 @@ export interface DockerEngine {
   /** Loads a docker-archive file (as an operator's `docker load`). */
   load: (archive: string) => Promise<void>;
   /** Managed containers (label io.ferry.service) with their state, labels and image. */
-  managed: () => Promise<{ Id: string; State: string; Labels: Record<string, string>; ImageID: string; Names: string[] }[]>;
+  managed: () => Promise<
+    { Id: string; State: string; Labels: Record<string, string>; ImageID: string; Names: string[] }[]
+  >;
   images: () => Promise<{ Id: string; RepoTags: string[] | null }[]>;
   log: () => string;
   stop: () => Promise<void>;
 }
 
-function call<T>(socket: string, method: string, path: string, body?: Buffer, contentType = 'application/json'): Promise<{ status: number; body: T }> {
+function call<T>(
+  socket: string,
+  method: string,
+  path: string,
+  body?: Buffer,
+  contentType = 'application/json',
+): Promise<{ status: number; body: T }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { socketPath: socket, method, path: `/v1.41${path}`, headers: body ? { 'content-type': contentType, 'content-length': body.length } : {} },
+      {
+        socketPath: socket,
+        method,
+        path: `/v1.41${path}`,
+        headers: body ? { 'content-type': contentType, 'content-length': body.length } : {},
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -57,10 +70,14 @@ export async function startDockerEngine(): Promise<DockerEngine> {
   const child: ChildProcess = spawn(
     'dockerd',
     [
-      '--data-root', join(dir, 'data'),
-      '--exec-root', join(dir, 'exec'),
-      '--pidfile', join(dir, 'dockerd.pid'),
-      '-H', `unix://${socket}`,
+      '--data-root',
+      join(dir, 'data'),
+      '--exec-root',
+      join(dir, 'exec'),
+      '--pidfile',
+      join(dir, 'dockerd.pid'),
+      '-H',
+      `unix://${socket}`,
       '--iptables=false',
       '--bridge=none',
       '--storage-driver=overlay2',
@@ -75,7 +92,10 @@ export async function startDockerEngine(): Promise<DockerEngine> {
   for (;;) {
     if (child.exitCode !== null) throw new Error(`dockerd exited:\n${output}`);
     if (existsSync(socket)) {
-      const ok = await call(socket, 'GET', '/_ping').then((r) => r.status === 200, () => false);
+      const ok = await call(socket, 'GET', '/_ping').then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ok) break;
     }
     if (Date.now() > deadline) throw new Error(`dockerd did not start:\n${output}`);
@@ -88,12 +108,23 @@ export async function startDockerEngine(): Promise<DockerEngine> {
     socket,
     api,
     load: async (archive) => {
-      const res = await call<string>(socket, 'POST', '/images/load?quiet=1', readFileSync(archive), 'application/x-tar');
-      if (res.status !== 200 || String(res.body).includes('"error"')) throw new Error(`load failed: ${String(res.body)}`);
+      const res = await call<string>(
+        socket,
+        'POST',
+        '/images/load?quiet=1',
+        readFileSync(archive),
+        'application/x-tar',
+      );
+      if (res.status !== 200 || String(res.body).includes('"error"'))
+        throw new Error(`load failed: ${String(res.body)}`);
     },
     managed: async () => {
       const filters = encodeURIComponent(JSON.stringify({ label: ['io.ferry.service'] }));
-      return (await api<{ Id: string; State: string; Labels: Record<string, string>; ImageID: string; Names: string[] }[]>('GET', `/containers/json?all=1&filters=${filters}`)).body;
+      return (
+        await api<
+          { Id: string; State: string; Labels: Record<string, string>; ImageID: string; Names: string[] }[]
+        >('GET', `/containers/json?all=1&filters=${filters}`)
+      ).body;
     },
     images: async () => (await api<{ Id: string; RepoTags: string[] | null }[]>('GET', '/images/json')).body,
     log: () => output,

@@ -48,9 +48,19 @@ export class Agent {
   async start(): Promise<void> {
     await mkdir(this.config.dataDir, { recursive: true, mode: 0o700 });
     const version = await this.engine.version();
-    this.log.info('engine', { version: version.Version, api: version.ApiVersion, socket: this.config.engineSocket });
+    this.log.info('engine', {
+      version: version.Version,
+      api: version.ApiVersion,
+      socket: this.config.engineSocket,
+    });
     this.creds = await this.withRetry('registration', () =>
-      ensureRegistered(this.api, this.config.dataDir, this.config.provisioningKey, this.config.deviceName, this.log),
+      ensureRegistered(
+        this.api,
+        this.config.dataDir,
+        this.config.provisioningKey,
+        this.config.deviceName,
+        this.log,
+      ),
     );
     this.api.setApiKey(this.creds.apiKey);
     this.journal = await Journal.open(this.config.dataDir);
@@ -62,7 +72,15 @@ export class Agent {
       },
       this.log,
     );
-    this.updater = new Updater({ config: this.config, engine: this.engine, api: this.api, journal: this.journal, ledger, reporter: this.reporter, log: this.log });
+    this.updater = new Updater({
+      config: this.config,
+      engine: this.engine,
+      api: this.api,
+      journal: this.journal,
+      ledger,
+      reporter: this.reporter,
+      log: this.log,
+    });
     await this.updater.recover();
     this.push = new PushChannel(
       this.config.mqttUrl ?? this.creds.mqttUrl,
@@ -110,9 +128,14 @@ export class Agent {
       // The notice only wakes the agent: what it acts on is the signed answer of the target
       // endpoint. So a light check here, not the zod schema (zod alone costs a device ~12 MB RSS).
       const notice = JSON.parse(payload.toString('utf8')) as Partial<TargetNotice>;
-      if (typeof notice !== 'object' || notice === null || typeof notice.releaseId !== 'string') throw new Error('not a target notice');
+      if (typeof notice !== 'object' || notice === null || typeof notice.releaseId !== 'string')
+        throw new Error('not a target notice');
       if (notice.manifest && typeof notice.signature === 'string')
-        verifyManifest(notice.manifest as unknown as ReleaseManifest, notice.signature, this.creds.signingPublicKey);
+        verifyManifest(
+          notice.manifest as unknown as ReleaseManifest,
+          notice.signature,
+          this.creds.signingPublicKey,
+        );
       this.log.info('target notice', { releaseId: notice.releaseId, version: notice.version });
     } catch (error) {
       this.log.warn('target notice ignored', { error: (error as Error).message });
@@ -125,7 +148,8 @@ export class Agent {
   private schedulePoll(delayMs?: number): void {
     if (this.stopped) return;
     if (this.pollTimer) clearTimeout(this.pollTimer);
-    const base = delayMs ?? (this.push?.connected ? this.config.pollIntervalMs * 6 : this.config.pollIntervalMs);
+    const base =
+      delayMs ?? (this.push?.connected ? this.config.pollIntervalMs * 6 : this.config.pollIntervalMs);
     const wait = Math.round(base * (0.8 + Math.random() * 0.4));
     this.pollTimer = setTimeout(() => this.trigger('poll'), wait);
     this.pollTimer.unref?.();
@@ -145,7 +169,11 @@ export class Agent {
         this.schedulePoll();
       })
       .catch((error: Error) => {
-        this.log.warn('update attempt failed', { error: error.message, code: (error as AgentError).code, retryInMs: this.retryMs });
+        this.log.warn('update attempt failed', {
+          error: error.message,
+          code: (error as AgentError).code,
+          retryInMs: this.retryMs,
+        });
         this.schedulePoll(Math.min(this.retryMs, this.config.pollIntervalMs));
         this.retryMs = Math.min(this.retryMs * 2, 300_000);
       })
@@ -169,7 +197,9 @@ export class Agent {
     try {
       verifyManifest(release.manifest, release.signature, this.creds.signingPublicKey);
       if (release.manifest.releaseId !== release.id || release.manifest.fleetId !== this.creds.fleetId)
-        throw new SignatureError(`manifest of release ${release.id} names release ${release.manifest.releaseId} of fleet ${release.manifest.fleetId}`);
+        throw new SignatureError(
+          `manifest of release ${release.id} names release ${release.manifest.releaseId} of fleet ${release.manifest.fleetId}`,
+        );
     } catch (error) {
       if (!(error instanceof SignatureError)) throw error;
       // Refused, reported, and asked again later: a tampering middlebox may go away.
@@ -208,7 +238,8 @@ export class Agent {
   /** After a reboot or a killed engine: the committed release's containers run. */
   private async ensureRunning(releaseId: string): Promise<void> {
     for (const c of await managedContainers(this.engine)) {
-      if (c.Labels[RELEASE_LABEL] === releaseId && c.State !== 'running') await this.engine.startContainer(c.Id);
+      if (c.Labels[RELEASE_LABEL] === releaseId && c.State !== 'running')
+        await this.engine.startContainer(c.Id);
     }
   }
 }

@@ -76,23 +76,32 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     try {
       file = JSON.parse(readFileSync(env.FERRY_AGENT_CONFIG, 'utf8')) as Record<string, unknown>;
     } catch (error) {
-      throw new AgentConfigError(`FERRY_AGENT_CONFIG (${env.FERRY_AGENT_CONFIG}): ${(error as Error).message}`);
+      throw new AgentConfigError(
+        `FERRY_AGENT_CONFIG (${env.FERRY_AGENT_CONFIG}): ${(error as Error).message}`,
+      );
     }
   }
   const raw = (key: keyof AgentConfig): string | undefined => {
     const name = KEYS[key];
     const value = env[name] ?? file[name];
-    return value === undefined || value === null || value === '' ? undefined : String(value);
+    if (value === undefined || value === null || value === '') return undefined;
+    if (typeof value === 'string') return value;
+    if (typeof value === 'number' || typeof value === 'boolean') return `${value}`;
+    throw new AgentConfigError(`${name} must be a string or a number`);
   };
   const int = (key: keyof AgentConfig, fallback: number, min: number): number => {
     const value = raw(key);
     if (value === undefined) return fallback;
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new AgentConfigError(`${KEYS[key]} must be an integer >= ${min}, got "${value}"`);
+    if (!Number.isInteger(n) || n < min)
+      throw new AgentConfigError(`${KEYS[key]} must be an integer >= ${min}, got "${value}"`);
     return n;
   };
   const apiUrl = raw('apiUrl');
-  if (!apiUrl) throw new AgentConfigError('FERRY_API_URL is required (the Ferry server, e.g. https://ferry.example.com)');
+  if (!apiUrl)
+    throw new AgentConfigError(
+      'FERRY_API_URL is required (the Ferry server, e.g. https://ferry.example.com)',
+    );
   try {
     const url = new URL(apiUrl);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http(s)');
@@ -109,7 +118,8 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     apiUrl: apiUrl.replace(/\/+$/, ''),
     provisioningKey: raw('provisioningKey') ?? null,
     dataDir: raw('dataDir') ?? '/var/lib/ferry-agent',
-    engineSocket: raw('engineSocket') ?? DEFAULT_ENGINE_SOCKETS.find((s) => existsSync(s)) ?? DEFAULT_ENGINE_SOCKETS[0]!,
+    engineSocket:
+      raw('engineSocket') ?? DEFAULT_ENGINE_SOCKETS.find((s) => existsSync(s)) ?? DEFAULT_ENGINE_SOCKETS[0]!,
     updateLockPath: raw('updateLockPath') ?? '/tmp/ferry/updates.lock',
     pollIntervalMs: int('pollIntervalMs', 600_000, 100),
     healthGraceMs: int('healthGraceMs', 10_000, 0),

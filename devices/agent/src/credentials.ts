@@ -38,8 +38,10 @@ export async function ensureRegistered(
 ): Promise<Required<Credentials>> {
   const path = credentialsPath(dataDir);
   let creds = await readJson<Credentials>(path);
-  if (creds?.registered && creds.signingPublicKey && creds.fleetId && creds.mqttUrl) return creds as Required<Credentials>;
-  if (!provisioningKey) throw new AgentConfigError('FERRY_PROVISIONING_KEY is required until the device is registered');
+  if (creds?.registered && creds.signingPublicKey && creds.fleetId && creds.mqttUrl)
+    return creds as Required<Credentials>;
+  if (!provisioningKey)
+    throw new AgentConfigError('FERRY_PROVISIONING_KEY is required until the device is registered');
   const fresh = (): Credentials => ({
     uuid: randomBytes(16).toString('hex'),
     apiKey: randomBytes(32).toString('base64url'),

@@ -77,7 +77,11 @@ export class Downloader {
       } catch (error) {
         lastError = error as Error;
         if (isDiskFull(error)) throw error;
-        if (error instanceof HttpStatusError && (error.status === 404 || error.status === 401 || error.status === 403)) throw error;
+        if (
+          error instanceof HttpStatusError &&
+          (error.status === 404 || error.status === 401 || error.status === 403)
+        )
+          throw error;
         this.log.warn('download failed', { digest, attempt: attempt + 1, error: lastError.message });
       }
     }
@@ -110,11 +114,16 @@ export class Downloader {
       if (!range || Number(range[1]) !== offset || Number(range[3]) !== size) {
         res.resume();
         await this.ledger.reset(digest);
-        throw new DownloadVerifyError(`blob ${digest}: unexpected Content-Range ${res.headers['content-range']}`);
+        throw new DownloadVerifyError(
+          `blob ${digest}: unexpected Content-Range ${res.headers['content-range']}`,
+        );
       }
     } else if (res.statusCode !== 200) {
       const text = await readBody(res);
-      throw new HttpStatusError(`GET blob ${digest}: ${res.statusCode} ${text.slice(0, 200)}`, res.statusCode ?? 0);
+      throw new HttpStatusError(
+        `GET blob ${digest}: ${res.statusCode} ${text.slice(0, 200)}`,
+        res.statusCode ?? 0,
+      );
     }
     const fh = await open(part, offset === 0 ? 'w' : 'r+');
     let position = offset;
@@ -131,7 +140,8 @@ export class Downloader {
     try {
       for await (const chunk of res) {
         const buf = chunk as Buffer;
-        if (position + buf.length > size) throw new DownloadVerifyError(`blob ${digest} is longer than ${size} bytes`);
+        if (position + buf.length > size)
+          throw new DownloadVerifyError(`blob ${digest} is longer than ${size} bytes`);
         await fh.write(buf, 0, buf.length, position);
         position += buf.length;
         unsynced += buf.length;
@@ -146,7 +156,8 @@ export class Downloader {
     } finally {
       await fh.close();
     }
-    if (position !== size) throw new DownloadVerifyError(`blob ${digest} ended after ${position} of ${size} bytes`);
+    if (position !== size)
+      throw new DownloadVerifyError(`blob ${digest} ended after ${position} of ${size} bytes`);
   }
 }
 
@@ -163,7 +174,8 @@ export async function fetchSmallBlob(api: ServerApi, dir: string, digest: string
     length += (chunk as Buffer).length;
     if (length > 4 * 1024 * 1024) throw new DownloadVerifyError(`config blob ${digest} is larger than 4 MiB`);
   }
-  if (res.statusCode !== 200) throw new HttpStatusError(`GET blob ${digest}: ${res.statusCode}`, res.statusCode ?? 0);
+  if (res.statusCode !== 200)
+    throw new HttpStatusError(`GET blob ${digest}: ${res.statusCode}`, res.statusCode ?? 0);
   const body = Buffer.concat(chunks);
   const actual = `sha256:${createHash('sha256').update(body).digest('hex')}`;
   if (actual !== digest) throw new DownloadVerifyError(`config blob ${digest} downloaded as ${actual}`);

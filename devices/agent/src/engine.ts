@@ -21,7 +21,13 @@ export interface EngineContainer {
 
 export interface ContainerInspect {
   Id: string;
-  State: { Status: string; Running: boolean; Restarting: boolean; ExitCode: number; Health?: { Status: string } };
+  State: {
+    Status: string;
+    Running: boolean;
+    Restarting: boolean;
+    ExitCode: number;
+    Health?: { Status: string };
+  };
   RestartCount: number;
 }
 
@@ -41,14 +47,26 @@ const API = '/v1.41';
 export class EngineClient {
   constructor(readonly socketPath: string) {}
 
-  private raw(method: string, path: string, body?: Readable | Buffer, contentType?: string): Promise<IncomingMessage> {
+  private raw(
+    method: string,
+    path: string,
+    body?: Readable | Buffer,
+    contentType?: string,
+  ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const req = request(
         {
           socketPath: this.socketPath,
           method,
           path: `${API}${path}`,
-          headers: body ? { 'content-type': contentType ?? 'application/json', ...(Buffer.isBuffer(body) ? { 'content-length': body.length } : { 'transfer-encoding': 'chunked' }) } : {},
+          headers: body
+            ? {
+                'content-type': contentType ?? 'application/json',
+                ...(Buffer.isBuffer(body)
+                  ? { 'content-length': body.length }
+                  : { 'transfer-encoding': 'chunked' }),
+              }
+            : {},
         },
         resolve,
       );
@@ -63,12 +81,18 @@ export class EngineClient {
   }
 
   private async call<T>(method: string, path: string, json?: unknown, okStatuses: number[] = []): Promise<T> {
-    const res = await this.raw(method, path, json === undefined ? undefined : Buffer.from(JSON.stringify(json)));
+    const res = await this.raw(
+      method,
+      path,
+      json === undefined ? undefined : Buffer.from(JSON.stringify(json)),
+    );
     const text = await readAll(res);
     const status = res.statusCode ?? 0;
     if ((status < 200 || status >= 300) && !okStatuses.includes(status))
       throw new EngineError(`engine ${method} ${path}: ${status} ${text.trim()}`, status);
-    return (text.length > 0 && res.headers['content-type']?.includes('json') ? JSON.parse(text) : undefined) as T;
+    return (
+      text.length > 0 && res.headers['content-type']?.includes('json') ? JSON.parse(text) : undefined
+    ) as T;
   }
 
   async version(): Promise<{ ApiVersion: string; Version: string; Arch: string }> {
@@ -102,7 +126,11 @@ export class EngineClient {
   /** `docker save` of one image as a stream (docker-archive tar). */
   async exportImage(id: string): Promise<IncomingMessage> {
     const res = await this.raw('GET', `/images/${encodeURIComponent(id)}/get`);
-    if (res.statusCode !== 200) throw new EngineError(`engine export of ${id}: ${res.statusCode} ${await readAll(res)}`, res.statusCode ?? 0);
+    if (res.statusCode !== 200)
+      throw new EngineError(
+        `engine export of ${id}: ${res.statusCode} ${await readAll(res)}`,
+        res.statusCode ?? 0,
+      );
     return res;
   }
 
@@ -110,11 +138,13 @@ export class EngineClient {
   async loadImage(archive: Readable): Promise<string> {
     const res = await this.raw('POST', '/images/load?quiet=1', archive, 'application/x-tar');
     const text = await readAll(res);
-    if (res.statusCode !== 200) throw new EngineError(`engine load: ${res.statusCode} ${text}`, res.statusCode ?? 0);
+    if (res.statusCode !== 200)
+      throw new EngineError(`engine load: ${res.statusCode} ${text}`, res.statusCode ?? 0);
     for (const line of text.split('\n')) {
       if (!line.trim()) continue;
       const message = JSON.parse(line) as { error?: string; errorDetail?: { message?: string } };
-      if (message.error) throw new EngineError(`engine load: ${message.errorDetail?.message ?? message.error}`, 500);
+      if (message.error)
+        throw new EngineError(`engine load: ${message.errorDetail?.message ?? message.error}`, 500);
     }
     return text;
   }
@@ -138,11 +168,15 @@ export class EngineClient {
   }
 
   async createContainer(spec: CreateContainer): Promise<string> {
-    const created = await this.call<{ Id: string }>('POST', `/containers/create?name=${encodeURIComponent(spec.name)}`, {
-      Image: spec.image,
-      Labels: spec.labels,
-      HostConfig: { NetworkMode: spec.networkMode, RestartPolicy: { Name: 'unless-stopped' } },
-    });
+    const created = await this.call<{ Id: string }>(
+      'POST',
+      `/containers/create?name=${encodeURIComponent(spec.name)}`,
+      {
+        Image: spec.image,
+        Labels: spec.labels,
+        HostConfig: { NetworkMode: spec.networkMode, RestartPolicy: { Name: 'unless-stopped' } },
+      },
+    );
     return created.Id;
   }
 
@@ -151,7 +185,12 @@ export class EngineClient {
   }
 
   async stopContainer(id: string, timeoutSeconds = 10): Promise<void> {
-    await this.call('POST', `/containers/${encodeURIComponent(id)}/stop?t=${timeoutSeconds}`, undefined, [304, 404]);
+    await this.call(
+      'POST',
+      `/containers/${encodeURIComponent(id)}/stop?t=${timeoutSeconds}`,
+      undefined,
+      [304, 404],
+    );
   }
 
   async removeContainer(id: string): Promise<void> {

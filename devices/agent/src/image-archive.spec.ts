@@ -14,7 +14,11 @@ describe('docker-archive assembly', () => {
   it('computes chain IDs as the image spec does', () => {
     const [a, b] = chainIds([d(1), d(2)]);
     expect(a).toBe(d(1));
-    expect(b).toBe(`sha256:${createHash('sha256').update(`${d(1)} ${d(2)}`).digest('hex')}`);
+    expect(b).toBe(
+      `sha256:${createHash('sha256')
+        .update(`${d(1)} ${d(2)}`)
+        .digest('hex')}`,
+    );
   });
 
   it('sends only the layers after the longest chain the engine holds', () => {

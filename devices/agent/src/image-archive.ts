@@ -25,7 +25,11 @@ export function chainIds(diffIds: string[]): string[] {
   const out: string[] = [];
   for (const diffId of diffIds) {
     const prev = out[out.length - 1];
-    out.push(prev === undefined ? diffId : `sha256:${createHash('sha256').update(`${prev} ${diffId}`).digest('hex')}`);
+    out.push(
+      prev === undefined
+        ? diffId
+        : `sha256:${createHash('sha256').update(`${prev} ${diffId}`).digest('hex')}`,
+    );
   }
   return out;
 }
@@ -86,11 +90,20 @@ export async function loadServiceImage(
     archive.entry({ name: 'manifest.json' }, JSON.stringify(manifest));
     archive.finalize();
   };
-  await Promise.all([write().catch((error: Error) => { archive.destroy(error); throw error; }), loading]);
+  await Promise.all([
+    write().catch((error: Error) => {
+      archive.destroy(error);
+      throw error;
+    }),
+    loading,
+  ]);
   const image = await engine.image(service.configDigest);
-  if (!image) throw new ImageMismatchError(`engine does not show image ${service.configDigest} after loading`);
+  if (!image)
+    throw new ImageMismatchError(`engine does not show image ${service.configDigest} after loading`);
   const layers = image.RootFS?.Layers ?? [];
   const expected = service.layers.map((l) => l.diffId);
   if (layers.join(',') !== expected.join(','))
-    throw new ImageMismatchError(`image ${service.configDigest} has layers ${layers.join(',')}, expected ${expected.join(',')}`);
+    throw new ImageMismatchError(
+      `image ${service.configDigest} has layers ${layers.join(',')}, expected ${expected.join(',')}`,
+    );
 }

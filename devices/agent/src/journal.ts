@@ -9,7 +9,8 @@ import { readJson, writeFileAtomic } from './atomic-file';
  * containers removed, old ones started) and swaps again, and finishes `committing` or
  * `rolling_back`.
  */
-export type UpdatePhase = 'downloading' | 'rebuilding' | 'loading' | 'swapping' | 'committing' | 'rolling_back';
+export type UpdatePhase =
+  'downloading' | 'rebuilding' | 'loading' | 'swapping' | 'committing' | 'rolling_back';
 
 export type SwapStep = 'create' | 'stop_old' | 'start_new' | 'health';
 
@@ -54,7 +55,12 @@ export class Journal {
 
   static async open(dataDir: string): Promise<Journal> {
     const path = join(dataDir, 'journal.json');
-    const state = (await readJson<JournalState>(path)) ?? { current: null, previous: null, rejected: null, update: null };
+    const state = (await readJson<JournalState>(path)) ?? {
+      current: null,
+      previous: null,
+      rejected: null,
+      update: null,
+    };
     return new Journal(path, state);
   }
 

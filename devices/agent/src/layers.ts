@@ -41,7 +41,12 @@ async function fsyncFile(path: string): Promise<void> {
 }
 
 /** Gunzips `source` to `out` through a temporary file, renamed only when its sha256 is `diffId`. */
-async function writeVerified(source: Readable, gunzip: Transform, out: string, diffId: string): Promise<void> {
+async function writeVerified(
+  source: Readable,
+  gunzip: Transform,
+  out: string,
+  diffId: string,
+): Promise<void> {
   const temp = `${out}.${randomBytes(4).toString('hex')}.tmp`;
   const hash = createHash('sha256');
   const hasher = new Transform({
@@ -67,7 +72,11 @@ async function writeVerified(source: Readable, gunzip: Transform, out: string, d
  * can read them by position. Each `docker save` layer tar is hashed as it streams by; only the
  * wanted ones are kept. Returns the diffIDs it could not find.
  */
-export async function exportBaseLayers(engine: EngineClient, wanted: Set<string>, dir: string): Promise<Set<string>> {
+export async function exportBaseLayers(
+  engine: EngineClient,
+  wanted: Set<string>,
+  dir: string,
+): Promise<Set<string>> {
   await mkdir(dir, { recursive: true });
   const missing = new Set<string>();
   for (const diffId of wanted) if (!(await exists(layerPath(dir, diffId)))) missing.add(diffId);
@@ -82,7 +91,9 @@ export async function exportBaseLayers(engine: EngineClient, wanted: Set<string>
     const archive = await engine.exportImage(image);
     const reader = extract();
     reader.on('entry', (header, stream, next) => {
-      const isLayer = header.type === 'file' && (/(^|\/)layer\.tar$/.test(header.name) || /^blobs\/sha256\/[0-9a-f]{64}$/.test(header.name));
+      const isLayer =
+        header.type === 'file' &&
+        (/(^|\/)layer\.tar$/.test(header.name) || /^blobs\/sha256\/[0-9a-f]{64}$/.test(header.name));
       if (!isLayer) {
         stream.on('end', () => next());
         stream.resume();
@@ -99,8 +110,13 @@ export async function exportBaseLayers(engine: EngineClient, wanted: Set<string>
       file.on('finish', () => {
         const diffId = `sha256:${hash.digest('hex')}`;
         const keep = missing.has(diffId);
-        const done = keep ? rename(temp, layerPath(dir, diffId)).then(() => missing.delete(diffId)) : unlink(temp);
-        done.then(() => next(), (error: Error) => next(error));
+        const done = keep
+          ? rename(temp, layerPath(dir, diffId)).then(() => missing.delete(diffId))
+          : unlink(temp);
+        done.then(
+          () => next(),
+          (error: Error) => next(error),
+        );
       });
     });
     await pipeline(archive, reader);
@@ -110,7 +126,12 @@ export async function exportBaseLayers(engine: EngineClient, wanted: Set<string>
 }
 
 /** Rebuilds a layer from a delta against exported base tars (decoder checks bases and the result). */
-export async function rebuildFromDelta(delta: string, bases: string[], out: string, onProgress?: (written: number, total: number) => void): Promise<void> {
+export async function rebuildFromDelta(
+  delta: string,
+  bases: string[],
+  out: string,
+  onProgress?: (written: number, total: number) => void,
+): Promise<void> {
   await applyDelta({ delta, bases, out, ...(onProgress ? { onProgress } : {}) });
 }
 

@@ -12,7 +12,9 @@ export interface Logger {
 export function createLogger(level: LogLevel): Logger {
   const write = (at: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[at] < ORDER[level]) return;
-    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...fields })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...fields })}\n`,
+    );
   };
   return {
     debug: (m, f) => write('debug', m, f),

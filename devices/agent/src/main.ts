@@ -27,7 +27,9 @@ async function main(argv: string[]): Promise<number> {
     const result = await applyDelta({ delta, out, bases });
     clearInterval(sample);
     peak = Math.max(peak, process.memoryUsage.rss());
-    process.stdout.write(`${JSON.stringify({ digest: `sha256:${result.digest}`, size: result.size, ms: Date.now() - started, peakRssBytes: peak, arch: process.arch, node: process.version })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ digest: `sha256:${result.digest}`, size: result.size, ms: Date.now() - started, peakRssBytes: peak, arch: process.arch, node: process.version })}\n`,
+    );
     return 0;
   }
   const config = loadAgentConfig();
@@ -48,7 +50,9 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (error: Error) => {
-    process.stderr.write(`ferry-agent: ${error instanceof AgentConfigError ? error.message : (error.stack ?? error.message)}\n`);
+    process.stderr.write(
+      `ferry-agent: ${error instanceof AgentConfigError ? error.message : (error.stack ?? error.message)}\n`,
+    );
     process.exit(error instanceof AgentConfigError ? 78 : 1);
   },
 );

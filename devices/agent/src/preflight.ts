@@ -24,10 +24,14 @@ export async function freeDisk(dir: string): Promise<number | null> {
 export async function preflight(dataDir: string, needs: PreflightNeeds): Promise<void> {
   const disk = await freeDisk(dataDir);
   if (disk !== null && disk < needs.diskBytes)
-    throw new PreflightError(`not enough disk in ${dataDir}: ${mb(disk)} free, the update needs ${mb(needs.diskBytes)}`);
+    throw new PreflightError(
+      `not enough disk in ${dataDir}: ${mb(disk)} free, the update needs ${mb(needs.diskBytes)}`,
+    );
   const memory = freemem();
   if (memory < needs.memoryBytes)
-    throw new PreflightError(`not enough free memory: ${mb(memory)} free, the update needs ${mb(needs.memoryBytes)}`);
+    throw new PreflightError(
+      `not enough free memory: ${mb(memory)} free, the update needs ${mb(needs.memoryBytes)}`,
+    );
 }
 
 function mb(bytes: number): string {

@@ -67,7 +67,9 @@ export class PushChannel {
     if (!client?.connected) return false;
     try {
       // A PUBACK that does not come (link dropped mid-publish) falls back to HTTP.
-      const acked = client.publishAsync(deviceTopic(this.uuid, 'state'), JSON.stringify(message), { qos: 1 }).then(() => true);
+      const acked = client
+        .publishAsync(deviceTopic(this.uuid, 'state'), JSON.stringify(message), { qos: 1 })
+        .then(() => true);
       const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000).unref());
       return await Promise.race([acked, timeout]);
     } catch {

@@ -7,11 +7,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('state reporter', () => {
   it('coalesces progress to one report a second, newest wins, and sends a status change at once', async () => {
     const sent: DeviceStateMessage[] = [];
-    const reporter = new Reporter({ publish: async (m) => (sent.push(m), true), post: async () => undefined }, createLogger('error'));
-    for (let i = 0; i <= 5; i++) reporter.report({ status: 'downloading', releaseId: 'r', bytesDone: i, bytesTotal: 10 });
+    const reporter = new Reporter(
+      { publish: async (m) => (sent.push(m), true), post: async () => undefined },
+      createLogger('error'),
+    );
+    for (let i = 0; i <= 5; i++)
+      reporter.report({ status: 'downloading', releaseId: 'r', bytesDone: i, bytesTotal: 10 });
     await sleep(50);
     expect(sent.map((m) => m.bytesDone)).toEqual([5]);
-    for (let i = 6; i <= 10; i++) reporter.report({ status: 'downloading', releaseId: 'r', bytesDone: i, bytesTotal: 10 });
+    for (let i = 6; i <= 10; i++)
+      reporter.report({ status: 'downloading', releaseId: 'r', bytesDone: i, bytesTotal: 10 });
     await sleep(50);
     expect(sent).toHaveLength(1);
     await sleep(1100);
@@ -46,7 +51,10 @@ describe('state reporter', () => {
 
   it('does not repeat an unchanged status', async () => {
     const sent: DeviceStateMessage[] = [];
-    const reporter = new Reporter({ publish: async (m) => (sent.push(m), true), post: async () => undefined }, createLogger('error'));
+    const reporter = new Reporter(
+      { publish: async (m) => (sent.push(m), true), post: async () => undefined },
+      createLogger('error'),
+    );
     reporter.report({ status: 'idle', releaseId: null });
     reporter.report({ status: 'idle', releaseId: null });
     await sleep(20);

@@ -36,11 +36,13 @@ export class Reporter {
   report(message: Omit<DeviceStateMessage, 'timestamp'>): void {
     // Only changes are reported (as balena's supervisor), plus a repeat now and then as a heartbeat.
     const key = JSON.stringify([message.status, message.releaseId ?? null, message.error ?? null]);
-    if (message.status !== 'downloading' && key === this.lastKey && Date.now() - this.lastKeyAt < REPEAT_MS) return;
+    if (message.status !== 'downloading' && key === this.lastKey && Date.now() - this.lastKeyAt < REPEAT_MS)
+      return;
     this.lastKey = key;
     this.lastKeyAt = Date.now();
     const full: DeviceStateMessage = { ...message, timestamp: new Date().toISOString() };
-    if (full.bytesDone !== undefined && full.bytesTotal !== undefined && full.bytesDone > full.bytesTotal) full.bytesTotal = full.bytesDone;
+    if (full.bytesDone !== undefined && full.bytesTotal !== undefined && full.bytesDone > full.bytesTotal)
+      full.bytesTotal = full.bytesDone;
     this.pending = full;
     const progressOnly = full.status === this.lastStatus && full.status === 'downloading';
     const wait = progressOnly ? Math.max(0, this.lastSentAt + PROGRESS_INTERVAL_MS - Date.now()) : 0;

@@ -21,12 +21,17 @@ export function openRequest(
       target,
       {
         method: options.method ?? 'GET',
-        headers: { ...(options.body ? { 'content-length': String(options.body.length) } : {}), ...options.headers },
+        headers: {
+          ...(options.body ? { 'content-length': String(options.body.length) } : {}),
+          ...options.headers,
+        },
       },
       resolve,
     );
     // An idle socket (a link that went quiet) fails the request instead of hanging forever.
-    req.setTimeout(options.timeoutMs ?? TIMEOUT_MS, () => req.destroy(new Error(`no data from ${target.host} for ${(options.timeoutMs ?? TIMEOUT_MS) / 1000}s`)));
+    req.setTimeout(options.timeoutMs ?? TIMEOUT_MS, () =>
+      req.destroy(new Error(`no data from ${target.host} for ${(options.timeoutMs ?? TIMEOUT_MS) / 1000}s`)),
+    );
     req.on('error', reject);
     req.end(options.body);
   });
@@ -49,7 +54,12 @@ export class ServerApi {
     this.apiKey = apiKey;
   }
 
-  private async json<T>(method: string, path: string, body?: unknown, auth = true): Promise<{ status: number; body: T }> {
+  private async json<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    auth = true,
+  ): Promise<{ status: number; body: T }> {
     const res = await openRequest(`${this.baseUrl}${path}`, {
       method,
       headers: {
@@ -61,12 +71,19 @@ export class ServerApi {
     });
     const text = await readBody(res);
     const status = res.statusCode ?? 0;
-    if (status < 200 || status >= 300) throw new HttpStatusError(`${method} ${path}: ${status} ${text.slice(0, 500)}`, status);
+    if (status < 200 || status >= 300)
+      throw new HttpStatusError(`${method} ${path}: ${status} ${text.slice(0, 500)}`, status);
     return { status, body: (text ? JSON.parse(text) : undefined) as T };
   }
 
   /** `POST /v1/device/register`: 201 created, 200 when the same registration is repeated. */
-  async register(input: { provisioningKey: string; uuid: string; apiKey: string; name?: string; agentVersion: string }): Promise<RegisteredDevice> {
+  async register(input: {
+    provisioningKey: string;
+    uuid: string;
+    apiKey: string;
+    name?: string;
+    agentVersion: string;
+  }): Promise<RegisteredDevice> {
     return (await this.json<RegisteredDevice>('POST', '/v1/device/register', input, false)).body;
   }
 

@@ -10,9 +10,17 @@ import { SignatureError } from './errors';
 export function verifyManifest(manifest: ReleaseManifest, signature: string, publicKeyPem: string): void {
   let ok = false;
   try {
-    ok = verify(null, Buffer.from(canonicalJson(manifest)), createPublicKey(publicKeyPem), Buffer.from(signature, 'base64'));
+    ok = verify(
+      null,
+      Buffer.from(canonicalJson(manifest)),
+      createPublicKey(publicKeyPem),
+      Buffer.from(signature, 'base64'),
+    );
   } catch (error) {
     throw new SignatureError(`release signature unusable: ${(error as Error).message}`);
   }
-  if (!ok) throw new SignatureError(`release ${manifest.releaseId} is not signed by the fleet key pinned at registration`);
+  if (!ok)
+    throw new SignatureError(
+      `release ${manifest.releaseId} is not signed by the fleet key pinned at registration`,
+    );
 }

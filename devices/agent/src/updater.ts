@@ -10,7 +10,14 @@ import type { EngineClient } from './engine';
 import { AgentError, HealthCheckError, isDiskFull } from './errors';
 import { heldChains, imageTag, layersNeedingBytes, loadServiceImage } from './image-archive';
 import type { Journal, UpdateRecord } from './journal';
-import { LayerDigestError, exists, exportBaseLayers, layerPath, rebuildFromDelta, rebuildFromGzip } from './layers';
+import {
+  LayerDigestError,
+  exists,
+  exportBaseLayers,
+  layerPath,
+  rebuildFromDelta,
+  rebuildFromGzip,
+} from './layers';
 import type { DownloadLedger } from './ledger';
 import type { Logger } from './log';
 import { preflight } from './preflight';
@@ -31,7 +38,9 @@ export interface UpdaterDeps {
 }
 
 /** How one layer is fetched in this update. */
-type Choice = { kind: 'delta'; digest: string; size: number; bases: string[] } | { kind: 'full'; digest: string; size: number };
+type Choice =
+  | { kind: 'delta'; digest: string; size: number; bases: string[] }
+  | { kind: 'full'; digest: string; size: number };
 
 /** Decoder memory (three brotli windows, read windows, output chunk) plus the agent itself. */
 const DECODE_MEMORY = 48 * 1024 * 1024;
@@ -50,8 +59,16 @@ export class Updater {
     this.downloader = new Downloader(deps.api, this.downloads, deps.ledger, deps.log);
   }
 
-  private report(status: DeviceStatus, extra: { bytesDone?: number; bytesTotal?: number; error?: string } = {}): void {
-    this.deps.reporter.report({ status, releaseId: this.deps.journal.state.update?.releaseId ?? null, ...this.fallbackNote(), ...extra });
+  private report(
+    status: DeviceStatus,
+    extra: { bytesDone?: number; bytesTotal?: number; error?: string } = {},
+  ): void {
+    this.deps.reporter.report({
+      status,
+      releaseId: this.deps.journal.state.update?.releaseId ?? null,
+      ...this.fallbackNote(),
+      ...extra,
+    });
   }
 
   /**
@@ -61,7 +78,13 @@ export class Updater {
   private fallbackNote(): { error?: string } {
     const fallbacks = Object.entries(this.deps.journal.state.update?.fallbacks ?? {});
     if (fallbacks.length === 0) return {};
-    return { error: `download.fallback: ${fallbacks.map(([d, why]) => `${d.slice(0, 19)}… ${why}`).join('; ')}`.slice(0, 2000) };
+    return {
+      error:
+        `download.fallback: ${fallbacks.map(([d, why]) => `${d.slice(0, 19)}… ${why}`).join('; ')}`.slice(
+          0,
+          2000,
+        ),
+    };
   }
 
   /**
@@ -78,7 +101,8 @@ export class Updater {
       for (const id of update.swap.oldContainers) await engine.startContainer(id).catch(() => undefined);
       await journal.updateRecord((u) => delete u.swap);
     } else if (update.phase === 'committing') await this.commit();
-    else if (update.phase === 'rolling_back') await this.rollback(update.rollbackReason ?? 'interrupted rollback');
+    else if (update.phase === 'rolling_back')
+      await this.rollback(update.rollbackReason ?? 'interrupted rollback');
   }
 
   /** Runs (or resumes) the update to `release`. */
@@ -86,7 +110,12 @@ export class Updater {
     const { journal } = this.deps;
     const existing = journal.state.update;
     if (!existing || existing.releaseId !== release.id) {
-      if (existing && existing.phase !== 'downloading' && existing.phase !== 'rebuilding' && existing.phase !== 'loading')
+      if (
+        existing &&
+        existing.phase !== 'downloading' &&
+        existing.phase !== 'rebuilding' &&
+        existing.phase !== 'loading'
+      )
         throw new AgentError(`update to ${existing.releaseId} is in phase ${existing.phase}`, 'BUSY');
       await this.preflight(plan);
       await journal.write((s) => {
@@ -119,7 +148,8 @@ export class Updater {
       await journal.updateRecord((u) => (u.phase = 'swapping'));
     }
     if (update().phase === 'swapping') await this.swap();
-    if (update().phase === 'rolling_back') return this.rollback(update().rollbackReason ?? 'health check failed');
+    if (update().phase === 'rolling_back')
+      return this.rollback(update().rollbackReason ?? 'health check failed');
     if (update().phase === 'committing') await this.commit();
   }
 
@@ -139,7 +169,10 @@ export class Updater {
       if (size !== undefined && !(await exists(layerPath(this.layers, base)))) disk += size;
     }
     await mkdir(this.deps.config.dataDir, { recursive: true });
-    await preflight(this.deps.config.dataDir, { diskBytes: disk, memoryBytes: this.deps.config.minFreeMemoryBytes + DECODE_MEMORY / 4 });
+    await preflight(this.deps.config.dataDir, {
+      diskBytes: disk,
+      memoryBytes: this.deps.config.minFreeMemoryBytes + DECODE_MEMORY / 4,
+    });
   }
 
   private async choices(): Promise<Map<string, Choice>> {
@@ -150,7 +183,8 @@ export class Updater {
       const d = layer.download;
       if (!d) continue;
       if (d.kind === 'full') out.set(layer.diffId, d);
-      else if (update.fallbacks[layer.diffId] !== undefined) out.set(layer.diffId, { kind: 'full', ...d.fallback });
+      else if (update.fallbacks[layer.diffId] !== undefined)
+        out.set(layer.diffId, { kind: 'full', ...d.fallback });
       else if (!d.bases.every((b) => held.has(b))) {
         // Never apply a delta to a base the engine does not hold (balena-engine #444).
         await this.fallback(layer.diffId, 'the engine does not hold every base of the delta');
@@ -184,7 +218,8 @@ export class Updater {
       const record = this.deps.ledger.get(choice.digest);
       done += record.complete ? choice.size : record.done;
     }
-    const send = (): void => this.report('downloading', { bytesDone: Math.min(done, total), bytesTotal: total });
+    const send = (): void =>
+      this.report('downloading', { bytesDone: Math.min(done, total), bytesTotal: total });
     send();
     return {
       add: (n) => {
@@ -205,7 +240,11 @@ export class Updater {
     const pending: [string, Choice][] = [];
     for (const entry of choices) if (!(await exists(layerPath(this.layers, entry[0])))) pending.push(entry);
     const progress = this.progress();
-    const options = { attempts: config.downloadAttempts, retryBaseMs: config.retryBaseMs, onBytes: progress.add };
+    const options = {
+      attempts: config.downloadAttempts,
+      retryBaseMs: config.retryBaseMs,
+      onBytes: progress.add,
+    };
     const worker = async (): Promise<void> => {
       for (let next = pending.shift(); next; next = pending.shift()) {
         const [diffId, choice] = next;
@@ -240,16 +279,28 @@ export class Updater {
     for (const service of update.manifest.services)
       for (const diffId of layersNeedingBytes(service, chains)) if (!choices.has(diffId)) wanted.add(diffId);
     const missing = await exportBaseLayers(engine, wanted, this.layers);
-    const options = { attempts: config.downloadAttempts, retryBaseMs: config.retryBaseMs, onBytes: (_n: number): void => undefined };
+    const options = {
+      attempts: config.downloadAttempts,
+      retryBaseMs: config.retryBaseMs,
+      onBytes: (_n: number): void => undefined,
+    };
     for (const diffId of todo) {
       const choice = choices.get(diffId) as Choice;
       const out = layerPath(this.layers, diffId);
       if (choice.kind === 'delta') {
         try {
           const absent = choice.bases.filter((b) => missing.has(b));
-          if (absent.length > 0) throw new AgentError(`base layers not exported by the engine: ${absent.join(', ')}`, 'BASE_MISSING');
+          if (absent.length > 0)
+            throw new AgentError(
+              `base layers not exported by the engine: ${absent.join(', ')}`,
+              'BASE_MISSING',
+            );
           const delta = await this.downloader.fetch(choice.digest, choice.size, options);
-          await rebuildFromDelta(delta, choice.bases.map((b) => layerPath(this.layers, b)), out);
+          await rebuildFromDelta(
+            delta,
+            choice.bases.map((b) => layerPath(this.layers, b)),
+            out,
+          );
           this.deps.log.info('layer rebuilt from delta', { diffId, delta: choice.digest });
           continue;
         } catch (error) {
@@ -269,7 +320,9 @@ export class Updater {
       }
       this.deps.log.info('layer unpacked from full download', { diffId });
     }
-    for (const base of wanted) if (missing.has(base) && !choices.has(base)) throw new AgentError(`engine lost layer ${base}`, 'BASE_MISSING');
+    for (const base of wanted)
+      if (missing.has(base) && !choices.has(base))
+        throw new AgentError(`engine lost layer ${base}`, 'BASE_MISSING');
   }
 
   /** Loads every service image the engine lacks, then checks it. */
@@ -282,8 +335,14 @@ export class Updater {
       if (image && (image.RootFS?.Layers ?? []).join(',') === expected) continue;
       const config = await fetchSmallBlob(api, this.downloads, service.configDigest);
       const needed = layersNeedingBytes(service, await heldChains(engine));
-      await loadServiceImage(engine, service, imageTag(service.name, update.version), config, needed, (d) => layerPath(this.layers, d));
-      this.deps.log.info('image loaded', { service: service.name, image: service.configDigest, layersSent: needed.length });
+      await loadServiceImage(engine, service, imageTag(service.name, update.version), config, needed, (d) =>
+        layerPath(this.layers, d),
+      );
+      this.deps.log.info('image loaded', {
+        service: service.name,
+        image: service.configDigest,
+        layersSent: needed.length,
+      });
     }
   }
 
@@ -298,9 +357,13 @@ export class Updater {
     const { engine, journal, config, log } = this.deps;
     let update = journal.state.update as UpdateRecord;
     if (!update.swap) {
-      const old = (await managedContainers(engine)).filter((c) => c.Labels[RELEASE_LABEL] !== update.releaseId);
+      const old = (await managedContainers(engine)).filter(
+        (c) => c.Labels[RELEASE_LABEL] !== update.releaseId,
+      );
       if (old.some((c) => c.State === 'running')) await this.waitForLock();
-      await journal.updateRecord((u) => (u.swap = { step: 'create', oldContainers: old.map((c) => c.Id), newContainers: [] }));
+      await journal.updateRecord(
+        (u) => (u.swap = { step: 'create', oldContainers: old.map((c) => c.Id), newContainers: [] }),
+      );
     }
     update = journal.state.update as UpdateRecord;
     const swap = () => (journal.state.update as UpdateRecord).swap as NonNullable<UpdateRecord['swap']>;
@@ -308,7 +371,9 @@ export class Updater {
       this.report('installing');
       await this.removeReleaseContainers(update.releaseId);
       const ids = await createReleaseContainers(engine, update.manifest, config.networkMode);
-      await journal.updateRecord((u) => Object.assign(u.swap as object, { step: 'stop_old', newContainers: ids }));
+      await journal.updateRecord((u) =>
+        Object.assign(u.swap as object, { step: 'stop_old', newContainers: ids }),
+      );
     }
     if (swap().step === 'stop_old') {
       for (const id of swap().oldContainers) await engine.stopContainer(id, config.stopTimeoutSeconds);
@@ -384,17 +449,23 @@ export class Updater {
   async prune(): Promise<void> {
     const { engine, journal, log } = this.deps;
     const keep = new Set<string>();
-    for (const ref of [journal.state.current, journal.state.previous]) for (const s of ref?.manifest.services ?? []) keep.add(s.configDigest);
+    for (const ref of [journal.state.current, journal.state.previous])
+      for (const s of ref?.manifest.services ?? []) keep.add(s.configDigest);
     const inUse = new Set((await managedContainers(engine)).map((c) => c.ImageID));
     for (const image of await engine.images()) {
-      const ours = (image.RepoTags ?? []).some((t) => /^(docker\.io\/(library\/)?)?ferry-[^/]+:v\d+$/.test(t));
+      const ours = (image.RepoTags ?? []).some((t) =>
+        /^(docker\.io\/(library\/)?)?ferry-[^/]+:v\d+$/.test(t),
+      );
       if (ours && !keep.has(image.Id) && !inUse.has(image.Id)) {
         log.info('removing old image', { image: image.Id, tags: image.RepoTags });
-        await engine.removeImage(image.Id).catch((error: Error) => log.warn('image not removed', { error: error.message }));
+        await engine
+          .removeImage(image.Id)
+          .catch((error: Error) => log.warn('image not removed', { error: error.message }));
       }
     }
     for (const dir of [this.downloads, this.layers]) {
-      for (const name of await readdir(dir).catch(() => [] as string[])) await rm(join(dir, name), { force: true, recursive: true });
+      for (const name of await readdir(dir).catch(() => [] as string[]))
+        await rm(join(dir, name), { force: true, recursive: true });
     }
   }
 }

@@ -18,7 +18,11 @@ export class DeviceStateHttpController {
   @HttpCode(202)
   report(@CurrentDevice() device: AuthenticatedDevice, @Body() body: unknown): { accepted: true } {
     this.state.knowDevice(device.uuid, device.fleetId);
-    this.state.report(device.uuid, parseWith(DeviceStateMessageSchema, body, 'state'), new Date().toISOString());
+    this.state.report(
+      device.uuid,
+      parseWith(DeviceStateMessageSchema, body, 'state'),
+      new Date().toISOString(),
+    );
     return { accepted: true };
   }
 }
