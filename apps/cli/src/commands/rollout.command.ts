@@ -48,7 +48,8 @@ function watchExit(state: RolloutState): void {
 async function follow(client: FerryClient, id: string, json: boolean | undefined): Promise<RolloutView> {
   const first = await client.get<RolloutView>(rolloutPath(id));
   const fleet = await fleetSlug(client, first.fleetId);
-  const live = !json && process.stdout.isTTY ? new LiveBlock(process.stdout) : null;
+  // Redrawn in place only when both outputs are a terminal (like the progress bars, never in logs).
+  const live = !json && process.stdout.isTTY && process.stderr.isTTY ? new LiveBlock(process.stdout) : null;
   let last = '';
   const view = await watchRollout(client, id, (v) => {
     if (json) {
