@@ -6,6 +6,9 @@ import type { ErrorBody } from '@ferry/protocol';
 
 import { InputError, NotLoggedInError, ServerRefusedError, UnreachableError } from './errors';
 
+/** How long an upload may go without sending or receiving a byte. */
+const UPLOAD_IDLE_MS = 5 * 60_000;
+
 export type Query = Record<string, string | number | boolean | undefined>;
 
 const CONNECTION_PROBLEMS: Record<string, string> = {
@@ -186,6 +189,10 @@ export class FerryClient {
           ...(options.size !== undefined ? { 'content-length': String(options.size) } : {}),
         }),
       });
+      // No byte either way for this long: the server or the network is stuck (a push has no total timeout).
+      request.setTimeout(UPLOAD_IDLE_MS, () =>
+        request.destroy(Object.assign(new Error('no progress'), { name: 'TimeoutError' })),
+      );
       request.on('response', (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
