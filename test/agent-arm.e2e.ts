@@ -86,7 +86,7 @@ arm('device agent on aarch64: a whole update through server, worker, broker and 
         { name: '2', edits: 5 },
       ]);
       const v1 = await world.push(images.archive('1'), 1);
-      const launcher = node.command([]);
+      const launcher = node.command(['--max-semi-space-size=1']);
       const { agent, uuid } = await world.startAgent(
         join(world.work, 'device'),
         { FERRY_HEALTH_GRACE_MS: '3000' },

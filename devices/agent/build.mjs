@@ -14,7 +14,9 @@ await build({
   minify: true,
   sourcemap: false,
   legalComments: 'none',
-  banner: { js: '#!/usr/bin/env node' },
+  // V8's young generation grows to tens of MB under stream traffic; 1 MB semi-spaces keep the
+  // agent's peak RSS under 80 MB (BENCHMARKS.md, "Agent"). The unit file and Dockerfile pass it too.
+  banner: { js: '#!/usr/bin/env -S node --max-semi-space-size=1' },
   plugins: [
     {
       // ws (under mqtt.js) tries the native speedups bufferutil and utf-8-validate and falls back

@@ -28,13 +28,22 @@ export interface AgentProcess {
   exited: Promise<number | null>;
 }
 
+/** How the agent ships (unit file, Dockerfile, the bundle's shebang): Node with 1 MB semi-spaces. */
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
+
 export function startAgent(
   env: Record<string, string>,
   command = process.execPath,
-  prefixArgs: string[] = [],
+  prefixArgs: string[] = AGENT_NODE_FLAGS,
 ): AgentProcess {
   const child = spawn(command, [...prefixArgs, AGENT_BUNDLE], {
-    env: { PATH: process.env.PATH ?? '', FERRY_LOG_LEVEL: 'debug', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      FERRY_LOG_LEVEL: 'debug',
+      // Node flags for the agent under test (e.g. heap limits), as a device's unit file would pass.
+      ...(process.env.FERRY_AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.FERRY_AGENT_NODE_OPTIONS } : {}),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
