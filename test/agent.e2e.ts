@@ -157,4 +157,14 @@ describe('device agent: updates through server, worker, broker and engine', () =
     for (const status of ['downloading', 'downloaded', 'installing', 'starting', 'running'])
       expect(statuses).toContain(status);
   });
+
+  it('POST /v1/device/state takes a report by the same schema as MQTT, for the device key only', async () => {
+    const { apiKey } = agentState(dataDir).credentials!;
+    const post = (body: unknown, token: string | null) =>
+      world.server.api('/v1/device/state', { method: 'POST', json: body, token });
+    expect((await post({ status: 'running' }, null)).status).toBe(401);
+    expect((await post({ status: 'exploded' }, apiKey)).status).toBe(400);
+    expect((await post({ status: 'downloading', bytesDone: 5, bytesTotal: 1 }, apiKey)).status).toBe(400);
+    expect((await post({ status: 'running', releaseId: releases[3]!.id }, apiKey)).status).toBe(202);
+  });
 });
