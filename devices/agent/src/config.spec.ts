@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAgentConfig } from './config';
@@ -21,7 +21,8 @@ describe('agent configuration', () => {
   });
 
   it('reads a JSON file named by FERRY_AGENT_CONFIG, the environment winning', () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'ferry-agent-config-')), 'agent.json');
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-agent-config-'));
+    const file = join(dir, 'agent.json');
     writeFileSync(
       file,
       JSON.stringify({
