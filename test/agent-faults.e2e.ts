@@ -29,6 +29,7 @@ describe('device agent: faults', () => {
       { name: '3', edits: 4 },
       { name: '4', edits: 6 },
       { name: '5', edits: 8, broken: true },
+      { name: '7', edits: 10 },
     ]);
     for (const v of [1, 2, 3, 4, 5]) releases[v] = await world.push(images.archive(String(v)), v);
     for (const v of [2, 3, 4, 5]) await world.requestDeltas(releases[v]!.id, releases[v - 1]!.id);
@@ -204,4 +205,40 @@ describe('device agent: faults', () => {
     expect(managed[0]?.State).toBe('running');
     expect(managed[0]?.Labels['io.ferry.release']).toBe(releases[4]!.id);
   }, 120_000);
+
+  it('survives a disk that fills in the middle of an update: deferred, then finished once there is room', async () => {
+    // Release 7, a delta from the running v4, on a link slow enough to fill the disk meanwhile.
+    releases[7] = await world.push(images.archive('7'), 7);
+    await world.requestDeltas(releases[7].id, releases[4]!.id);
+    const delta = await readyDelta(7);
+    const filler = join(dataDir, 'filler');
+    world.proxy.throttle = 100;
+    try {
+      await world.setTarget(uuid, releases[7].id);
+      await world.reported(uuid, 'downloading', releases[7].id, 30_000).catch(explain);
+      // Preflight passed; now the disk fills up (dd stops at ENOSPC).
+      try {
+        execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M'], { stdio: 'ignore' });
+      } catch {
+        // "No space left on device" is the point
+      }
+      const deferred = await world.reported(uuid, 'deferred', releases[7].id, 60_000).catch(explain);
+      expect(deferred.report?.error).toMatch(/disk/);
+      // The write that hit the full disk was reported as such (ENOSPC), not a crash.
+      await agent!.waitFor(
+        'ENOSPC report',
+        (l) => l.msg === 'reported' && typeof l.error === 'string' && /disk full/.test(l.error),
+        30_000,
+      );
+      expect(agent!.child.exitCode).toBeNull();
+      expect((await runningReleases(world.engine)).running).toEqual([releases[4]!.id]);
+    } finally {
+      world.proxy.throttle = 0;
+      rmSync(filler, { force: true });
+    }
+    await world.reported(uuid, 'running', releases[7].id, 60_000).catch(explain);
+    expect((await runningReleases(world.engine)).running).toEqual([releases[7].id]);
+    const record = agentState(dataDir).ledger?.blobs[delta];
+    expect(record?.complete).toBe(true);
+  }, 180_000);
 });
