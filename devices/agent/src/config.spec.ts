@@ -38,5 +38,6 @@ describe('agent configuration', () => {
     expect(() => loadAgentConfig({ FERRY_AGENT_CONFIG: join(file, 'missing') })).toThrow(
       /FERRY_AGENT_CONFIG/,
     );
+    rmSync(dir, { recursive: true, force: true });
   });
 });
