@@ -392,7 +392,7 @@ const MB = (b) => (b / 1e6).toFixed(b >= 10e6 ? 1 : 2);
 const fmtBytes = (b) =>
   b === undefined ? '–' : b >= 1e6 ? `${MB(b)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${b} B`;
 const fmtS = (s) => (s === undefined || Number.isNaN(s) ? '–' : s < 10 ? s.toFixed(2) : s.toFixed(1));
-const fmtRss = (kb) => (kb === undefined || !kb ? '–' : `${(kb / 1024).toFixed(0)} MB`);
+const fmtRss = (kb) => (kb === undefined || !kb ? '–' : `${(kb / 1024).toFixed(0)} MiB`);
 const ratio = (a, b) => (a === undefined || b === undefined || !b ? undefined : a / b);
 const fmtRatio = (r) => (r === undefined ? '–' : `${r.toFixed(2)}×`);
 
@@ -576,7 +576,7 @@ function report(all, m, opts, argv) {
     '',
     `Machine: ${m.nproc} cores (${m.cpu}), ${m.ramGiB} GiB RAM, Linux ${m.kernel}, Node ${m.node}. Shared with other engineers' builds and tests (load average ${m.load} at the start${m.loadEnd ? `, ${m.loadEnd} at the end` : ''}; every step ran under \`nice -n 10\`), so wall times are noisy: CPU times (user+sys) are given beside them. Tools: ${Object.values(m.tools).join('; ')}.`,
     '',
-    'Sizes in MB = 10^6 bytes; RSS in MiB. Peak RSS = max of GNU time `%M` and the sampled sum over the process tree.',
+    'Sizes in MB = 10^6 bytes and kB = 10^3 bytes; RSS in MiB. Peak RSS = max of GNU time `%M` and the sampled sum over the process tree.',
     '',
     '### Summary against the targets',
     '',
@@ -603,13 +603,15 @@ function report(all, m, opts, argv) {
       verdicts.push(
         `- **MISSED** size on ${s.pair}: Ferry is ${fmtRatio(s.sizeRatio)} the best other (${s.best}).`,
       );
-    if (s.big && s.encTimeRatio !== undefined && s.encTimeRatio > 1 / 3)
+    else if (s.sizeRatio !== undefined)
+      verdicts.push(`- met: size on ${s.pair}: ${fmtRatio(s.sizeRatio)} the best other (${s.best}).`);
+    if (s.big && s.encTimeRatio !== undefined)
       verdicts.push(
-        `- **MISSED** encode time on ${s.pair}: ${fmtRatio(s.encTimeRatio)} of whole-tar bsdiff (target ≤ 0.33×).`,
+        `- ${s.encTimeRatio > 1 / 3 ? '**MISSED**' : 'met:'} encode time on ${s.pair} (over 50 MB): ${fmtRatio(s.encTimeRatio)} of whole-tar bsdiff's wall time, ${fmtRatio(s.encCpuRatio)} of its CPU time (target ≤ 0.33×).`,
       );
-    if (s.big && s.encRssRatio !== undefined && s.encRssRatio > 1 / 4)
+    if (s.big && s.encRssRatio !== undefined)
       verdicts.push(
-        `- **MISSED** encode peak RSS on ${s.pair}: ${fmtRatio(s.encRssRatio)} of whole-tar bsdiff (target ≤ 0.25×).`,
+        `- ${s.encRssRatio > 1 / 4 ? '**MISSED**' : 'met:'} encode peak RSS on ${s.pair} (over 50 MB): ${fmtRatio(s.encRssRatio)} of whole-tar bsdiff (target ≤ 0.25×).`,
       );
     if (s.big && s.encTimeRatio === undefined)
       verdicts.push(`- not measured: encode vs bsdiff on ${s.pair} (bsdiff skipped or failed).`);
@@ -624,6 +626,7 @@ function report(all, m, opts, argv) {
   const failures = all.flatMap((r) =>
     r.results.filter((x) => x.failure).map((x) => `- **FAILURE** ${r.pair.name} / ${x.label}: ${x.failure}`),
   );
+  verdicts.sort((a, b) => Number(b.includes('MISSED')) - Number(a.includes('MISSED')));
   if (!verdicts.some((v) => v.includes('MISSED')))
     verdicts.unshift('- all size, encode and decode targets met on the pairs run.');
   lines.push(...verdicts, ...failures, '', '### Per pair', '');
