@@ -5,6 +5,7 @@ import {
   ConflictError,
   DeviceCounts,
   RolloutDeviceState,
+  RolloutDeviceView,
   RolloutState,
   RolloutStrategy,
   TagFilter,
@@ -30,18 +31,8 @@ export interface RolloutRecord {
   finishedAt: string | null;
 }
 
-export interface RolloutDeviceRecord {
-  uuid: string;
-  name: string;
-  batch: number;
-  state: RolloutDeviceState;
-  fromReleaseId: string | null;
-  projectedBytes: number;
-  fullBytes: number;
-  bytesSent: number;
-  reason: string | null;
-  updatedAt: string;
-}
+/** A device's row in a rollout is exactly what the API shows of it. */
+export type RolloutDeviceRecord = RolloutDeviceView;
 
 export interface NewRollout {
   rollout: RolloutRecord;
