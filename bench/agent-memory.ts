@@ -12,6 +12,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeDelta } from '@ferry/delta';
+import { noise } from '../test/support/agent-images';
 
 const BUNDLE = join(__dirname, '..', 'devices', 'agent', 'dist', 'ferry-agent.js');
 const SIZES_MB = (process.env.SIZES_MB ?? '16,64').split(',').filter(Boolean).map(Number);
@@ -24,18 +25,6 @@ const CORPUS: [string, string[], string][] = [
   ['esbuild-x64-far', ['esbuild-linux-x64-0.19.12.tar'], 'esbuild-linux-x64-0.28.2.tar'],
   ['node-modules', ['node-modules-a.tar'], 'node-modules-b.tar'],
 ];
-
-function noise(seed: number, size: number): Buffer {
-  const out = Buffer.alloc(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i + 4 <= size; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out;
-}
 
 /** A layer of `mb` MiB: 2 MiB files, half noise, half text; v2 edits every file a little and renames some. */
 function layer(dir: string, mb: number, version: 1 | 2): string {

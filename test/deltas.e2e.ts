@@ -7,22 +7,10 @@ import { DeltaRecord, DeviceTarget, Release } from '@ferry/protocol';
 import { Kysely } from 'kysely';
 import { DATABASE } from '../apps/server/src/database/database.module';
 import { Database } from '../apps/server/src/database/database.types';
+import { noise } from './support/agent-images';
 import { dockerArchive, gnuTarLayer, sha256 } from './support/hostile-archives';
 import { TestServer, startTestServer } from './support/test-server';
 import { WorkerProcess, startWorker } from './support/worker-process';
-
-/** A pseudo-random file body of `size` bytes from a seed, so two versions can share most bytes. */
-function body(seed: number, size: number): Buffer {
-  const out = Buffer.alloc(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out;
-}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -85,7 +73,7 @@ describe('delta workers', () => {
   let v2: Release;
 
   it('builds, on demand, a delta that rebuilds the new layer byte for byte and is far smaller than its gzip', async () => {
-    const binary = body(7, 600_000);
+    const binary = noise(7, 600_000);
     v1 = await release({ 'app/bin': binary, 'app/VERSION': '1\n' }, 1);
     const changed = Buffer.from(binary);
     changed.write('patched', 1000);
@@ -179,7 +167,7 @@ describe('delta workers', () => {
     ).json()) as { uuid: string };
     // As a device's state report would: it runs v1.
     await db.updateTable('devices').set({ release_id: v1.id }).where('uuid', '=', device.uuid).execute();
-    const v3 = await release({ 'app/bin': body(7, 600_000), 'app/VERSION': '3\n', 'app/new.txt': 'new' }, 3);
+    const v3 = await release({ 'app/bin': noise(7, 600_000), 'app/VERSION': '3\n', 'app/new.txt': 'new' }, 3);
     const [delta] = await settled(v3.id, 1);
     expect(delta?.bases).toEqual(v1.services[0]?.layers.map((l) => l.diffId));
     expect(delta?.state).toBe('ready');
@@ -196,7 +184,7 @@ describe('delta workers', () => {
   });
 
   it('fails a job with corrupt inputs once, without retries, with the reason', async () => {
-    const v5 = await release({ 'app/bin': body(5, 100_000) }, 5);
+    const v5 = await release({ 'app/bin': noise(5, 100_000) }, 5);
     const target = v5.services[0]?.layers[1]?.diffId ?? '';
     const path = join(server.dataDir, 'blobs', 'sha256', target.slice(7, 9), target.slice(7));
     const original = readFileSync(path);
@@ -215,7 +203,7 @@ describe('delta workers', () => {
   });
 
   it('picks up the job of a worker killed with SIGKILL mid-build', async () => {
-    const big = body(11, 12 * 1024 * 1024);
+    const big = noise(11, 12 * 1024 * 1024);
     const v6 = await release({ 'big.bin': big }, 6);
     const changed = Buffer.from(big);
     for (let i = 0; i < 50; i += 1) changed.write(`edit-${i}`, i * 200_000 + 17);

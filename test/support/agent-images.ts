@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { busyboxBaseImage, run } from './image-fixtures';
 
 /**
  * Release archives for the agent tests, made by real tools as in image-fixtures.ts (busybox-static
@@ -22,10 +22,6 @@ export interface AppVersion {
   broken?: boolean;
 }
 
-function run(command: string, args: string[], cwd: string): void {
-  execFileSync(command, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
 /** Pseudo-random bytes from a seed (xorshift), incompressible for gzip. */
 export function noise(seed: number, size: number): Buffer {
   const out = Buffer.alloc(size);
@@ -42,16 +38,7 @@ export function noise(seed: number, size: number): Buffer {
 export function buildAgentImages(dir: string, versions: AppVersion[], dataSize = 1_500_000): AgentImages {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const layout = join(dir, 'oci');
-  run('umoci', ['init', '--layout', layout], dir);
-  run('umoci', ['new', '--image', `${layout}:base`], dir);
-  const base = join(dir, 'bundle-base');
-  run('umoci', ['unpack', '--rootless', '--image', `${layout}:base`, base], dir);
-  mkdirSync(join(base, 'rootfs', 'bin'), { recursive: true });
-  copyFileSync('/bin/busybox', join(base, 'rootfs', 'bin', 'busybox'));
-  for (const link of ['sh', 'sleep', 'echo', 'cat', 'true', 'false'])
-    symlinkSync('busybox', join(base, 'rootfs', 'bin', link));
-  run('umoci', ['repack', '--image', `${layout}:base`, base], dir);
+  const layout = busyboxBaseImage(dir, ['sh', 'sleep', 'echo', 'cat', 'true', 'false']);
   const data = noise(42, dataSize);
   for (const version of versions) {
     const bundle = join(dir, `bundle-${version.name}`);

@@ -19,7 +19,7 @@ export interface ImageFixtures {
   multiOci: string;
 }
 
-function run(command: string, args: string[], cwd: string): void {
+export function run(command: string, args: string[], cwd: string): void {
   execFileSync(command, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
@@ -31,9 +31,11 @@ function appLayer(bundle: string, version: string): void {
   writeFileSync(join(app, 'data.txt'), `payload for ${version}\n`.repeat(200));
 }
 
-export function buildImageFixtures(dir: string): ImageFixtures {
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
+/**
+ * An OCI layout in `dir/oci` whose `base` image is one layer: busybox-static at /bin/busybox with
+ * the given applet links. Returns the layout's path.
+ */
+export function busyboxBaseImage(dir: string, links: string[]): string {
   const layout = join(dir, 'oci');
   run('umoci', ['init', '--layout', layout], dir);
   run('umoci', ['new', '--image', `${layout}:base`], dir);
@@ -41,9 +43,15 @@ export function buildImageFixtures(dir: string): ImageFixtures {
   run('umoci', ['unpack', '--rootless', '--image', `${layout}:base`, base], dir);
   mkdirSync(join(base, 'rootfs', 'bin'), { recursive: true });
   copyFileSync('/bin/busybox', join(base, 'rootfs', 'bin', 'busybox'));
-  symlinkSync('busybox', join(base, 'rootfs', 'bin', 'sh'));
-  symlinkSync('busybox', join(base, 'rootfs', 'bin', 'sleep'));
+  for (const link of links) symlinkSync('busybox', join(base, 'rootfs', 'bin', link));
   run('umoci', ['repack', '--image', `${layout}:base`, base], dir);
+  return layout;
+}
+
+export function buildImageFixtures(dir: string): ImageFixtures {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const layout = busyboxBaseImage(dir, ['sh', 'sleep']);
 
   const versions = ['1', '2'] as const;
   for (const version of versions) {
