@@ -2,6 +2,38 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
+/**
+ * `.pipe()` on a Node stream forwards no error and destroys nothing when a stage fails: an error in
+ * a gunzip joined that way crashed the server (issue 11). Every stream chain uses `stream.pipeline`
+ * (or `stream/promises`), which does both. The receiver's type tells a Node stream (it has
+ * `unpipe`) from an rxjs Observable, whose `.pipe()` is fine.
+ */
+const ferry = {
+  rules: {
+    'no-stream-pipe': {
+      meta: {
+        type: 'problem',
+        schema: [],
+        messages: {
+          pipe: 'Join streams with stream.pipeline (node:stream/promises), not .pipe(): .pipe() neither forwards errors nor destroys the other stages.',
+        },
+      },
+      create(context) {
+        const services = context.sourceCode.parserServices;
+        return {
+          "CallExpression > MemberExpression.callee[property.name='pipe']"(node) {
+            const type = services.getTypeAtLocation(node.object);
+            const isNodeStream = type.isUnion()
+              ? type.types.some((t) => t.getProperty('unpipe') !== undefined)
+              : type.getProperty('unpipe') !== undefined;
+            if (isNodeStream) context.report({ node, messageId: 'pipe' });
+          },
+        };
+      },
+    },
+  },
+};
+
 export default tseslint.config(
   {
     ignores: [
@@ -26,6 +58,11 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'off',
     },
+  },
+  {
+    files: ['apps/**/*.ts', 'libs/**/*.ts', 'devices/**/*.ts'],
+    plugins: { ferry },
+    rules: { 'ferry/no-stream-pipe': 'error' },
   },
   {
     files: ['**/*.spec.ts', 'test/**/*.ts'],

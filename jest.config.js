@@ -39,9 +39,16 @@ module.exports = {
   transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
   moduleNameMapper: {
     '^@ferry/protocol$': '<rootDir>/libs/protocol/src',
+    '^@ferry/protocol/wire$': '<rootDir>/libs/protocol/src/wire',
     '^@ferry/delta$': '<rootDir>/libs/delta/src',
+    '^@ferry/delta/decoder$': '<rootDir>/libs/delta/src/decoder',
     '^@ferry/storage$': '<rootDir>/libs/storage/src',
+    '^@ferry/storage/files$': '<rootDir>/libs/storage/src/files',
+    '^@ferry/logging$': '<rootDir>/libs/logging/src',
   },
+  // Tags this run's Redis names, and fails the run if any of them is left in Redis at the end.
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   testTimeout: 60000,
   maxWorkers: 2,
 };

@@ -1,13 +1,16 @@
 /**
  * MQTT push benchmark: N simulated devices connect and subscribe to their `target` topic; the server
- * changes the target of all of them at once through DeviceNotifier; then every device reports
+ * changes the target of all of them at once through TargetNotifier; then every device reports
  * progress. Run against the embedded Aedes broker and against Mosquitto (MQTT_URL) in one go.
  *
  *   node -r ./bench/support/swc-register.cjs bench/mqtt-notify.ts --devices 10000 --workers 2
  *
  * Options: --devices N (10000), --workers W (2), --reports K progress reports per device (5),
- * --brokers embedded,mosquitto,mosquitto-tuned (the last starts its own Mosquitto on 127.0.0.1:18831). Loopback only: the embedded broker on a free port, Mosquitto on
- * 127.0.0.1:1883 (anonymous). Prints a Markdown table and a JSON line.
+ * --brokers embedded,mosquitto,mosquitto-tuned (the last starts its own Mosquitto on 127.0.0.1:18831),
+ * --profile (embedded only: where the connect storm's CPU time goes, by function, and what each
+ * connected device keeps on the heap, by constructor; printed to stderr). Loopback only: the
+ * embedded broker on a free port, Mosquitto on 127.0.0.1:1883 (anonymous). Prints a Markdown table
+ * and a JSON line.
  */
 import 'reflect-metadata';
 import { ChildProcess, fork, spawn } from 'node:child_process';
@@ -19,13 +22,14 @@ import { Kysely } from 'kysely';
 import { MqttClient, connectAsync } from 'mqtt';
 import { TargetNotice, deviceTopic } from '@ferry/protocol';
 import { BrokerService } from '../apps/server/src/broker/broker.service';
-import { DeviceNotifier } from '../apps/server/src/broker/device-notifier.service';
-import { loadConfig } from '../apps/server/src/config/config';
+import { TargetNotifier } from '../apps/server/src/targets/target-notifier.service';
+import { loadServerConfig } from '../apps/server/src/config/config';
 import { DATABASE } from '../apps/server/src/database/database.module';
 import { Database } from '../apps/server/src/database/database.types';
 import { DeviceStateService } from '../apps/server/src/device-state/device-state.service';
 import { FleetsService } from '../apps/server/src/fleets/fleets.service';
 import { createServer } from '../apps/server/src/server.factory';
+import { Share, heapByConstructor, startCpuProfile } from './support/process-profile';
 
 type Command =
   | { cmd: 'connect'; url: string; devices: { uuid: string; key: string }[]; releaseId: string }
@@ -157,6 +161,8 @@ interface Result {
   connectSeconds: number;
   connectsPerSecond: number;
   brokerBytesPerDevice: number;
+  /** CPU the broker process used during the connect storm, per device (embedded: the whole server). */
+  brokerCpuUsPerConnect: number;
   publishMs: number;
   p50Ms: number;
   p99Ms: number;
@@ -217,6 +223,12 @@ function startTunedMosquitto(): { url: string; pid: number; stop: () => void } {
   };
 }
 
+/** User + system CPU time of a process in µs, from /proc (clock ticks of 10 ms). */
+function cpuOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
@@ -232,7 +244,7 @@ async function runOne(
   if (tuned) await new Promise((r) => setTimeout(r, 300));
   const externalUrl = tuned ? tuned.url : kind === 'mosquitto' ? 'mqtt://127.0.0.1:1883' : null;
   const dataDir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
-  const config = loadConfig({
+  const config = await loadServerConfig({
     DATA_DIR: dataDir,
     FERRY_ADMIN_TOKEN: `bench-${randomBytes(16).toString('hex')}`,
     HOST: '127.0.0.1',
@@ -285,6 +297,13 @@ async function runOne(
   const broker = get<BrokerService>(BrokerService);
   const url = externalUrl ?? `mqtt://127.0.0.1:${broker.port()}`;
   const memory = kind === 'embedded' ? heap : tuned ? () => rssOf(tuned.pid) : mosquittoRss;
+  const cpu = (): number => {
+    if (kind === 'embedded') {
+      const { user, system } = process.cpuUsage();
+      return user + system;
+    }
+    return cpuOf(tuned ? tuned.pid : Number(readFileSync('/run/mosquitto/mosquitto.pid', 'utf8').trim()));
+  };
   const releaseId = randomBytes(8).toString('hex');
   const workers: ChildProcess[] = Array.from({ length: workerCount }, () =>
     fork(__filename, ['--worker'], { execArgv: ['-r', join(__dirname, 'support/swc-register.cjs')] }),
@@ -300,7 +319,11 @@ async function runOne(
     });
   const replies = (type: Reply['type']): Promise<Reply[]> => Promise.all(workers.map((w) => reply(w, type)));
   await replies('ready');
+  const profiling = kind === 'embedded' && args.has('profile');
+  const heapBefore = profiling ? await heapByConstructor(Infinity) : null;
   const before = memory();
+  const stopCpu = profiling ? await startCpuProfile() : null;
+  const cpuBefore = cpu();
   const connectStart = Date.now();
   const connected = replies('connected');
   workers.forEach((w, i) =>
@@ -313,8 +336,12 @@ async function runOne(
   );
   const failed = (await connected).reduce((n, r) => n + (r.type === 'connected' ? r.failed : 0), 0);
   const connectSeconds = (Date.now() - connectStart) / 1000;
+  const connectCpuUs = cpu() - cpuBefore;
+  const cpuProfile = stopCpu ? await stopCpu(25) : null;
   await new Promise((r) => setTimeout(r, 1500));
   const after = memory();
+  if (cpuProfile && heapBefore)
+    reportProfile(cpuProfile, heapBefore, await heapByConstructor(Infinity), count - failed);
 
   const notice: TargetNotice = {
     releaseId,
@@ -323,7 +350,7 @@ async function runOne(
     issuedAt: new Date().toISOString(),
     blobsUrl: `${config.http.publicUrl}/v1/blobs`,
   };
-  const notifier = get<DeviceNotifier>(DeviceNotifier);
+  const notifier = get<TargetNotifier>(TargetNotifier);
   // A worker answers when all its devices have the notice, or when asked after 30 s.
   const notified = workers.map((w) => reply(w, 'notified'));
   const t0 = Date.now();
@@ -388,6 +415,7 @@ async function runOne(
     connectSeconds,
     connectsPerSecond: Math.round((count - failed) / connectSeconds),
     brokerBytesPerDevice: Math.round((after - before) / Math.max(1, count - failed)),
+    brokerCpuUsPerConnect: Math.round(connectCpuUs / Math.max(1, count - failed)),
     publishMs,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
@@ -404,6 +432,37 @@ async function runOne(
   };
 }
 
+/** Prints where the connect storm's CPU went and what each connected device keeps on the heap. */
+function reportProfile(
+  cpu: { totalMs: number; top: Share[] },
+  before: { totalBytes: number; top: Share[] },
+  after: { totalBytes: number; top: Share[] },
+  connected: number,
+): void {
+  const out: string[] = [
+    `\nCPU of the server process during the connect storm (${cpu.totalMs.toFixed(0)} ms wall):`,
+  ];
+  for (const s of cpu.top) out.push(`  ${s.amount.toFixed(0).padStart(7)} ms  ${s.name}`);
+  const was = new Map(before.top.map((s) => [s.name, s]));
+  const grown = after.top
+    .map((s) => ({
+      ...s,
+      amount: s.amount - (was.get(s.name)?.amount ?? 0),
+      count: s.count - (was.get(s.name)?.count ?? 0),
+    }))
+    .sort((a, b) => b.amount - a.amount)
+    .slice(0, 25);
+  const perDevice = (after.totalBytes - before.totalBytes) / Math.max(1, connected);
+  out.push(
+    `\nHeap kept per connected device: ${perDevice.toFixed(0)} B, by constructor (bytes, objects per device):`,
+  );
+  for (const s of grown)
+    out.push(
+      `  ${(s.amount / connected).toFixed(0).padStart(7)} B ${(s.count / connected).toFixed(2).padStart(6)}  ${s.name}`,
+    );
+  process.stderr.write(`${out.join('\n')}\n`);
+}
+
 async function main(): Promise<void> {
   const count = Number(args.get('devices') ?? 10_000);
   const workerCount = Number(args.get('workers') ?? 2);
@@ -418,6 +477,7 @@ async function main(): Promise<void> {
     ['devices connected', (r) => `${r.connected} / ${r.devices}`],
     ['connect + subscribe rate', (r) => `${r.connectsPerSecond}/s (${r.connectSeconds.toFixed(1)} s)`],
     ['broker memory per connected device', (r) => `${(r.brokerBytesPerDevice / 1024).toFixed(1)} KiB`],
+    ['broker CPU per connect + subscribe', (r) => `${r.brokerCpuUsPerConnect} µs`],
     ['notifyTargets() returned after', (r) => `${r.publishMs} ms`],
     ['change → notice received, p50', (r) => `${r.p50Ms} ms`],
     ['p99', (r) => `${r.p99Ms} ms`],

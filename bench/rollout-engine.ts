@@ -18,12 +18,12 @@ import { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { Kysely } from 'kysely';
 import { RolloutPlan, RolloutView } from '@ferry/protocol';
-import { loadConfig } from '../apps/server/src/config/config';
+import { loadServerConfig } from '../apps/server/src/config/config';
 import { DATABASE } from '../apps/server/src/database/database.module';
 import { Database } from '../apps/server/src/database/database.types';
 import { FleetsService } from '../apps/server/src/fleets/fleets.service';
 import { ReleasesService } from '../apps/server/src/releases/releases.service';
-import { RolloutsService } from '../apps/server/src/rollouts/rollouts.service';
+import { RolloutRunningService } from '../apps/server/src/rollouts/rollout-running.service';
 import { createServer } from '../apps/server/src/server.factory';
 import { dockerArchive, gnuTarLayer } from '../test/support/hostile-archives';
 
@@ -37,7 +37,7 @@ const COUNT = Number(args.get('devices') ?? 10_000);
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ferry-bench-rollout-'));
   const token = `bench-${randomBytes(16).toString('hex')}`;
-  const config = loadConfig({
+  const config = await loadServerConfig({
     DATA_DIR: dataDir,
     FERRY_ADMIN_TOKEN: token,
     HOST: '127.0.0.1',
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const url = `http://127.0.0.1:${(app.getHttpServer() as { address(): { port: number } }).address().port}`;
   const get = <T>(t: unknown): T => app.get(t as never, { strict: false });
   const db = get<Kysely<Database>>(DATABASE);
-  const rollouts = get<RolloutsService>(RolloutsService);
+  const rollouts = get<RolloutRunningService>(RolloutRunningService);
   const fleet = await get<FleetsService>(FleetsService).create({ name: 'bench rollouts', arch: 'amd64' });
   const push = async (version: number): Promise<string> => {
     const work = mkdtempSync(join(tmpdir(), 'ferry-bench-layer-'));

@@ -23,12 +23,15 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const url = (process.env.FERRY_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+// The server the demo starts listens on PORT, so the URL it checks follows PORT too.
+const url = (process.env.FERRY_URL ?? `http://127.0.0.1:${process.env.PORT ?? 8080}`).replace(/\/+$/, '');
 const dataDir = process.env.DATA_DIR ?? join(root, 'data');
 const work = join(root, 'data', 'demo');
 const deviceCount = Number(process.env.DEMO_DEVICES ?? 24);
 const tty = process.stdout.isTTY;
 const children = [];
+/** What went wrong along the way: printed with reasons at the end, and the demo exits 1. */
+const failures = [];
 
 const say = (text) => process.stdout.write(`${text}\n`);
 const step = (text) => say(`\n\x1b[1m▸ ${text}\x1b[0m`);
@@ -175,6 +178,55 @@ async function push(fleet, archive) {
   return release;
 }
 
+/** The demo's compose app: `app` writes a greeting with the fleet's SITE variable into the volume. */
+const COMPOSE_APP = `services:
+  app:
+    image: demo-app:2
+    environment:
+      GREETING: hello
+    command: ["/bin/busybox", "sh", "-c", "echo \\"$GREETING from $SITE\\" >> /data/log; exec /bin/busybox sleep 2147483647"]
+    volumes: ["data:/data"]
+  sidecar:
+    image: demo-app:2
+    depends_on: [app]
+    volumes: ["data:/data:ro"]
+volumes:
+  data:
+`;
+
+/** Pushes a compose release: a release bundle (docs/compose.md) made with GNU tar. */
+async function pushCompose(fleet, compose, archives) {
+  const dir = join(work, `bundle-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'docker-compose.yml'), compose);
+  const names = archives.map((a, i) => {
+    execFileSync('cp', [a, join(dir, `${i}.tar`)]);
+    return `${i}.tar`;
+  });
+  execFileSync('tar', ['-cf', join(dir, 'bundle.tar'), '-C', dir, 'docker-compose.yml', ...names]);
+  const { body: release } = await api(`/v1/fleets/${fleet}/releases`, {
+    method: 'POST',
+    body: Readable.toWeb(createReadStream(join(dir, 'bundle.tar'))),
+    headers: { 'content-type': 'application/vnd.ferry.release+tar' },
+  });
+  rmSync(dir, { recursive: true, force: true });
+  say(`  pushed compose release v${release.version}: ${release.services.length} services`);
+  return release;
+}
+
+/** The real agent's per-service states, as `ferry device D` shows them. */
+async function showServices(fleet) {
+  for (let i = 0; i < 60; i += 1) {
+    const { body: devices } = await api(`/v1/fleets/${fleet}/devices?search=real-agent`);
+    const services = devices.find((d) => d.name === 'real-agent')?.services;
+    if (services?.length) {
+      for (const s of services) say(`  real agent: ${s.name} ${s.state}${s.health ? ` (${s.health})` : ''}`);
+      return;
+    }
+    await sleep(500);
+  }
+}
+
 async function waitForDeltas(release) {
   for (let i = 0; i < 240; i += 1) {
     const { body: deltas } = await api(`/v1/releases/${release.id}/deltas`);
@@ -240,7 +292,17 @@ async function rollout(fleet, release, batches, bakeSeconds) {
     json: { releaseId: release.id, strategy },
   });
   const id = started.rollout?.id ?? started.id;
-  return watch(id);
+  const done = await watch(id);
+  if (done.state !== 'completed') {
+    const reasons = done.failures
+      .slice(0, 5)
+      .map((f) => `${f.name}: ${f.state}${f.reason ? ` (${f.reason})` : ''}`)
+      .join('; ');
+    failures.push(
+      `rollout of v${release.version} ${done.state}: ${done.reason ?? 'no reason given'}${reasons ? ` — ${reasons}` : ''}`,
+    );
+  }
+  return done;
 }
 
 async function dockerAvailable() {
@@ -316,25 +378,54 @@ async function main() {
   const v2 = await push(slug, v2Archive);
   const deltas = await waitForDeltas(v2);
   if (tty) process.stdout.write('\n');
-  for (const d of deltas)
-    say(
-      `  delta ${d.target.slice(7, 19)}: ${d.state}, ${kb(d.size ?? 0)} instead of ${kb(d.targetGzipSize)} gzip (${d.savings === null ? '-' : `${(d.savings * 100).toFixed(1)} % saved`})`,
-    );
+  for (const d of deltas) {
+    const layer = d.target.slice(7, 19);
+    if (d.state === 'failed') {
+      say(`  delta ${layer}: FAILED — ${d.error ?? 'no reason recorded'} (devices get the full layer)`);
+      failures.push(`delta ${layer} failed: ${d.error ?? 'no reason recorded'}`);
+    } else if (d.state === 'full') {
+      say(
+        `  delta ${layer}: not smaller than the gzip'd layer (${kb(d.targetGzipSize)}): devices get the layer`,
+      );
+    } else {
+      say(
+        `  delta ${layer}: ${kb(d.size ?? 0)} instead of ${kb(d.targetGzipSize)} gzip (${(d.savings * 100).toFixed(1)} % saved)`,
+      );
+    }
+  }
 
   step('Staged rollout of v2: batches 1, 25 %, 100 %, 3 s bake, pause above 20 % failures');
   const second = await rollout(slug, v2, [1, '25%', '100%'], 3);
 
+  step('Release v3: a compose app (two services, one named volume, one configuration variable)');
+  await api(`/v1/fleets/${slug}/variables`, { method: 'POST', json: { name: 'SITE', value: 'demo-site' } });
+  say('  fleet variable SITE=demo-site (reaches the devices without a release; docs/variables.md)');
+  const v3 = await pushCompose(slug, COMPOSE_APP, [v2Archive]);
+  say(`  services: ${v3.manifest.services.map((s) => `${s.name} (${s.image})`).join(', ')}`);
+  const third = await rollout(slug, v3, ['100%'], 1);
+  if (docker) await showServices(slug);
+
   step('Summary');
   say(`  v1 rollout ${first.state}: ${kb(first.bytes.sent)} sent (full layers: ${kb(first.bytes.full)})`);
-  say(
-    `  v2 rollout ${second.state}: ${kb(second.bytes.sent)} sent instead of ${kb(second.bytes.full)} for full layers` +
-      (second.bytes.full > 0
-        ? ` — ${(100 * (1 - second.bytes.sent / second.bytes.full)).toFixed(1)} % saved by deltas`
-        : ''),
-  );
+  if (second.bytes.sent === 0 || second.bytes.full === 0) {
+    failures.push(
+      `v2 rollout: devices reported ${kb(second.bytes.sent)} downloaded of ${kb(second.bytes.full)}: nothing to measure savings on`,
+    );
+  } else {
+    say(
+      `  v2 rollout ${second.state}: ${kb(second.bytes.sent)} sent instead of ${kb(second.bytes.full)} for full layers` +
+        ` — ${(100 * (1 - second.bytes.sent / second.bytes.full)).toFixed(1)} % saved by deltas`,
+    );
+  }
+  say(`  v3 (compose app) rollout ${third.state}`);
   say(`  devices by state: ${JSON.stringify(simulator.statuses())}`);
   say(`\n  Dashboard: ${url}/dashboard  (log in with the admin token in ${join(dataDir, 'admin-token')})`);
   await simulator.stop();
+  if (failures.length > 0) {
+    process.stderr.write(`\ndemo failed:\n${failures.map((f) => `  - ${f}`).join('\n')}\n`);
+    cleanup();
+    process.exit(1);
+  }
   if (children.length > 0 && tty) {
     say('  The server started by the demo keeps running for the dashboard; Ctrl-C stops it.');
     await new Promise(() => undefined);

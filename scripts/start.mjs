@@ -1,14 +1,20 @@
 #!/usr/bin/env node
-// `npm start`: runs the server (API, device API, MQTT broker, dashboard) and one delta worker on the
-// embedded defaults, forwarding signals and stopping both when either exits. When MQTT_PORT is not
+// `npm start`: builds when sources changed since the last build (else starts at once), then runs
+// the server (API, device API, MQTT broker, dashboard) and one delta worker on the embedded defaults, forwarding signals and stopping both when either exits. When MQTT_PORT is not
 // set and 1883 is already taken (a Mosquitto on the same machine, say), the embedded broker takes the
 // next free port from 1884 instead, and says so.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildIsCurrent } from './build-current.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+if (!buildIsCurrent(root)) {
+  process.stderr.write('ferry: sources changed since the last build: npm run build\n');
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
+}
 
 function portFree(port) {
   return new Promise((resolve) => {

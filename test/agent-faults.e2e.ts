@@ -9,7 +9,8 @@ import { AgentWorld, runningReleases, startAgentWorld } from './support/agent-ha
 /**
  * What goes wrong on boards, made to happen against the real server, worker, broker and engine:
  * a full disk, a tampered manifest, an update lock, a corrupt delta, a truncated download, a delta
- * for the wrong base, and a release whose containers die.
+ * for the wrong base, a valid delta that rebuilds another layer, a release whose containers die, and
+ * an engine that loses a layer the target said the device held.
  */
 describe('device agent: faults', () => {
   let world: AgentWorld;
@@ -30,6 +31,8 @@ describe('device agent: faults', () => {
       { name: '4', edits: 6 },
       { name: '5', edits: 8, broken: true },
       { name: '7', edits: 10 },
+      { name: '8', edits: 12 },
+      { name: '9', edits: 0, from: { name: '7', extraBytes: 24_000 } },
     ]);
     for (const v of [1, 2, 3, 4, 5]) releases[v] = await world.push(images.archive(String(v)), v);
     for (const v of [2, 3, 4, 5]) await world.requestDeltas(releases[v]!.id, releases[v - 1]!.id);
@@ -76,10 +79,10 @@ describe('device agent: faults', () => {
 
   it('refuses a release whose manifest does not verify under the pinned key, fetching nothing', async () => {
     const served = world.proxy.served.size;
-    world.proxy.rewriteTarget = (target) => {
+    world.proxy.rewriteTarget = async (target) => {
       const release = target.release as { manifest: { version: number } } | null;
       if (release) release.manifest.version += 100;
-      return target;
+      return world.resignTarget(target);
     };
     try {
       await world.setTarget(uuid, releases[2]!.id);
@@ -141,10 +144,10 @@ describe('device agent: faults', () => {
   it('refuses a delta for the wrong base in the decoder and falls back to the full layer', async () => {
     await readyDelta(4);
     // The bases the device holds, in the wrong order: base 0 is not what the delta was built on.
-    world.proxy.rewriteTarget = (target) => {
+    world.proxy.rewriteTarget = async (target) => {
       for (const layer of target.layers as { download: { kind: string; bases: string[] } | null }[])
         if (layer.download?.kind === 'delta') layer.download.bases = [...layer.download.bases].reverse();
-      return target;
+      return world.resignTarget(target);
     };
     try {
       await world.setTarget(uuid, releases[4]!.id);
@@ -241,4 +244,89 @@ describe('device agent: faults', () => {
     const record = agentState(dataDir).ledger?.blobs[delta];
     expect(record?.complete).toBe(true);
   }, 180_000);
+
+  it('refuses a valid delta that rebuilds another layer than the one asked for, and installs the full layer', async () => {
+    // The device runs v7. Two genuine deltas from v7: to v8 (what it will ask for) and to v3.
+    releases[8] = await world.push(images.archive('8'), 8);
+    await world.requestDeltas(releases[8].id, releases[7]!.id);
+    await world.requestDeltas(releases[3]!.id, releases[7]!.id);
+    await readyDelta(8);
+    const v3 = releases[3]!.services[0]!.layers[1]!;
+    const v8 = releases[8].services[0]!.layers[1]!;
+    const other = (await world.deltasSettled(releases[3]!.id, 2)).find(
+      (d) => d.target === v3.diffId && d.bases.includes(releases[7]!.services[0]!.layers[1]!.diffId),
+    );
+    expect(other?.state).toBe('ready');
+    // Offered for v8's app layer, the v7→v3 delta: valid, signed by nothing, and for another layer.
+    world.proxy.rewriteTarget = async (target) => {
+      for (const layer of target.layers as {
+        diffId: string;
+        download: { kind: string; digest: string; size: number; bases: string[] } | null;
+      }[])
+        if (layer.diffId === v8.diffId && layer.download?.kind === 'delta') {
+          layer.download.digest = other!.digest!;
+          layer.download.size = other!.size!;
+          layer.download.bases = other!.bases;
+        }
+      return world.resignTarget(target);
+    };
+    try {
+      await world.setTarget(uuid, releases[8].id);
+      await world.reported(uuid, 'running', releases[8].id, 90_000).catch(explain);
+    } finally {
+      world.proxy.rewriteTarget = null;
+    }
+    const fallback = agent!
+      .lines()
+      .filter((l) => l.msg === 'download.fallback')
+      .pop();
+    expect(String(fallback?.reason)).toContain(`delta rebuilds ${v3.diffId}`);
+    expect(String(fallback?.reason)).toContain(`not the layer asked for (${v8.diffId}`);
+    // The other layer was never stored under v8's name: the full layer was fetched and checked.
+    expect(world.proxy.served.get(other!.digest!)).toBe(other!.size);
+    expect(world.proxy.served.get(v8.gzipDigest)).toBe(v8.gzipSize);
+    expect((await runningReleases(world.engine)).running).toEqual([releases[8].id]);
+  }, 180_000);
+
+  it('downloads in full a layer the engine lost after the target said the device held it', async () => {
+    // v9 is v7's image plus one layer. The device runs v8 and keeps v7's image as its delta base, so
+    // the target offers no download for v7's app layer: only v9's own layer travels.
+    releases[9] = await world.push(images.archive('9'), 9);
+    const [, lost, own] = releases[9].services[0]!.layers;
+    expect(lost!.diffId).toBe(releases[7]!.services[0]!.layers[1]!.diffId);
+    world.proxy.throttle = 1000;
+    try {
+      await world.setTarget(uuid, releases[9].id);
+      await world.reported(uuid, 'downloading', releases[9].id, 60_000).catch(explain);
+      expect(agentState(dataDir).journal?.update?.layers.find((l) => l.diffId === lost!.diffId)).toEqual(
+        expect.objectContaining({ download: null }),
+      );
+      // While v9's layer downloads, v7's image goes (an operator's docker rmi, a half-finished prune).
+      const removed = await world.engine.api(
+        'DELETE',
+        `/images/${releases[7]!.services[0]!.configDigest}?force=1`,
+      );
+      expect(removed.status).toBe(200);
+    } finally {
+      world.proxy.throttle = 0;
+    }
+    await world.reported(uuid, 'running', releases[9].id, 120_000).catch(explain);
+    expect((await runningReleases(world.engine)).running).toEqual([releases[9].id]);
+    const fallback = agent!
+      .lines()
+      .filter((l) => l.msg === 'download.fallback')
+      .pop();
+    expect(fallback).toEqual(
+      expect.objectContaining({ diffId: lost!.diffId, reason: 'the engine lost the layer' }),
+    );
+    // The lost layer came back whole, by the gzip copy the signed manifest names; v9's own layer once.
+    expect(world.proxy.served.get(lost!.gzipDigest)).toBe(lost!.gzipSize);
+    expect(world.proxy.served.get(own!.gzipDigest)).toBe(own!.gzipSize);
+    const image = await world.engine.api<{ RootFS: { Layers: string[] } }>(
+      'GET',
+      `/images/${releases[9].services[0]!.configDigest}/json`,
+    );
+    expect(image.body.RootFS.Layers).toEqual(releases[9].services[0]!.layers.map((l) => l.diffId));
+    expect(agent!.lines().some((l) => l.code === 'BASE_MISSING')).toBe(false);
+  }, 240_000);
 });

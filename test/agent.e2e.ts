@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { Release } from '@ferry/protocol';
 import { AgentImages, buildAgentImages } from './support/agent-images';
-import { AGENT_BUNDLE, AgentProcess, agentState, buildAgentBundle } from './support/agent-process';
+import { AgentProcess, agentState, buildAgentBundle } from './support/agent-process';
 import { AgentWorld, runningReleases, startAgentWorld } from './support/agent-harness';
 
 /**
@@ -32,18 +31,6 @@ describe('device agent: updates through server, worker, broker and engine', () =
     await agent?.kill();
     await world?.close();
   }, 60_000);
-
-  it('bundles into one file with no native addon and no bsdiff-node', () => {
-    const bundle = readFileSync(AGENT_BUNDLE, 'utf8');
-    expect(bundle).not.toMatch(/require\(["'][^"']+\.node["']\)/);
-    expect(bundle).not.toContain('bsdiff-node');
-    expect(bundle).not.toContain('better-sqlite3');
-    const requires = new Set(
-      [...bundle.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]!.replace(/^node:/, '')),
-    );
-    const builtins = new Set(builtinModules);
-    expect([...requires].filter((r) => !builtins.has(r))).toEqual([]);
-  });
 
   it('registers once with its own UUID and key, stored with mode 0600, and pins the fleet key', async () => {
     ({ agent, uuid } = await world.startAgent(dataDir));
@@ -137,7 +124,9 @@ describe('device agent: updates through server, worker, broker and engine', () =
     // The agent's peak RSS over its whole life so far (three updates, one of them by delta rebuild).
     const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent!.child.pid}/status`, 'utf8'));
     process.stdout.write(`agent peak RSS after v1 → v2 → v3: ${(Number(hwm?.[1]) / 1024).toFixed(1)} MiB\n`);
-    expect(Number(hwm?.[1]) * 1024).toBeLessThan(80 * 1024 * 1024);
+    // 65.0 MiB measured (74.6–77.3 before V8's optimizing compiler was turned off and the delta
+    // decoder got its own brotli decoder; BENCHMARKS.md, "Agent"): 7 MiB of room for load.
+    expect(Number(hwm?.[1]) * 1024).toBeLessThan(72 * 1024 * 1024);
     // Every blob was fetched exactly once.
     for (const [digest, record] of Object.entries(state.ledger?.blobs ?? {}))
       expect([digest, record.fetched]).toEqual([digest, record.done]);

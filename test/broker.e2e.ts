@@ -18,11 +18,11 @@ import {
   registerDevice,
   subscribeCodes,
 } from './support/mqtt-devices';
-import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
+import { ADMIN_TOKEN, DATABASE_KINDS, TestServer, startTestServer } from './support/test-server';
 
 const run = promisify(execFile);
 
-describe('MQTT push channel on the embedded broker', () => {
+describe.each(DATABASE_KINDS)('MQTT push channel on the embedded broker, %s', (kind) => {
   let server: TestServer;
   let mqttUrl: string;
   let fleet: TestFleet;
@@ -42,7 +42,7 @@ describe('MQTT push channel on the embedded broker', () => {
   }> => (await (await server.api('/v1/mqtt/stats')).json()) as never;
 
   beforeAll(async () => {
-    server = await startTestServer('sqlite', {
+    server = await startTestServer(kind, {
       MQTT_AUTH_FAILURES_PER_MINUTE: '1000',
       FERRY_STATE_FLUSH_MS: '300',
       FERRY_EVENTS_HEARTBEAT_SECONDS: '0.2',

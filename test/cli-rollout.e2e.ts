@@ -13,12 +13,14 @@ const ESC = String.fromCharCode(27);
  */
 describe('ferry rollout with simulated devices', () => {
   let place: ServerPlace;
-  let server: TestServer & { remove: () => void };
+  let server: TestServer & { remove: () => Promise<void> };
   let fleet: TestFleet;
   let v1: Release;
   let simulator: Simulator;
   /** Releases the simulated devices fail to install. */
   const failing = new Set<string>();
+  /** Releases the simulated devices start downloading and then go silent on. */
+  const hanging = new Set<string>();
   const run = (args: string[]): Promise<FerryRun> =>
     ferry(args, { env: { FERRY_URL: server.url, FERRY_TOKEN: ADMIN_TOKEN }, timeoutMs: 90_000 });
 
@@ -34,7 +36,8 @@ describe('ferry rollout with simulated devices', () => {
       count: 6,
       stepMs: 30,
       running: { id: v1.id, layers: layersOf(v1) },
-      behaviour: (_index, releaseId) => (failing.has(releaseId) ? 'fail' : 'ok'),
+      behaviour: (_index, releaseId) =>
+        failing.has(releaseId) ? 'fail' : hanging.has(releaseId) ? 'hang' : 'ok',
     });
     await until(
       async () => {
@@ -49,7 +52,7 @@ describe('ferry rollout with simulated devices', () => {
   afterAll(async () => {
     await simulator?.stop();
     await server?.close();
-    server?.remove();
+    await server?.remove();
   });
 
   it('prints the plan of a dry run without starting anything', async () => {
@@ -85,7 +88,9 @@ describe('ferry rollout with simulated devices', () => {
       'start',
       fleet.slug,
       'v2',
-      ...'--batches 1,50% --bake 1s --yes --json'.split(' '),
+      // Bakes long enough that the watch below, a new CLI process, starts before the last batch ends
+      // even on a loaded machine (with 1 s it once started after the rollout had completed).
+      ...'--batches 1,50% --bake 5s --yes --json'.split(' '),
     ]);
     const rollout = JSON.parse(started.stdout) as RolloutView;
     expect(started.code).toBe(0);
@@ -176,6 +181,90 @@ describe('ferry rollout with simulated devices', () => {
     const last = frames[frames.length - 1]!;
     expect(last).toMatch(/^rollout [0-9a-f-]{36}: release v4 to fleet rollout-cli: completed/);
     expect(last).toMatch(/^2 +passed +\[█{20}\] +3\/3 +0% +succeeded 3$/m);
+  });
+
+  it('takes every strategy flag; refuses a second rollout before any plan, saying what the active one does', async () => {
+    const v5 = await pushRelease(server, fleet, 'rollout cli v5');
+    hanging.add(v5.id);
+    const started = await run([
+      'rollout',
+      'start',
+      fleet.slug,
+      `v${v5.version}`,
+      ...'--batches 1,100% --bake 0 --device-timeout 1h --wait-for-deltas 1s --max-per-minute 100 --yes --json'.split(
+        ' ',
+      ),
+    ]);
+    expect(started.code).toBe(0);
+    const rollout = JSON.parse(started.stdout) as RolloutView;
+    expect(rollout.strategy).toMatchObject({
+      deviceTimeoutSeconds: 3600,
+      waitForDeltasSeconds: 1,
+      maxDevicesPerMinute: 100,
+    });
+
+    const again = await run(['rollout', 'start', fleet.slug, `v${v5.version}`, '--yes']);
+    expect(again.code).toBe(3);
+    expect(again.stdout).toBe('');
+    expect(again.stderr).toContain(
+      `409 Conflict: rollout ${rollout.id} of v${v5.version} is running: wait for it (ferry rollout status ${rollout.id} --watch) or abort it`,
+    );
+
+    // A unique start of the id is enough, as with git and kubectl.
+    const prefix = rollout.id.slice(0, 8);
+    const paused = await run(['rollout', 'pause', prefix]);
+    expect(paused).toMatchObject({
+      code: 0,
+      stdout: `rollout ${rollout.id}: paused — paused by an operator\n`,
+    });
+    const whilePaused = await run(['rollout', 'start', fleet.slug, `v${v5.version}`, '--yes']);
+    expect(whilePaused.stderr).toMatch(
+      new RegExp(
+        `rollout ${rollout.id} of v${v5.version} is paused.*: resume it \\(ferry rollout resume ${rollout.id}\\) or abort it`,
+      ),
+    );
+    expect(whilePaused.stdout).toBe('');
+    // The server says the same to the API, truthfully.
+    const refused = await server.api(`/v1/fleets/${fleet.slug}/rollouts`, {
+      method: 'POST',
+      json: { releaseId: v5.id },
+    });
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as { message: string }).message).toBe(
+      `rollout ${rollout.id} of this fleet is paused: resume or abort it first`,
+    );
+    expect((await run(['rollout', 'resume', prefix])).code).toBe(0);
+    expect((await run(['rollout', 'status', rollout.id.slice(0, 3)])).code).toBe(3);
+  });
+
+  it('a watch that waits on a hanging device says so on every heartbeat, not silence', async () => {
+    const [active] = await json<RolloutView[]>(
+      await server.api(`/v1/fleets/${fleet.slug}/rollouts?state=running`),
+    );
+    expect(active).toBeDefined();
+    await until(
+      async () => {
+        const devices = await json<{ state: string }[]>(
+          await server.api(`/v1/rollouts/${active!.id}/devices`),
+        );
+        return devices.some((d) => d.state === 'updating' || d.state === 'notified') ? true : undefined;
+      },
+      20_000,
+      'the batch-1 device told about v5',
+    );
+    const watching = ferry(['rollout', 'status', active!.id.slice(0, 8), '--watch'], {
+      env: { FERRY_URL: server.url, FERRY_TOKEN: ADMIN_TOKEN, FERRY_WATCH_HEARTBEAT_SECONDS: '1' },
+      timeoutMs: 60_000,
+    });
+    // Long enough for the CLI to start on a loaded machine and beat a few times (1 s heartbeats).
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
+    await server.api(`/v1/rollouts/${active!.id}/abort`, { method: 'POST' });
+    const watched = await watching;
+    expect(watched.code).toBe(6);
+    const heartbeats = watched.stdout
+      .split('\n')
+      .filter((l) => / {2}batch 1\/2: waiting on 1 device \(\S+\); it times out at \d\d:\d\d:\d\d$/.test(l));
+    if (heartbeats.length < 2) throw new Error(`fewer than 2 heartbeat lines in:\n${watched.stdout}`);
   });
 
   it('an unknown rollout is exit 3, an unknown release version exit 1', async () => {

@@ -59,7 +59,7 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       const result = await run(['login', '--url', server.url, '--token', 'not-the-admin-token']);
       expect(result.code).toBe(EXIT.notLoggedIn);
       expect(result.stderr).toBe(
-        'ferry login: the server refused the token (401 Unauthorized: invalid admin token)\n',
+        'ferry login: the server refused the token (401 Unauthorized: invalid token: not a working operator key)\n',
       );
       expect(() => statSync(configPath)).toThrow(/ENOENT/);
     });
@@ -163,7 +163,7 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
         const website = await run(['login', '--url', `${url}/site`, '--token', ADMIN_TOKEN]);
         expect(website).toMatchObject({
           code: EXIT.unreachable,
-          stderr: `ferry login: the answer from ${url}/site/v1/fleets is not JSON: is this a Ferry server?\n`,
+          stderr: `ferry login: the answer from ${url}/site/v1/auth/whoami is not JSON: is this a Ferry server?\n`,
         });
       } finally {
         await new Promise((resolve) => fake.close(resolve));
@@ -194,9 +194,18 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       expect(fleets.map((f) => f.slug)).toEqual(['pumps-east']);
       fleet = fleets[0]!;
       const text = await run(['fleets']);
-      expect(text.stdout.split('\n')[0]).toMatch(/^FLEET\s+NAME\s+ARCH\s+ID\s+CREATED$/);
-      expect(text.stdout).toMatch(new RegExp(`pumps-east\\s+Pumps East\\s+amd64\\s+${fleet.id}`));
+      expect(text.stdout.split('\n')[0]).toMatch(/^FLEET\s+NAME\s+ARCH\s+SIGNING\s+ID\s+CREATED$/);
+      expect(text.stdout).toMatch(new RegExp(`pumps-east\\s+Pumps East\\s+amd64\\s+server\\s+${fleet.id}`));
       expect(json<Fleet>(await run(['fleet', 'pumps-east', '--json'])).id).toBe(fleet.id);
+    });
+
+    it('refuses a taken name with 409 (exit 3) and says how to choose another name or slug', async () => {
+      const taken = await run(['fleet', 'create', 'Pumps East', '--arch', 'amd64']);
+      expect(taken.code).toBe(EXIT.refused);
+      expect(taken.stderr).toMatch(
+        /^ferry fleet create: 409 Conflict: a fleet with slug "pumps-east" exists .*choose another name, or give another slug .*--slug/,
+      );
+      expect(json<Fleet[]>(await run(['fleets', '--json'])).map((f) => f.slug)).toEqual(['pumps-east']);
     });
 
     it('rejects an unknown architecture as a usage error (exit 1)', async () => {
@@ -218,11 +227,15 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       const second = json<{ key: string; id: string }>(await run(['fleet', 'key', 'pumps-east', '--json']));
       expect(second.key).not.toBe(key);
       provisioningKey = second.key;
+      // --quiet: the key alone, for KEY=$(ferry fleet key FLEET -q).
+      const quiet = await run(['fleet', 'key', 'pumps-east', '-q']);
+      expect(quiet).toMatchObject({ code: 0, stderr: '' });
+      expect(quiet.stdout).toMatch(/^fp_\S+\n$/);
 
       const keys = json<{ id: string; name: string | null; revokedAt: string | null }[]>(
         await run(['fleet', 'keys', 'pumps-east', '--json']),
       );
-      expect(keys).toHaveLength(2);
+      expect(keys).toHaveLength(3);
       const lab = keys.find((k) => k.name === 'lab')!;
       const revoked = await run(['fleet', 'key', 'revoke', 'pumps-east', lab.id.slice(0, 8)]);
       expect(revoked).toMatchObject({
@@ -406,6 +419,38 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       expect(json<Release>(await run(['release', v1.id, '--json'])).manifest.releaseId).toBe(v1.id);
     });
 
+    it('sets one device’s target by vN, and marks an intended downgrade as a rollback in its signed target', async () => {
+      const registered = await server.api('/v1/device/register', {
+        method: 'POST',
+        token: null,
+        json: { provisioningKey, name: 'pump-3' },
+      });
+      const pump = (await registered.json()) as RegisteredDevice;
+      const signedTarget = async (): Promise<{ release: { version: number } | null; rollback: boolean }> =>
+        (await server.api('/v1/device/target', { token: pump.apiKey })).json() as Promise<{
+          release: { version: number } | null;
+          rollback: boolean;
+        }>;
+      const forward = json<Device>(await run(['device', 'target', pump.uuid.slice(0, 8), 'v8', '--json']));
+      expect(forward.uuid).toBe(pump.uuid);
+      expect(await signedTarget()).toMatchObject({ release: { version: 8 }, rollback: false });
+      const back = await run(['device', 'target', pump.uuid, 'v1', '--rollback']);
+      expect(back).toMatchObject({
+        code: EXIT.ok,
+        stdout: `device ${pump.uuid} (pump-3) now targets release ${v1.id} (marked as a rollback)\n`,
+      });
+      expect(await signedTarget()).toMatchObject({ release: { version: 1 }, rollback: true });
+      // Hostile or mistaken references: nothing changes.
+      const missing = await run(['device', 'target', pump.uuid, 'v99']);
+      expect(missing.code).toBe(EXIT.usage);
+      expect(missing.stderr).toMatch(/has no release v99/);
+      const unknown = await run(['device', 'target', pump.uuid, '00000000-0000-4000-8000-000000000000']);
+      expect(unknown.code).toBe(EXIT.refused);
+      expect(unknown.stderr).toMatch(/404/);
+      expect((await run(['device', 'target', pump.uuid])).code).toBe(EXIT.usage);
+      expect(await signedTarget()).toMatchObject({ release: { version: 1 }, rollback: true });
+    });
+
     it('shows the deltas of a release with their state and totals', async () => {
       const v8 = json<Release[]>(await run(['releases', 'pumps-east', '--json'])).find(
         (r) => r.version === 8,
@@ -421,8 +466,34 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       expect(text.stdout).toMatch(
         /[0-9a-f]{12}\+[0-9a-f]{12} → [0-9a-f]{12}\s+(queued|building|ready|full|failed)/,
       );
-      expect(text.stdout).toMatch(/^total: 1 delta \(1 \w+\)/m);
+      expect(text.stdout).toMatch(/^1 delta: 1 \w+$/m);
       expect(json<unknown[]>(await run(['deltas', v8.id, '--json']))).toHaveLength(1);
+
+      // One line per release a device may run (never one total over different bases), by FLEET vN,
+      // by -f, and by a unique start of the id.
+      const byVersion = await run(['deltas', 'pumps-east', 'v8']);
+      expect(byVersion).toMatchObject({ code: 0, stderr: '' });
+      expect(byVersion.stdout).toMatch(/^what a device on each release downloads to reach v8:$/m);
+      expect(byVersion.stdout).toMatch(/^FROM\s+LAYERS NEEDED\s+DELTAS\s+DOWNLOAD\s+FULL LAYERS\s+SAVED$/m);
+      const rows = byVersion.stdout.split('\n').filter((l) => /^v\d+\s/.test(l));
+      const older = json<Release[]>(await run(['releases', 'pumps-east', '--json']))
+        .filter((r) => r.version < 8)
+        .sort((a, b) => b.version - a.version)
+        .map((r) => `v${r.version}`);
+      expect(older).toContain('v1');
+      expect(rows.map((l) => l.split(/\s+/)[0])).toEqual(older);
+      expect(byVersion.stdout).toMatch(/^v1\s+1\s+[01]\/1 ready/m);
+      expect(byVersion.stdout).toMatch(
+        /^a new device \(no release\) downloads [\d.]+ \S+: every layer, gzip'd$/m,
+      );
+      expect((await run(['deltas', 'v8', '-f', 'pumps-east'])).stdout).toBe(byVersion.stdout);
+      expect((await run(['deltas', v8.id.slice(0, 8)])).stdout).toBe(byVersion.stdout);
+      expect((await run(['release', 'pumps-east', 'v8', '--json'])).stdout).toBe(
+        (await run(['release', v8.id, '--json'])).stdout,
+      );
+      const versionAlone = await run(['deltas', 'v8']);
+      expect(versionAlone).toMatchObject({ code: EXIT.usage });
+      expect(versionAlone.stderr).toContain('v8 is a version: name the fleet too (ferry deltas FLEET v8)');
     });
 
     it('draws a progress bar on a terminal: bytes, rate and ETA for a file; bytes and rate for stdin', async () => {
@@ -484,7 +555,7 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       const folder = await run(['push', 'pumps-east', work]);
       expect(folder).toMatchObject({
         code: EXIT.usage,
-        stderr: `ferry push: ${work} is not a file (expected a docker save or OCI archive)\n`,
+        stderr: `ferry push: ${work} is a folder without a compose file (compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml): push a docker save or OCI archive, or a folder holding a compose file and its archives\n`,
       });
       const fleetless = await run(['push', 'nope', fixtures.v1Docker]);
       expect(fleetless).toMatchObject({
@@ -492,10 +563,11 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
         stderr: 'ferry push: 404 Not Found: no fleet "nope"\n',
       });
       const taken = await run(['push', 'pumps-east', fixtures.v1Docker, '--version', '7']);
-      expect(taken).toMatchObject({
-        code: EXIT.refused,
-        stderr: 'ferry push: 409 Conflict: fleet pumps-east already has release version 7\n',
-      });
+      expect(taken.code).toBe(EXIT.refused);
+      // Release versions only grow per fleet: 7 is below what this suite has pushed by now.
+      expect(taken.stderr).toMatch(
+        /^ferry push: 409 Conflict: release versions only grow: fleet pumps-east is at v\d+, push v\d+ or more\n$/,
+      );
       const badVersion = await run(['push', 'pumps-east', fixtures.v1Docker, '--version', 'x']);
       expect(badVersion.code).toBe(EXIT.usage);
     });
@@ -506,9 +578,23 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       });
       expect(result).toMatchObject({
         code: EXIT.notLoggedIn,
-        stderr: 'ferry releases: the server refused the token (401 Unauthorized: invalid admin token)\n',
+        stderr:
+          'ferry releases: the server refused the token (401 Unauthorized: invalid token: not a working operator key)\n',
       });
     });
+  });
+
+  it('prints its version, and help with exit 1 when a command group is given no subcommand', async () => {
+    const version = await run(['--version']);
+    expect(version).toMatchObject({ code: 0, stdout: '0.1.0\n' });
+    for (const args of [[], ['fleet'], ['device'], ['rollout'], ['delta']]) {
+      const result = await run(args);
+      expect({ args, code: result.code }).toEqual({ args, code: 1 });
+      expect(result.stderr).toMatch(/^Usage: ferry/);
+    }
+    const releases = await run(['releases', '-f', 'pumps-east', '--json']);
+    expect(releases.code).toBe(0);
+    expect(releases.stdout).toBe((await run(['releases', 'pumps-east', '--json'])).stdout);
   });
 
   it('documents the exit codes in --help, and every command has --help', async () => {
@@ -530,6 +616,7 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       ['device'],
       ['device', 'rm'],
       ['device', 'tag'],
+      ['device', 'purge-volume'],
       ['push'],
       ['releases'],
       ['release'],
@@ -542,11 +629,20 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
       ['rollout', 'resume'],
       ['rollout', 'abort'],
       ['rollouts'],
+      ['keys'],
+      ['keys', 'create'],
+      ['keys', 'revoke'],
+      ['keys', 'disable-bootstrap'],
+      ['keys', 'generate-release-key'],
+      ['audit'],
     ];
-    const results = await Promise.all(commands.map((c) => run([...c, '--help'])));
+    // Four at a time: 30 node processes at once on a loaded 2-core machine outran the test's time.
+    const results: Awaited<ReturnType<typeof run>>[] = [];
+    for (let i = 0; i < commands.length; i += 4)
+      results.push(...(await Promise.all(commands.slice(i, i + 4).map((c) => run([...c, '--help'])))));
     results.forEach((r, i) => {
       expect({ command: commands[i], code: r.code }).toEqual({ command: commands[i], code: 0 });
       expect(r.stdout).toMatch(/^Usage: ferry /);
     });
-  });
+  }, 300_000);
 });

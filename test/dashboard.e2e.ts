@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Browser, Page, chromium } from 'playwright-core';
-import { Device, Release } from '@ferry/protocol';
+import { Device, ProvisioningKey, Release } from '@ferry/protocol';
 import { Simulator } from '../devices/simulator/src';
 import { dockerArchive, gnuTarLayer } from './support/hostile-archives';
 import { TestFleet, createFleet } from './support/mqtt-devices';
@@ -50,7 +50,7 @@ async function pushApp(
 
 describe('web dashboard in a real browser', () => {
   let place: ServerPlace;
-  let server: TestServer & { remove: () => void };
+  let server: TestServer & { remove: () => Promise<void> };
   let browser: Browser;
   let page: Page;
   let fleet: TestFleet;
@@ -59,6 +59,8 @@ describe('web dashboard in a real browser', () => {
   let worker: WorkerProcess;
   /** Every device fails to install this release. */
   let failingRelease: string | null = null;
+  /** Every device starts downloading this release and then goes silent. */
+  let hangingRelease: string | null = null;
   let work: string;
 
   beforeAll(async () => {
@@ -88,7 +90,8 @@ describe('web dashboard in a real browser', () => {
       namePrefix: 'pump',
       stepMs: 250,
       running: { id: v1.id, layers: layersOf(v1) },
-      behaviour: (_index, releaseId) => (failingRelease === releaseId ? 'fail' : 'ok'),
+      behaviour: (_index, releaseId) =>
+        failingRelease === releaseId ? 'fail' : hangingRelease === releaseId ? 'hang' : 'ok',
     });
     await server.api(`/v1/devices/${simulator.devices[0]!.uuid}/tags`, {
       method: 'POST',
@@ -126,7 +129,7 @@ describe('web dashboard in a real browser', () => {
     await simulator?.stop();
     await worker?.kill();
     await server?.close();
-    server?.remove();
+    await server?.remove();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -191,6 +194,8 @@ describe('web dashboard in a real browser', () => {
       true,
     );
     expect([...seen].some((t) => /^[1-7] of 8 devices/.test(t))).toBe(true);
+    // Moved by pushed events, not only by the page's 5 s clock.
+    expect(Number(await page.locator('.live').getAttribute('data-updates'))).toBeGreaterThan(3);
     await until(
       async () =>
         (await page.locator('#progress-text').textContent())?.startsWith('8 of 8') ? true : undefined,
@@ -198,6 +203,13 @@ describe('web dashboard in a real browser', () => {
       'final count',
     );
     expect(await page.locator('.batches .badge-passed').count()).toBe(3);
+    // The batch bars carry their numbers and a legend names each colour with its count.
+    expect(
+      await page.locator('.batches li[data-batch="3"] .statebar span[data-state=succeeded]').textContent(),
+    ).toMatch(/^\d+$/);
+    expect(await page.locator('.legend[aria-label=legend] li[data-state=succeeded]').textContent()).toMatch(
+      /succeeded 8/i,
+    );
     expect(await page.locator('svg.chart polygon').count()).toBeGreaterThan(1);
     expect(await page.locator('#pause').isDisabled()).toBe(true);
     const saving = Number(
@@ -240,6 +252,25 @@ describe('web dashboard in a real browser', () => {
     await page.locator('table.failures .badge-rolled_back').waitFor({ timeout: 10_000 });
     await page.screenshot({ path: join(RESULTS, 'dashboard-rollout-paused.png'), fullPage: true });
 
+    // The fleets page: device count, online now, devices per release, the active rollout.
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${server.url}/dashboard/#/fleets`);
+    const card = page.locator(`li.fleet[data-fleet="${fleet.slug}"]`);
+    await card.locator('.fleet-rollout').waitFor();
+    expect(await card.locator('.fleet-counts').textContent()).toMatch(/8 devices · 8 online now/);
+    const perRelease = await card.locator('.release-chart li').allTextContents();
+    expect(perRelease.join('|')).toMatch(/v[123]\d+/);
+    expect(
+      (await card.locator('.release-chart li b').allTextContents()).reduce((sum, n) => sum + Number(n), 0),
+    ).toBe(8);
+    expect(await card.locator('.fleet-rollout').textContent()).toMatch(/Rollout of v3\s*paused/);
+    await page.screenshot({ path: join(RESULTS, 'dashboard-fleets.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-fleets-phone.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${server.url}/dashboard/#/rollouts/${started.id}`);
+    await page.locator('header.title .badge-paused').waitFor();
+
     await page.click('#resume');
     // Batch 2 fails too (every device fails v3): paused again, then aborted from the page.
     await page.locator('.batches li[data-batch="2"] .badge-failed').waitFor({ timeout: 20_000 });
@@ -251,6 +282,75 @@ describe('web dashboard in a real browser', () => {
     expect(await page.locator('#resume').isDisabled()).toBe(true);
   });
 
+  it('flags a device that hangs downloading, once it has been silent for minutes (page clock moved on)', async () => {
+    const v4 = await pushApp(server, fleet, 4, work);
+    hangingRelease = v4.id;
+    const started = await json<{ id: string }>(
+      await server.api(`/v1/fleets/${fleet.slug}/rollouts`, {
+        method: 'POST',
+        json: {
+          releaseId: v4.id,
+          strategy: { batches: [1, '100%'], bakeSeconds: 1, deviceTimeoutSeconds: 3600 },
+        },
+      }),
+      201,
+    );
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    // Signed in as the login page leaves it: the token in localStorage.
+    await context.addInitScript(
+      (token) =>
+        (
+          globalThis as unknown as { localStorage: { setItem(k: string, v: string): void } }
+        ).localStorage.setItem('ferry.token', token),
+      ADMIN_TOKEN,
+    );
+    const clocked = await context.newPage();
+    await clocked.clock.install();
+    await clocked.goto(`${server.url}/dashboard/#/fleets/${fleet.slug}/devices`);
+    await clocked.locator('table.devices tbody tr').nth(7).waitFor();
+    const hanging = await until(
+      async () => {
+        const devices = await json<Device[]>(await server.api(`/v1/fleets/${fleet.slug}/devices`));
+        return devices.find((d) => d.status === 'downloading');
+      },
+      20_000,
+      'a device downloading v4',
+    );
+    await clocked.locator(`tr[data-uuid="${hanging.uuid}"] .badge-downloading`).waitFor();
+    expect(await clocked.locator('tr.stuck').count()).toBe(0);
+    // Four minutes on the page's clock with no report from the device: it is flagged, with why.
+    await clocked.clock.fastForward('04:00');
+    await clocked.locator(`tr.stuck[data-uuid="${hanging.uuid}"]`).waitFor({ timeout: 10_000 });
+    expect(await clocked.locator(`tr[data-uuid="${hanging.uuid}"] .stuck-note`).textContent()).toMatch(
+      /stuck downloading.*no report since [34] min ago while online/,
+    );
+    expect(await clocked.locator('.toolbar').textContent()).toMatch(/8 devices · 8 online · 1 stuck/);
+    // "online" and the report time never contradict: an online device's last report is its own column.
+    expect(await clocked.locator('thead').textContent()).toMatch(/Last report/);
+    await clocked.screenshot({ path: join(RESULTS, 'dashboard-devices-stuck.png'), fullPage: true });
+    await clocked.setViewportSize({ width: 390, height: 844 });
+    await clocked.screenshot({ path: join(RESULTS, 'dashboard-devices-stuck-phone.png'), fullPage: true });
+    await context.close();
+    await server.api(`/v1/rollouts/${started.id}/abort`, { method: 'POST' });
+  });
+
+  it('shows an empty releases page with the push command and no empty card', async () => {
+    const empty = await createFleet(server, 'Empty Valves');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${server.url}/dashboard/#/fleets/${empty.slug}/releases`);
+    await page.locator('.empty pre').waitFor();
+    expect(await page.locator('.empty pre').textContent()).toBe(
+      `docker save app:1 | npx ferry push ${empty.slug} -`,
+    );
+    expect(await page.locator('#rollout-form').isVisible()).toBe(false);
+    await page.screenshot({ path: join(RESULTS, 'dashboard-releases-empty.png'), fullPage: true });
+    // A favicon, served with the page.
+    expect(await page.locator('link[rel=icon]').getAttribute('href')).toBe('favicon.svg');
+    const icon = await server.api('/dashboard/favicon.svg', { token: null });
+    expect(icon.status).toBe(200);
+    expect(await icon.text()).toMatch(/^<svg/);
+  });
+
   it('creates a provisioning key and shows the command that registers a device', async () => {
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(`${server.url}/dashboard/#/fleets/${fleet.slug}/provisioning`);
@@ -258,6 +358,30 @@ describe('web dashboard in a real browser', () => {
     const key = (await page.locator('pre.key').textContent()) ?? '';
     expect(key).toMatch(/^fp_/);
     expect(await page.getByText(`--key ${key} --count 10`).count()).toBe(1);
+
+    // Revoked from the page: the row says so and the key no longer registers a device.
+    const keys = await json<ProvisioningKey[]>(
+      await server.api(`/v1/fleets/${fleet.slug}/provisioning-keys`),
+    );
+    const created = keys.find((k) => key.startsWith(k.prefix))!;
+    expect(await page.locator(`tr[data-key="${created.id}"]`).textContent()).toMatch(/active/);
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.click(`tr[data-key="${created.id}"] button.revoke`);
+    await page
+      .locator(`tr[data-key="${created.id}"] td[data-label=Status]`, { hasText: /^revoked/ })
+      .waitFor();
+    expect(await page.locator(`tr[data-key="${created.id}"] button.revoke`).count()).toBe(0);
+    const register = await server.api('/v1/device/register', {
+      token: null,
+      method: 'POST',
+      json: { provisioningKey: key, name: 'after-revoke' },
+    });
+    expect(register.status).toBeGreaterThanOrEqual(400);
+    expect(register.status).toBeLessThan(500);
+    await page.screenshot({ path: join(RESULTS, 'dashboard-provisioning.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-provisioning-phone.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
     // The API is untouched by the static files next to it.
     expect((await server.api('/v1/fleets', { token: null })).status).toBe(401);
     expect((await server.api('/dashboard/app.js', { token: null })).status).toBe(200);

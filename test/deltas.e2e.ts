@@ -1,5 +1,14 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyDelta } from '@ferry/delta';
@@ -9,7 +18,9 @@ import { DATABASE } from '../apps/server/src/database/database.module';
 import { Database } from '../apps/server/src/database/database.types';
 import { noise } from './support/agent-images';
 import { dockerArchive, gnuTarLayer, sha256 } from './support/hostile-archives';
-import { TestServer, startTestServer } from './support/test-server';
+import { commandLine, descendantsOf, isRunning } from './support/processes';
+import { TEST_REDIS_URL, deleteQueueKeys, testQueuePrefix } from './support/redis-keys';
+import { DATABASE_KINDS, TestServer, startTestServer } from './support/test-server';
 import { WorkerProcess, startWorker } from './support/worker-process';
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
@@ -22,12 +33,12 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-describe('delta workers', () => {
+describe.each(DATABASE_KINDS)('delta workers on %s', (kind) => {
   let server: TestServer;
   let worker: WorkerProcess;
   let work: string;
   let env: Record<string, string>;
-  const prefix = `ferry-test-${randomBytes(4).toString('hex')}`;
+  const prefix = testQueuePrefix('deltas');
 
   const release = async (files: Record<string, string | Buffer>, version: number): Promise<Release> => {
     const dir = join(work, `v${version}`);
@@ -58,7 +69,11 @@ describe('delta workers', () => {
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'ferry-deltas-'));
-    server = await startTestServer('sqlite', { FERRY_QUEUE_PREFIX: prefix });
+    // The server sweeps staging only at its start here, so what the test sees swept is the worker's doing.
+    server = await startTestServer(kind, {
+      FERRY_QUEUE_PREFIX: prefix,
+      FERRY_STAGING_STALE_SECONDS: '86400',
+    });
     env = { DATA_DIR: server.dataDir, FERRY_QUEUE_PREFIX: prefix, WORKER_LOCK_MS: '2000', LOG_LEVEL: 'warn' };
     worker = await startWorker(env);
     await server.api('/v1/fleets', { method: 'POST', json: { name: 'Deltas', arch: 'amd64' } });
@@ -66,6 +81,7 @@ describe('delta workers', () => {
   afterAll(async () => {
     await worker?.kill();
     await server?.close();
+    await deleteQueueKeys(TEST_REDIS_URL, prefix);
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -202,21 +218,73 @@ describe('delta workers', () => {
     }
   });
 
-  it('picks up the job of a worker killed with SIGKILL mid-build', async () => {
-    const big = noise(11, 12 * 1024 * 1024);
-    const v6 = await release({ 'big.bin': big }, 6);
+  /** Two releases of one big file, the second with 50 small edits, and the delta job between them. */
+  const bigPair = async (seed: number, bytes: number, version: number): Promise<Release> => {
+    const big = noise(seed, bytes);
+    const older = await release({ 'big.bin': big }, version);
     const changed = Buffer.from(big);
-    for (let i = 0; i < 50; i += 1) changed.write(`edit-${i}`, i * 200_000 + 17);
-    const v7 = await release({ 'big.bin': changed }, 7);
-    await server.api(`/v1/releases/${v7.id}/deltas`, { method: 'POST', json: { from: v6.id } });
-    await until('the build to start', async () =>
-      (await deltasOf(v7.id))[0]?.state === 'building' ? true : undefined,
-    );
-    await worker.kill();
-    expect((await deltasOf(v7.id))[0]?.state).toBe('building');
-    worker = await startWorker(env);
-    const [delta] = await settled(v7.id, 1);
-    expect(delta?.state).toBe('ready');
-    expect(delta?.size).toBeLessThan(200_000);
-  }, 180_000);
+    for (let i = 0; i < 50; i += 1) changed.write(`edit-${i}`, i * Math.floor(bytes / 50) + 17);
+    const newer = await release({ 'big.bin': changed }, version + 1);
+    await server.api(`/v1/releases/${newer.id}/deltas`, { method: 'POST', json: { from: older.id } });
+    return newer;
+  };
+
+  // Faults of the worker, not of the database: run once (12 MB builds), on SQLite.
+  if (kind === 'sqlite') {
+    it('picks up the job of a worker killed with SIGKILL mid-build', async () => {
+      const v7 = await bigPair(11, 12 * 1024 * 1024, 6);
+      await until('the build to start', async () =>
+        (await deltasOf(v7.id))[0]?.state === 'building' ? true : undefined,
+      );
+      await worker.kill();
+      expect((await deltasOf(v7.id))[0]?.state).toBe('building');
+      worker = await startWorker(env);
+      const [delta] = await settled(v7.id, 1);
+      expect(delta?.state).toBe('ready');
+      expect(delta?.size).toBeLessThan(200_000);
+    }, 180_000);
+
+    it('takes its sandboxed encoder and bsdiff children down with a worker killed alone, and sweeps stale staging at the next start', async () => {
+      const tmp = join(server.dataDir, 'tmp');
+      const staging = (): string[] => readdirSync(tmp).filter((name) => name.startsWith('staging-'));
+      // Staging the previous test's killed build left behind is not this build's.
+      const before = existsSync(tmp) ? staging() : [];
+      // 8 MB of noise: about 12 MB once gnuTarLayer writes it as UTF-8, under bsdiff's 16 MiB cap.
+      const v9 = await bigPair(13, 8 * 1024 * 1024, 8);
+      const workerPid = worker.child.pid ?? 0;
+      // The sandboxed encoder and, under it, the bsdiff child running diffSync on the big file.
+      const family = await until('a bsdiff child under the worker', async () => {
+        const pids = descendantsOf(workerPid);
+        return pids.some((pid) => commandLine(pid).includes('bsdiff-node')) ? pids : undefined;
+      });
+      expect(family.length).toBeGreaterThanOrEqual(2);
+      const building = staging().filter((name) => !before.includes(name));
+
+      await worker.killAlone();
+      await until(
+        'every process the worker started to exit',
+        async () => (family.every((pid) => !isRunning(pid)) ? true : undefined),
+        5000,
+      );
+      // The encoder saw its parent go and discarded the build's staging on its way out.
+      expect(building.length).toBeGreaterThan(0);
+      expect(building.filter((name) => existsSync(join(tmp, name)))).toEqual([]);
+
+      // Staging a build killed long ago left (its heartbeat stopped), and one whose owner still works.
+      const stale = join(tmp, `staging-${randomUUID()}`);
+      const live = join(tmp, `staging-${randomUUID()}`);
+      for (const dir of [stale, live]) {
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'section.bin'), Buffer.alloc(1024));
+      }
+      const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
+      utimesSync(stale, hoursAgo, hoursAgo);
+      worker = await startWorker(env);
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(live)).toBe(true);
+      rmSync(live, { recursive: true });
+      const [delta] = await settled(v9.id, 1);
+      expect(delta?.state).toBe('ready');
+    }, 180_000);
+  }
 });

@@ -16,7 +16,7 @@ import { TcpProxy, startTcpProxy } from './support/tcp-proxy';
 import { TestServer } from './support/test-server';
 import { WorkerProcess, startWorker } from './support/worker-process';
 
-type Server = TestServer & { remove: () => void };
+type Server = TestServer & { remove: () => Promise<void> };
 const COUNT = 12;
 
 /**
@@ -50,8 +50,8 @@ describe('faults in the middle of a rollout', () => {
     await proxy?.close();
     await worker?.kill();
     await server?.close();
+    await server?.remove();
     await redis?.kill();
-    server?.remove();
   });
 
   async function fleetOnV1(name: string): Promise<{ fleet: TestFleet; v1: Release; simulator: Simulator }> {

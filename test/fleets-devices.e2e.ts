@@ -32,7 +32,25 @@ describe.each(DATABASE_KINDS)('fleets, provisioning keys and devices on %s', (ki
 
   it('creates fleets with unique slugs and finds them by id or slug', async () => {
     const first = await createFleet('Pumps North');
-    const second = await createFleet('Pumps North', 'amd64');
+    const taken = await server.api('/v1/fleets', {
+      method: 'POST',
+      json: { name: 'Pumps  north', arch: 'amd64' },
+    });
+    expect(taken.status).toBe(409);
+    expect(((await taken.json()) as { message: string }).message).toMatch(
+      /slug "pumps-north" exists.*choose another name, or give another slug/,
+    );
+    const second = (await (
+      await server.api('/v1/fleets', {
+        method: 'POST',
+        json: { name: 'Pumps North', arch: 'amd64', slug: 'pumps-north-2' },
+      })
+    ).json()) as { slug: string };
+    const takenSlug = await server.api('/v1/fleets', {
+      method: 'POST',
+      json: { name: 'Other', arch: 'amd64', slug: 'pumps-north-2' },
+    });
+    expect(takenSlug.status).toBe(409);
     expect(first.slug).toBe('pumps-north');
     expect(second.slug).toBe('pumps-north-2');
     const byId = (await (await server.api(`/v1/fleets/${first.id}`)).json()) as {

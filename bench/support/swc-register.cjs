@@ -11,6 +11,9 @@ const root = path.resolve(__dirname, '..', '..');
 const aliases = {
   '@ferry/protocol': path.join(root, 'libs/protocol/src/index.ts'),
   '@ferry/delta': path.join(root, 'libs/delta/src/index.ts'),
+  '@ferry/protocol/wire': path.join(root, 'libs/protocol/src/wire.ts'),
+  '@ferry/delta/decoder': path.join(root, 'libs/delta/src/decoder.ts'),
+  '@ferry/storage/files': path.join(root, 'libs/storage/src/files.ts'),
 };
 
 const resolve = Module._resolveFilename;

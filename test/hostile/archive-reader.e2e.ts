@@ -6,18 +6,24 @@ import fc from 'fast-check';
 import { archiveLimits, readImageArchive } from '@ferry/delta';
 import { FerryError, PayloadTooLargeError, UnusableArchiveError } from '@ferry/protocol';
 import { fuzzRuns } from '../support/fuzz';
-import { dockerArchive, gnuTarLayer, tarOf } from '../support/hostile-archives';
-import { buildImageFixtures } from '../support/image-fixtures';
+import { gzipSync } from 'node:zlib';
+import { dockerArchive, gnuTarLayer, sha256, tarOf } from '../support/hostile-archives';
+import { buildImageFixtures, gzipLayersOf } from '../support/image-fixtures';
 
 /**
  * Property: whatever the bytes, the archive reader either returns images whose every layer matched
  * its diff_id, or refuses with UnusableArchiveError / PayloadTooLargeError — never another error,
  * never a file written outside its staging folder.
  */
+// Thousands of cases per property: 30 s on a quiet machine, over 60 s at load 20.
+jest.setTimeout(300_000);
+
 describe('image archive reader under hostile input (property-based)', () => {
   let work: string;
   let valid: Buffer;
   let validOci: Buffer;
+  let layer: Buffer;
+  let realGzLayers: Buffer;
   let n = 0;
   const limits = archiveLimits({ maxArchiveBytes: 8 * 1024 * 1024, ratioFloorBytes: 1024 * 1024 });
 
@@ -25,7 +31,9 @@ describe('image archive reader under hostile input (property-based)', () => {
     work = mkdtempSync(join(tmpdir(), 'ferry-fuzz-archive-'));
     const fixtures = buildImageFixtures(join(work, 'fixtures'));
     validOci = readFileSync(fixtures.v1Oci);
-    const layer = gnuTarLayer(join(work, 'layer'), { 'etc/a': 'a', 'bin/b': 'b'.repeat(3000) });
+    gzipLayersOf(fixtures.v1Docker, join(work, 'fixtures', 'gz.docker.tar'));
+    realGzLayers = readFileSync(join(work, 'fixtures', 'gz.docker.tar'));
+    layer = gnuTarLayer(join(work, 'layer'), { 'etc/a': 'a', 'bin/b': 'b'.repeat(3000) });
     valid = await dockerArchive([layer]);
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -70,6 +78,23 @@ describe('image archive reader under hostile input (property-based)', () => {
 
   it('survives byte flips of a skopeo-made OCI archive', async () => {
     await fc.assert(fc.asyncProperty(mutate(validOci), check), { numRuns: fuzzRuns(300) });
+  });
+
+  it('survives byte flips and truncations inside a gzip-compressed layer of a docker-archive', async () => {
+    await fc.assert(
+      fc.asyncProperty(mutate(gzipSync(layer)), async (gz) =>
+        check(await dockerArchive([gz], { diffIds: [sha256(layer)] })),
+      ),
+      { numRuns: fuzzRuns(500) },
+    );
+  });
+
+  it('survives byte flips of a real docker-archive whose layers gzip(1) compressed', async () => {
+    await fc.assert(fc.asyncProperty(mutate(realGzLayers), check), { numRuns: fuzzRuns(200) });
+  });
+
+  it('survives byte flips and truncations of a docker-archive gzip-compressed as a whole', async () => {
+    await fc.assert(fc.asyncProperty(mutate(gzipSync(valid)), check), { numRuns: fuzzRuns(1000) });
   });
 
   it('survives archives of random members with hostile names, links and bodies', async () => {

@@ -9,6 +9,7 @@ import {
   nextMessage,
   registerDevice,
 } from '../support/mqtt-devices';
+import { connectPacket } from '../support/raw-mqtt';
 import { TestServer, startTestServer } from '../support/test-server';
 
 /** Sends raw bytes on a fresh TCP connection; resolves when the broker closes it or after `ms`. */
@@ -35,22 +36,6 @@ function sendRaw(port: number, chunks: Buffer[], ms = 1500): Promise<'closed' | 
 }
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
-
-/** A CONNECT packet for MQTT 3.1.1 with username/password. */
-function connectPacket(clientId: string, username: string, password: string): Buffer {
-  const str = (s: string): Buffer => {
-    const b = Buffer.from(s);
-    return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
-  };
-  const body = Buffer.concat([
-    str('MQTT'),
-    Buffer.from([4, 0xc2, 0, 30]),
-    str(clientId),
-    str(username),
-    str(password),
-  ]);
-  return Buffer.concat([Buffer.from([0x10, body.length]), body]);
-}
 
 describe('MQTT broker under malformed packets from a raw socket', () => {
   let server: TestServer;

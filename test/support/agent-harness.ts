@@ -1,11 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { DeltaRecord, Device, Release } from '@ferry/protocol';
+import { DeltaRecord, Device, Release, UnsignedTarget, signTarget } from '@ferry/protocol';
+import { TargetKeysService } from '../../apps/server/src/target-keys/target-keys.service';
 import { AgentProcess, agentState, startAgent, until } from './agent-process';
 import { AgentProxy, startAgentProxy } from './agent-proxy';
 import { DockerEngine, startDockerEngine } from './docker-engine';
+import { TEST_REDIS_URL, deleteQueueKeys, testQueuePrefix } from './redis-keys';
 import { TestServer, startTestServer } from './test-server';
 import { WorkerProcess, startWorker } from './worker-process';
 
@@ -18,9 +20,20 @@ export interface AgentWorld {
   work: string;
   fleet: { slug: string; provisioningKey: string };
   push: (archive: string, version: number) => Promise<Release>;
+  /**
+   * Pushes a compose release: `compose` (YAML) with these image archives, as a release bundle made by
+   * GNU tar (docs/compose.md).
+   */
+  pushCompose: (compose: string, archives: string[], version: number) => Promise<Release>;
   deltasSettled: (releaseId: string, count: number) => Promise<DeltaRecord[]>;
   requestDeltas: (releaseId: string, from: string) => Promise<DeltaRecord[]>;
-  setTarget: (uuid: string, releaseId: string) => Promise<void>;
+  /** `rollback`: the operator asks for an older release on purpose. */
+  setTarget: (uuid: string, releaseId: string, rollback?: boolean) => Promise<void>;
+  /**
+   * Signs a target with the server's current online key, as a server whose key an attacker holds
+   * would: for tests that rewrite a target to exercise the checks behind the signature.
+   */
+  resignTarget: (target: Record<string, unknown>) => Promise<Record<string, unknown>>;
   device: (uuid: string) => Promise<Device>;
   agentEnv: (dataDir: string, extra?: Record<string, string>) => Record<string, string>;
   /** Starts the bundled agent and waits until it has registered; returns its UUID. */
@@ -34,11 +47,20 @@ export interface AgentWorld {
   close: () => Promise<void>;
 }
 
-export async function startAgentWorld(name: string): Promise<AgentWorld> {
+/** `fleet`: more of the fleet's creation body (release keys, for instance); `serverEnv`: the server's. */
+export async function startAgentWorld(
+  name: string,
+  fleet: Record<string, unknown> = {},
+  serverEnv: Record<string, string> = {},
+): Promise<AgentWorld> {
   const work = mkdtempSync(join(tmpdir(), `ferry-${name}-`));
-  const prefix = `ferry-${name}-${randomBytes(4).toString('hex')}`;
+  const prefix = testQueuePrefix('agent');
   const engine = await startDockerEngine();
-  const server = await startTestServer('sqlite', { FERRY_QUEUE_PREFIX: prefix, FERRY_STATE_FLUSH_MS: '200' });
+  const server = await startTestServer('sqlite', {
+    FERRY_QUEUE_PREFIX: prefix,
+    FERRY_STATE_FLUSH_MS: '200',
+    ...serverEnv,
+  });
   const worker = await startWorker({
     DATA_DIR: server.dataDir,
     FERRY_QUEUE_PREFIX: prefix,
@@ -46,7 +68,10 @@ export async function startAgentWorld(name: string): Promise<AgentWorld> {
     LOG_LEVEL: 'warn',
   });
   const proxy = await startAgentProxy(server.url);
-  const fleetRes = await server.api('/v1/fleets', { method: 'POST', json: { name, arch: 'amd64' } });
+  const fleetRes = await server.api('/v1/fleets', {
+    method: 'POST',
+    json: { name, arch: 'amd64', ...fleet },
+  });
   const { slug } = (await fleetRes.json()) as { slug: string };
   const key = (await (
     await server.api(`/v1/fleets/${slug}/provisioning-keys`, { method: 'POST', json: {} })
@@ -64,6 +89,27 @@ export async function startAgentWorld(name: string): Promise<AgentWorld> {
         body: readFileSync(archive),
         headers: { 'content-type': 'application/x-tar' },
       });
+      if (res.status !== 201) throw new Error(`push v${version}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as Release;
+    },
+    pushCompose: async (compose, archives, version) => {
+      const dir = mkdtempSync(join(work, 'bundle-'));
+      writeFileSync(join(dir, 'docker-compose.yml'), compose);
+      archives.forEach((a, i) => copyFileSync(a, join(dir, `${i}.tar`)));
+      execFileSync('tar', [
+        '-cf',
+        join(dir, 'bundle.tar'),
+        '-C',
+        dir,
+        'docker-compose.yml',
+        ...archives.map((_, i) => `${i}.tar`),
+      ]);
+      const res = await server.api(`/v1/fleets/${slug}/releases?version=${version}`, {
+        method: 'POST',
+        body: readFileSync(join(dir, 'bundle.tar')),
+        headers: { 'content-type': 'application/vnd.ferry.release+tar' },
+      });
+      rmSync(dir, { recursive: true, force: true });
       if (res.status !== 201) throw new Error(`push v${version}: ${res.status} ${await res.text()}`);
       return (await res.json()) as Release;
     },
@@ -85,9 +131,20 @@ export async function startAgentWorld(name: string): Promise<AgentWorld> {
         throw new Error(`deltas ${from}→${releaseId}: ${res.status} ${await res.text()}`);
       return (await res.json()) as DeltaRecord[];
     },
-    setTarget: async (uuid, releaseId) => {
-      const res = await server.api(`/v1/devices/${uuid}/target`, { method: 'PUT', json: { releaseId } });
+    setTarget: async (uuid, releaseId, rollback) => {
+      const res = await server.api(`/v1/devices/${uuid}/target`, {
+        method: 'PUT',
+        json: { releaseId, ...(rollback ? { rollback } : {}) },
+      });
       if (res.status !== 200) throw new Error(`set target: ${res.status} ${await res.text()}`);
+    },
+    resignTarget: async (target) => {
+      const { current } = await server.app.get(TargetKeysService).signingKeys();
+      const { signatures: _old, ...rest } = target;
+      return signTarget(rest as unknown as UnsignedTarget, [current.privateKey]) as unknown as Record<
+        string,
+        unknown
+      >;
     },
     device: async (uuid) => (await (await server.api(`/v1/devices/${uuid}`)).json()) as Device,
     agentEnv: (dataDir, extra = {}) => ({
@@ -128,6 +185,7 @@ export async function startAgentWorld(name: string): Promise<AgentWorld> {
       await proxy.close().catch(() => undefined);
       await worker.kill().catch(() => undefined);
       await server.close().catch(() => undefined);
+      await deleteQueueKeys(TEST_REDIS_URL, prefix).catch(() => undefined);
       await engine.stop().catch(() => undefined);
       rmSync(work, { recursive: true, force: true });
     },

@@ -20,6 +20,11 @@ export interface AppVersion {
   edits: number;
   /** run.sh exits 1 at once: the container dies, the health check fails. */
   broken?: boolean;
+  /**
+   * Built on top of this earlier version's image (its layers kept, one layer added with VERSION, run.sh
+   * and `extra.bin`, that many incompressible bytes) instead of on the base.
+   */
+  from?: { name: string; extraBytes: number };
 }
 
 /** Pseudo-random bytes from a seed (xorshift), incompressible for gzip. */
@@ -42,7 +47,8 @@ export function buildAgentImages(dir: string, versions: AppVersion[], dataSize =
   const data = noise(42, dataSize);
   for (const version of versions) {
     const bundle = join(dir, `bundle-${version.name}`);
-    run('umoci', ['unpack', '--rootless', '--image', `${layout}:base`, bundle], dir);
+    const from = version.from?.name ?? 'base';
+    run('umoci', ['unpack', '--rootless', '--image', `${layout}:${from}`, bundle], dir);
     const app = join(bundle, 'rootfs', 'app');
     mkdirSync(app, { recursive: true });
     writeFileSync(join(app, 'VERSION'), `${version.name}\n`);
@@ -50,10 +56,13 @@ export function buildAgentImages(dir: string, versions: AppVersion[], dataSize =
       ? `#!/bin/sh\necho "app ${version.name} is broken"\nexit 1\n`
       : `#!/bin/sh\necho "app ${version.name}"\nexec sleep 3600\n`;
     writeFileSync(join(app, 'run.sh'), script, { mode: 0o755 });
-    const changed = Buffer.from(data);
-    for (let i = 0; i < version.edits; i++)
-      changed.write(`edit ${version.name} ${i}`, (i * 97_531 + 1000) % (dataSize - 64));
-    writeFileSync(join(app, 'data.bin'), changed);
+    if (version.from) writeFileSync(join(app, 'extra.bin'), noise(7, version.from.extraBytes));
+    else {
+      const changed = Buffer.from(data);
+      for (let i = 0; i < version.edits; i++)
+        changed.write(`edit ${version.name} ${i}`, (i * 97_531 + 1000) % (dataSize - 64));
+      writeFileSync(join(app, 'data.bin'), changed);
+    }
     run('umoci', ['repack', '--image', `${layout}:${version.name}`, bundle], dir);
     run('umoci', ['config', '--image', `${layout}:${version.name}`, '--config.cmd', '/app/run.sh'], dir);
     run(

@@ -89,12 +89,17 @@ export function startAgent(
 
 /** The agent's persisted state in its data directory. */
 export function agentState(dataDir: string): {
-  credentials: { uuid: string; apiKey: string; signingPublicKey: string } | null;
+  credentials: { uuid: string; apiKey: string; signingPublicKey: string; targetKey?: string | null } | null;
   journal: {
+    highest?: { targetVersion: number; releaseVersion: number };
     current: { releaseId: string } | null;
     previous: { releaseId: string } | null;
     rejected: { releaseId: string; status: string; reason: string } | null;
-    update: { phase: string; fallbacks: Record<string, string> } | null;
+    update: {
+      phase: string;
+      fallbacks: Record<string, string>;
+      layers: { diffId: string; download: unknown }[];
+    } | null;
   } | null;
   ledger: {
     totalFetched: number;

@@ -18,8 +18,9 @@ export interface AgentProxy {
   faults: Map<string, BlobFault>;
   /** Bytes per second for blob bodies (0: unthrottled). */
   throttle: number;
-  /** Rewrites `GET|POST /v1/device/target` answers. */
-  rewriteTarget: ((target: Record<string, unknown>) => Record<string, unknown>) | null;
+  /** Rewrites `GET|POST /v1/device/target` answers (or replaces them: a replayed target). */
+  rewriteTarget:
+    ((target: Record<string, unknown>) => Record<string, unknown> | Promise<Record<string, unknown>>) | null;
   close: () => Promise<void>;
 }
 
@@ -45,19 +46,22 @@ export async function startAgentProxy(upstream: string): Promise<AgentProxy> {
         if (isTarget && proxy.rewriteTarget && up.statusCode === 200) {
           const chunks: Buffer[] = [];
           up.on('data', (c: Buffer) => chunks.push(c));
+          const rewrite = proxy.rewriteTarget;
           up.on('end', () => {
-            const body = Buffer.from(
-              JSON.stringify(
-                proxy.rewriteTarget!(
-                  JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
+            void (async () => {
+              const body = Buffer.from(
+                JSON.stringify(
+                  await rewrite(
+                    JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
+                  ),
                 ),
-              ),
-            );
-            const headers = { ...up.headers, 'content-length': String(body.length) };
-            delete headers['transfer-encoding'];
-            delete headers.etag;
-            res.writeHead(200, headers);
-            res.end(body);
+              );
+              const headers = { ...up.headers, 'content-length': String(body.length) };
+              delete headers['transfer-encoding'];
+              delete headers.etag;
+              res.writeHead(200, headers);
+              res.end(body);
+            })().catch(() => res.destroy());
           });
           return;
         }

@@ -1,6 +1,6 @@
 /**
- * How many cases each property-based test runs: thousands in CI (`npm test`), many more in the
- * longer run (`npm run fuzz`, which sets FUZZ_RUNS).
+ * How many cases each property-based test runs: thousands in CI (`npm test`); `FUZZ_RUNS=N` raises
+ * every one to N for a longer run (`FUZZ_RUNS=50000 npx jest test/hostile libs/protocol`).
  */
 export function fuzzRuns(ciDefault: number): number {
   const fromEnv = Number(process.env.FUZZ_RUNS);

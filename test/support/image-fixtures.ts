@@ -1,5 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -97,4 +105,71 @@ export function buildImageFixtures(dir: string): ImageFixtures {
     v2Oci: join(dir, 'app-v2.oci.tar'),
     multiOci: join(dir, 'multi.oci.tar'),
   };
+}
+
+/**
+ * The docker-archive at `source` with every layer member gzip'd by gzip(1), under the same names
+ * (docker load accepts gzip'd layer.tar members; skopeo and dockerd 20.10 write them uncompressed).
+ * `corrupt` may change a gzip'd layer (by its position in manifest.json) before it is packed.
+ */
+export function gzipLayersOf(
+  source: string,
+  out: string,
+  corrupt?: { layer: number; edit: (gz: Buffer) => Buffer },
+): { layers: string[] } {
+  const dir = `${out}.d`;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  run('tar', ['-xf', source, '-C', dir], dir);
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { Layers: string[] }[];
+  const layers = manifest.flatMap((image) => image.Layers);
+  for (const [index, name] of [...new Set(layers)].entries()) {
+    const path = realpathSync(join(dir, name));
+    run('gzip', ['-n', '-9', path], dir);
+    let gz: Buffer = readFileSync(`${path}.gz`);
+    if (corrupt?.layer === index) gz = corrupt.edit(gz);
+    writeFileSync(path, gz);
+    rmSync(`${path}.gz`);
+  }
+  run('tar', ['-C', dir, '-cf', out, '.'], dir);
+  rmSync(dir, { recursive: true, force: true });
+  return { layers };
+}
+
+/**
+ * Two versions of an image whose layers `umoci insert` (Debian's umoci 0.4.7) wrote: tars that end
+ * right after the last member's data, without padding or end-of-archive blocks. dockerd 20.10 loads
+ * them. Returns the OCI layout and both versions as docker-archive and oci-archive (skopeo).
+ */
+export function umociInsertImages(dir: string): {
+  layout: string;
+  v1Docker: string;
+  v2Oci: string;
+} {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'files', 'bin'), { recursive: true });
+  const layout = join(dir, 'oci');
+  copyFileSync('/bin/busybox', join(dir, 'files', 'bin', 'busybox'));
+  run('umoci', ['init', '--layout', layout], dir);
+  for (const version of ['1', '2']) {
+    writeFileSync(join(dir, 'files', `app-${version}.txt`), `app ${version}\n`.repeat(500 + Number(version)));
+    run('umoci', ['new', '--image', `${layout}:v${version}`], dir);
+    run('umoci', ['insert', '--image', `${layout}:v${version}`, join(dir, 'files', 'bin'), '/bin'], dir);
+    run(
+      'umoci',
+      [
+        'insert',
+        '--image',
+        `${layout}:v${version}`,
+        join(dir, 'files', `app-${version}.txt`),
+        '/app/data.txt',
+      ],
+      dir,
+    );
+  }
+  const v1Docker = join(dir, 'v1.docker.tar');
+  const v2Oci = join(dir, 'v2.oci.tar');
+  run('skopeo', ['copy', '-q', `oci:${layout}:v1`, `docker-archive:${v1Docker}:app:1`], dir);
+  run('skopeo', ['copy', '-q', `oci:${layout}:v2`, `oci-archive:${v2Oci}:app:2`], dir);
+  return { layout, v1Docker, v2Oci };
 }

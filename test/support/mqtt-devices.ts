@@ -6,6 +6,9 @@ import { Device, Release } from '@ferry/protocol';
 import { dockerArchive, gnuTarLayer } from './hostile-archives';
 import { TestServer } from './test-server';
 
+/** Anything that answers the Ferry API: an in-process test server or a server process. */
+type Api = Pick<TestServer, 'api'>;
+
 export interface TestFleet {
   id: string;
   slug: string;
@@ -19,7 +22,7 @@ export interface TestDevice {
 }
 
 /** A fleet with a provisioning key, through the API. */
-export async function createFleet(server: TestServer, name: string): Promise<TestFleet> {
+export async function createFleet(server: Api, name: string): Promise<TestFleet> {
   const fleet = (await (
     await server.api('/v1/fleets', { method: 'POST', json: { name, arch: 'amd64' } })
   ).json()) as {
@@ -33,7 +36,7 @@ export async function createFleet(server: TestServer, name: string): Promise<Tes
 }
 
 /** Registers a device like an agent does. */
-export async function registerDevice(server: TestServer, fleet: TestFleet): Promise<TestDevice> {
+export async function registerDevice(server: Api, fleet: TestFleet): Promise<TestDevice> {
   const response = await server.api('/v1/device/register', {
     method: 'POST',
     json: { provisioningKey: fleet.provisioningKey },
@@ -45,7 +48,7 @@ export async function registerDevice(server: TestServer, fleet: TestFleet): Prom
 }
 
 /** Pushes a small one-layer release made with GNU tar. */
-export async function pushRelease(server: TestServer, fleet: TestFleet, content: string): Promise<Release> {
+export async function pushRelease(server: Api, fleet: TestFleet, content: string): Promise<Release> {
   const work = mkdtempSync(join(tmpdir(), 'ferry-mqtt-release-'));
   try {
     const archive = await dockerArchive([gnuTarLayer(work, { 'app/version.txt': content })], {
@@ -64,7 +67,12 @@ export async function pushRelease(server: TestServer, fleet: TestFleet, content:
   }
 }
 
-export async function getDevice(server: TestServer, uuid: string): Promise<Device> {
+/** Sets a device's target release through the API, which publishes its retained notice; the status. */
+export async function setTarget(server: Api, uuid: string, releaseId: string): Promise<number> {
+  return (await server.api(`/v1/devices/${uuid}/target`, { method: 'PUT', json: { releaseId } })).status;
+}
+
+export async function getDevice(server: Api, uuid: string): Promise<Device> {
   return (await (await server.api(`/v1/devices/${uuid}`)).json()) as Device;
 }
 

@@ -37,7 +37,8 @@ export async function startRedis(port: number): Promise<RedisProcess> {
   };
   const kill = async (): Promise<void> => {
     const running = child;
-    if (!running || running.exitCode !== null) return;
+    // Killed by a signal, a process has a signalCode and no exitCode: it is gone all the same.
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
     running.kill('SIGKILL');
     await exited;

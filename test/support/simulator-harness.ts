@@ -2,10 +2,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { Release, RolloutView } from '@ferry/protocol';
-import { loadConfig } from '../../apps/server/src/config/config';
+import { Device, FerryEvent, Release, RolloutView } from '@ferry/protocol';
+import { loadServerConfig } from '../../apps/server/src/config/config';
 import { createServer } from '../../apps/server/src/server.factory';
+import {
+  TEST_REDIS_URL,
+  deleteQueueKeys,
+  deleteRedisKeys,
+  testQueuePrefix,
+  testRedisPrefix,
+} from './redis-keys';
+import { Simulator } from '../../devices/simulator/src';
+import type { TestFleet } from './mqtt-devices';
 import { ADMIN_TOKEN, TestServer, apiClient } from './test-server';
 
 /** A free TCP port on 127.0.0.1. */
@@ -26,15 +34,14 @@ export interface ServerPlace {
 }
 
 export async function newPlace(env: Record<string, string> = {}): Promise<ServerPlace> {
-  const id = randomBytes(4).toString('hex');
   return {
     dataDir: mkdtempSync(join(tmpdir(), 'ferry-rollouts-')),
     port: await freePort(),
     mqttPort: await freePort(),
     env: {
       // Own Redis keys and queue: tests running side by side do not share leases, events or delta jobs.
-      REDIS_PREFIX: `ferry-test-${id}:`,
-      FERRY_QUEUE_PREFIX: `rollouts-${id}`,
+      REDIS_PREFIX: testRedisPrefix(),
+      FERRY_QUEUE_PREFIX: testQueuePrefix('rollouts'),
       FERRY_ROLLOUT_TICK_MS: '200',
       FERRY_STATE_FLUSH_MS: '100',
       ...env,
@@ -43,11 +50,14 @@ export async function newPlace(env: Record<string, string> = {}): Promise<Server
 }
 
 /**
- * A real Ferry server on fixed ports in `place`: closing it keeps the data folder, so a second one
- * started on the same place carries on (restart tests). `remove()` deletes the folder.
+ * A real Ferry server on fixed ports in `place`: closing it keeps the data folder and its Redis keys
+ * and queue, so a second one started on the same place carries on (restart tests). `remove()`, after
+ * the last close and after every worker of the place stopped, deletes the folder and the Redis keys.
  */
-export async function startServerAt(place: ServerPlace): Promise<TestServer & { remove: () => void }> {
-  const config = loadConfig({
+export async function startServerAt(
+  place: ServerPlace,
+): Promise<TestServer & { remove: () => Promise<void> }> {
+  const config = await loadServerConfig({
     DATA_DIR: place.dataDir,
     FERRY_ADMIN_TOKEN: ADMIN_TOKEN,
     PORT: String(place.port),
@@ -70,7 +80,12 @@ export async function startServerAt(place: ServerPlace): Promise<TestServer & { 
     close: async () => {
       await app.close();
     },
-    remove: () => rmSync(place.dataDir, { recursive: true, force: true }),
+    remove: async () => {
+      rmSync(place.dataDir, { recursive: true, force: true });
+      const redisUrl = place.env.REDIS_URL ?? TEST_REDIS_URL;
+      if (place.env.REDIS_PREFIX) await deleteRedisKeys(redisUrl, place.env.REDIS_PREFIX);
+      if (place.env.FERRY_QUEUE_PREFIX) await deleteQueueKeys(redisUrl, place.env.FERRY_QUEUE_PREFIX);
+    },
   };
 }
 
@@ -121,4 +136,72 @@ export async function waitForRollout(
       `${(error as Error).message}; last seen: ${JSON.stringify({ state: last?.state, reason: last?.reason, batches: last?.batches.map((b) => [b.number, b.state, b.counts]), failures: last?.failures })}`,
     );
   }
+}
+
+/** Reads `GET /v1/events?fleet=` as an SSE client would, keeping every event. */
+export function collectEvents(
+  server: Pick<TestServer, 'api'>,
+  fleetId: string,
+): { received: () => FerryEvent[]; stop: () => void } {
+  const events: FerryEvent[] = [];
+  const controller = new AbortController();
+  void (async () => {
+    const response = await server.api(`/v1/events?fleet=${fleetId}`, { signal: controller.signal });
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const data = buffer
+          .slice(0, end)
+          .split('\n')
+          .find((line) => line.startsWith('data: '));
+        buffer = buffer.slice(end + 2);
+        if (data) events.push(JSON.parse(data.slice(6)) as FerryEvent);
+      }
+    }
+  })().catch(() => undefined);
+  return { received: () => events, stop: () => controller.abort() };
+}
+
+/** Simulated devices of `fleet` running `release`, tagged `tags` (none when empty), once the server lists them on it. */
+export async function simulatedDevicesOn(
+  server: TestServer,
+  fleet: TestFleet,
+  release: Release,
+  count: number,
+  namePrefix: string,
+  tags: Record<string, string>,
+  started: Simulator[],
+): Promise<Simulator> {
+  const simulator = await Simulator.start({
+    url: server.url,
+    mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`,
+    provisioningKey: fleet.provisioningKey,
+    count,
+    namePrefix,
+    stepMs: 30,
+    running: { id: release.id, layers: layersOf(release) },
+  });
+  started.push(simulator);
+  if (Object.keys(tags).length > 0)
+    for (const device of simulator.devices)
+      await json(
+        await server.api(`/v1/devices/${device.uuid}/tags`, { method: 'POST', json: { tags } }),
+        201,
+      );
+  await until(
+    async () => {
+      const listed = await json<Device[]>(await server.api(`/v1/fleets/${fleet.slug}/devices`));
+      return simulator.devices.every((s) =>
+        listed.some((d) => d.uuid === s.uuid && d.releaseId === release.id),
+      )
+        ? true
+        : undefined;
+    },
+    20_000,
+    `${count} ${namePrefix} devices reporting ${release.id}`,
+  );
+  return simulator;
 }

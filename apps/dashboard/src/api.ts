@@ -1,3 +1,4 @@
+import { FERRY_EVENT_TYPES } from '@ferry/protocol/wire';
 import type { FerryEvent } from '@ferry/protocol';
 
 const TOKEN_KEY = 'ferry.token';
@@ -50,14 +51,6 @@ export async function api<T>(
 
 export type EventHandler = (event: FerryEvent) => void;
 
-const EVENT_TYPES = [
-  'device.state',
-  'device.presence',
-  'device.target',
-  'device.deprovisioned',
-  'rollout.updated',
-];
-
 /**
  * Live events of one fleet over `GET /v1/events` (EventSource with `?token=`, which reconnects by
  * itself). Returns a function that closes the stream.
@@ -77,7 +70,7 @@ export function subscribe(
       // A malformed event is skipped; the next full refresh corrects the page.
     }
   };
-  for (const type of EVENT_TYPES) source.addEventListener(type, handler as EventListener);
+  for (const type of FERRY_EVENT_TYPES) source.addEventListener(type, handler as EventListener);
   source.onopen = () => onStatus?.(true);
   source.onerror = () => onStatus?.(false);
   return () => source.close();

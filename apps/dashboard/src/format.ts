@@ -29,10 +29,22 @@ export function short(id: string | null | undefined): string {
   return id ? id.slice(0, 8) : '–';
 }
 
+/** A release as people name it ("v3"), its short id when its version is unknown, or `none`. */
+export function releaseLabel(id: string | null, versions: ReadonlyMap<string, number>, none: string): string {
+  if (!id) return none;
+  const version = versions.get(id);
+  return version === undefined ? short(id) : `v${version}`;
+}
+
 /** "99.9 % (700× smaller)": what sending `part` instead of `whole` saves. */
 export function saving(part: number, whole: number): string {
   if (whole <= 0) return '–';
   const pct = (1 - part / whole) * 100;
   const text = pct >= 99 || pct <= -99 ? `${pct.toFixed(1)} %` : `${Math.round(pct)} %`;
   return part > 0 && whole / part >= 2 ? `${text} (${Math.round(whole / part)}× smaller)` : text;
+}
+
+/** "1 device", "2 devices". */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

@@ -1,18 +1,7 @@
-import type { RolloutDeviceState } from '@ferry/protocol';
+import { ROLLOUT_DEVICE_STATES, type RolloutDeviceState } from '@ferry/protocol/wire';
 
-/** Device states in display order, with their colour class. */
-export const DEVICE_STATES: RolloutDeviceState[] = [
-  'pending',
-  'notified',
-  'updating',
-  'verifying',
-  'succeeded',
-  'failed',
-  'timed_out',
-  'rolling_back',
-  'rolled_back',
-  'canceled',
-];
+/** Device states in display order (the protocol's own order), with their colour class. */
+export const DEVICE_STATES: readonly RolloutDeviceState[] = ROLLOUT_DEVICE_STATES;
 
 export const STATE_COLOURS: Record<RolloutDeviceState, string> = {
   pending: '#b8c0cc',
@@ -22,7 +11,8 @@ export const STATE_COLOURS: Record<RolloutDeviceState, string> = {
   succeeded: '#16a34a',
   failed: '#dc2626',
   timed_out: '#f59e0b',
-  rolling_back: '#a855f7',
+  // Distinct from rolled_back: one is still moving, the other is done.
+  rolling_back: '#ec4899',
   rolled_back: '#7c3aed',
   canceled: '#6b7280',
 };

@@ -14,7 +14,8 @@ export function stateBar(counts: DeviceCounts, total: number): HTMLElement {
   for (const state of DEVICE_STATES) {
     const n = counts[state] ?? 0;
     if (n === 0 || total === 0) continue;
-    const part = h('span', { title: `${n} ${label(state)}` });
+    // The number inside its colour (hidden by CSS when the segment is too narrow; the title keeps it).
+    const part = h('span', { title: `${n} ${label(state)}`, 'data-state': state }, String(n));
     part.style.width = `${(n * 100) / total}%`;
     part.style.background = STATE_COLOURS[state];
     bar.appendChild(part);
@@ -55,6 +56,14 @@ export function chips(counts: DeviceCounts): HTMLElement {
 
 export function badge(state: string): HTMLElement {
   return h('span', { class: `badge badge-${state}` }, label(state));
+}
+
+/** The colour key of state bars: every state in `counts`, with its total. */
+export function barLegend(counts: DeviceCounts): HTMLElement {
+  const list = chips(counts);
+  list.classList.add('legend');
+  list.setAttribute('aria-label', 'legend');
+  return list;
 }
 
 /** The colour key of a chart: every state that appears in its samples. */

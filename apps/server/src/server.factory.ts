@@ -2,9 +2,10 @@ import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Logger } from 'nestjs-pino';
+import { createLogger, PinoLoggerService } from '@ferry/logging';
 import { AppModule } from './app.module';
 import { ErrorFilter } from './common/error.filter';
+import { requestLogging } from './common/request-logging';
 import { FerryConfig } from './config/config';
 
 /**
@@ -21,9 +22,16 @@ export async function createServer(
     // JSON bodies only; release archives are read as streams by their controller.
     bodyParser: false,
   });
-  app.useLogger(app.get(Logger));
+  const logger = createLogger({
+    level: options.quiet ? 'silent' : config.logLevel,
+    format: config.logFormat,
+    name: 'server',
+  });
+  app.useLogger(new PinoLoggerService(logger));
+  app.use(requestLogging(logger));
   app.useBodyParser('json', { limit: '1mb' });
-  app.set('trust proxy', 'loopback');
+  // X-Forwarded-For only from proxies the operator named: from anyone else it is a spoofable header.
+  app.set('trust proxy', config.http.trustedProxies.length > 0 ? config.http.trustedProxies : false);
   app.useGlobalFilters(new ErrorFilter());
   app.enableShutdownHooks();
   const document = SwaggerModule.createDocument(

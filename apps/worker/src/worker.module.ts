@@ -1,17 +1,11 @@
-import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Module } from '@nestjs/common';
+import { RedisOutageMonitor } from '@ferry/storage';
 import { WorkerConfig } from './config/worker-config';
-import { DeltasModule } from './deltas/deltas.module';
+import { DeltaWorkersModule } from './deltas/delta-workers.module';
 
 @Module({})
 export class WorkerModule {
-  static forRoot(config: WorkerConfig): DynamicModule {
-    return {
-      module: WorkerModule,
-      imports: [
-        BullModule.forRoot({ connection: { url: config.redisUrl, maxRetriesPerRequest: null } }),
-        DeltasModule.forRoot(config),
-      ],
-    };
+  static forRoot(config: WorkerConfig, monitor: RedisOutageMonitor): DynamicModule {
+    return { module: WorkerModule, imports: [DeltaWorkersModule.forRoot(config, monitor)] };
   }
 }

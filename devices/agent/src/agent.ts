@@ -1,20 +1,32 @@
 import { mkdir } from 'node:fs/promises';
-import type { DeviceTarget } from '../../../libs/protocol/src/device-target';
-import type { TargetNotice } from '../../../libs/protocol/src/messages';
-import type { ReleaseManifest } from '../../../libs/protocol/src/release';
+import {
+  ManifestSignatureError,
+  type ReleaseSignature,
+  type ReleaseTrust,
+  TargetRefusedError,
+  checkTargetProgress,
+  followReleaseTrust,
+  verifyManifest,
+  verifySignedTarget,
+  verifyThreshold,
+} from '@ferry/protocol/wire';
+import type { DeviceTarget, DeviceVariables, ReleaseManifest, TargetNotice } from '@ferry/protocol/wire';
+import { systemClock, type Clock } from './clock';
 import type { AgentConfig } from './config';
-import { RELEASE_LABEL, managedContainers } from './containers';
-import { ensureRegistered, type Credentials } from './credentials';
+import { SERVICE_LABEL, managedContainers } from './containers';
+import { serviceStates } from './service-states';
+import { ensureRegistered, pinTrust, type Credentials } from './credentials';
 import { EngineClient } from './engine';
-import { AgentError, PreflightError, SignatureError, isDiskFull } from './errors';
+import { AgentError, PreflightError, isDiskFull } from './errors';
 import { Journal } from './journal';
 import { DownloadLedger } from './ledger';
 import type { Logger } from './log';
 import { PushChannel } from './push-channel';
 import { Reporter } from './reporter';
 import { ServerApi } from './server-api';
-import { verifyManifest } from './signature';
 import { Updater } from './updater';
+import { variablesNoticeVersion } from './variables';
+import { purgeVolumes } from './volume-purges';
 
 const MIN_RETRY_MS = 2000;
 
@@ -40,6 +52,8 @@ export class Agent {
   constructor(
     private readonly config: AgentConfig,
     private readonly log: Logger,
+    /** Judges targets' expiry; a test passes its own. */
+    private readonly clock: Clock = systemClock,
   ) {
     this.api = new ServerApi(config.apiUrl);
     this.engine = new EngineClient(config.engineSocket);
@@ -71,6 +85,8 @@ export class Agent {
         post: (m) => this.api.reportState(m),
       },
       this.log,
+      undefined,
+      () => this.runningVariablesVersion(),
     );
     this.updater = new Updater({
       config: this.config,
@@ -95,6 +111,7 @@ export class Agent {
         }
       },
       this.log,
+      (payload) => this.onVariablesNotice(payload),
     );
     this.push.start();
     this.log.info('agent started', { uuid: this.creds.uuid });
@@ -122,6 +139,23 @@ export class Agent {
     }
   }
 
+  /**
+   * A fleet with pinned release keys: the threshold of those keys must have signed the manifest (the
+   * server's own signature counts for nothing, so a stolen server cannot forge a release). Otherwise
+   * the fleet key pinned at registration.
+   */
+  private verifyRelease(release: {
+    id: string;
+    manifest: ReleaseManifest;
+    signature: string;
+    ownerSignatures?: ReleaseSignature[] | null;
+  }): void {
+    const trust = this.creds.releaseTrust;
+    if (trust)
+      verifyThreshold(release.manifest, release.ownerSignatures ?? [], trust, `release ${release.id}`);
+    else verifyManifest(release.manifest, release.signature, this.creds.signingPublicKey);
+  }
+
   private onNotice(payload: Buffer): void {
     if (payload.length === 0) return;
     try {
@@ -130,7 +164,8 @@ export class Agent {
       const notice = JSON.parse(payload.toString('utf8')) as Partial<TargetNotice>;
       if (typeof notice !== 'object' || notice === null || typeof notice.releaseId !== 'string')
         throw new Error('not a target notice');
-      if (notice.manifest && typeof notice.signature === 'string')
+      // (With pinned release keys the notice's server signature proves nothing: reconcile checks.)
+      if (notice.manifest && typeof notice.signature === 'string' && !this.creds.releaseTrust)
         verifyManifest(
           notice.manifest as unknown as ReleaseManifest,
           notice.signature,
@@ -142,6 +177,25 @@ export class Agent {
       return;
     }
     this.trigger('notice');
+  }
+
+  /**
+   * New configuration variables for this device (delivered by the server; docs/compose.md). They are
+   * journaled first, then a reconciliation recreates exactly the services whose effective configuration
+   * changed; an update in progress uses them for the containers it creates. An older or equal version
+   * than the one held is ignored, so a replayed message changes nothing.
+   */
+  async applyVariables(variables: DeviceVariables): Promise<void> {
+    const held = this.journal.state.variables;
+    if (held && held.version >= variables.version) return;
+    await this.journal.write((s) => (s.variables = variables));
+    this.log.info('configuration variables received', { version: variables.version });
+    this.trigger('variables');
+  }
+
+  /** The version of the configuration variables the running containers were created with, or null. */
+  variablesVersion(): number | null {
+    return this.journal.state.variables?.version ?? null;
   }
 
   /** Polls with ±20 % jitter: often while MQTT is down, rarely (as a safety net) while it is up. */
@@ -186,31 +240,189 @@ export class Agent {
       });
   }
 
+  /** A `variables` notice: a reconciliation fetches them (and only when their version is new). */
+  private onVariablesNotice(payload: Buffer): void {
+    const version = variablesNoticeVersion(payload);
+    if (version === null) {
+      if (payload.length > 0) this.log.warn('variables notice ignored', { bytes: payload.length });
+      return;
+    }
+    if (version === this.journal.state.variables?.version) return;
+    this.log.info('variables notice', { version });
+    this.trigger('variables notice');
+  }
+
+  /**
+   * Fetches the device's configuration variables when they changed (`If-None-Match`: 304 otherwise) and
+   * hands them to {@link applyVariables}. Inside a reconciliation, so never beside another journal write.
+   * A failure leaves the variables held as they are: the next poll or notice tries again.
+   */
+  private async syncVariables(): Promise<void> {
+    try {
+      const fresh = await this.api.variables(this.journal.state.variables?.version ?? null);
+      if (fresh) await this.applyVariables(fresh);
+    } catch (error) {
+      this.log.warn('configuration variables not fetched', { error: (error as Error).message });
+    }
+  }
+
+  /**
+   * The variables version to report: the one the running containers were created with, or, with no
+   * release running, the one held.
+   */
+  private runningVariablesVersion(): number | null {
+    const state = this.journal?.state;
+    if (!state) return null;
+    if (state.current) return state.appliedVariables ?? null;
+    return state.variables?.version ?? null;
+  }
+
+  /** The highest target version accepted and release version run, as the journal holds them. */
+  private held(): { targetVersion: number; releaseVersion: number } {
+    const { highest, current } = this.journal.state;
+    return {
+      targetVersion: highest?.targetVersion ?? 0,
+      releaseVersion: Math.max(highest?.releaseVersion ?? 0, current?.version ?? 0),
+    };
+  }
+
+  /** Journals what {@link held} derives, when it grew (a commit, or an accepted target). */
+  private async remember(targetVersion: number): Promise<void> {
+    const held = this.held();
+    const next = {
+      targetVersion: Math.max(held.targetVersion, targetVersion),
+      releaseVersion: held.releaseVersion,
+    };
+    const stored = this.journal.state.highest;
+    if (stored?.targetVersion === next.targetVersion && stored.releaseVersion === next.releaseVersion) return;
+    await this.journal.write((s) => (s.highest = next));
+  }
+
+  /**
+   * Checks a target answer before anything reads it (docs/security.md "Signed targets"): signed by the
+   * pinned online key, for this device, not expired. A target naming a new online key, signed by the
+   * pinned one, pins the new key (a rotation).
+   */
+  private async verifyTarget(raw: unknown): Promise<DeviceTarget> {
+    let pinned = this.creds.targetKey;
+    if (!pinned) {
+      // A device registered by an agent older than signed targets: trust on first use.
+      const offered = (raw as { onlineKey?: unknown } | null)?.onlineKey;
+      if (typeof offered !== 'string')
+        throw new TargetRefusedError('signature', 'the target names no online key to pin');
+      this.log.warn('online key pinned on first use');
+      pinned = offered;
+    }
+    const target = verifySignedTarget(raw, pinned, this.creds.uuid, this.clock.nowMs());
+    if (target.onlineKey !== this.creds.targetKey) {
+      this.creds = await pinTrust(this.config.dataDir, this.creds, { targetKey: target.onlineKey });
+      this.log.info('online key pinned', { targetVersion: target.targetVersion });
+    }
+    await this.followReleaseKeys(target);
+    return target;
+  }
+
+  /**
+   * Follows the fleet's release-key rotations the target carries, each signed by the threshold of the
+   * keys before it (docs/security.md), so a release signed by the new keys runs and one signed only by
+   * a revoked key does not. A chain that does not verify refuses the target.
+   */
+  private async followReleaseKeys(target: DeviceTarget): Promise<void> {
+    const pinned = this.creds.releaseTrust;
+    if (!pinned) return;
+    let next: ReleaseTrust;
+    try {
+      next = followReleaseTrust(pinned, target.releaseTrustChain);
+    } catch (error) {
+      if (error instanceof ManifestSignatureError)
+        throw new TargetRefusedError('release-keys', error.message);
+      throw error;
+    }
+    if (next.version === pinned.version) return;
+    this.creds = await pinTrust(this.config.dataDir, this.creds, { releaseTrust: next });
+    this.log.info('release keys rotated', {
+      from: pinned.version,
+      to: next.version,
+      threshold: next.threshold,
+    });
+  }
+
+  /**
+   * Checks a verified target against what the device holds: not older than one accepted (replay), and
+   * no release older than the newest run unless the target is a requested rollback (the release the
+   * device runs is never a downgrade). Remembers the target version it accepts.
+   */
+  private async checkProgress(target: DeviceTarget): Promise<void> {
+    const current = this.journal.state.current;
+    const held = this.held();
+    const runs = current !== null && target.release?.id === current.releaseId;
+    checkTargetProgress(target, runs ? { ...held, releaseVersion: 0 } : held);
+    await this.remember(target.targetVersion);
+  }
+
+  /**
+   * Runs a target check; a refusal leaves the device on its release, is logged and reported with the
+   * reason (for the release the answer names, or the one running), and is asked again later.
+   */
+  private async refuseBadTarget<T>(raw: unknown, check: () => Promise<T>): Promise<T> {
+    try {
+      return await check();
+    } catch (error) {
+      if (!(error instanceof TargetRefusedError)) throw error;
+      const named = (raw as { release?: { id?: unknown } | null } | null)?.release?.id;
+      const releaseId =
+        typeof named === 'string' && /^[\w-]{1,64}$/.test(named)
+          ? named
+          : (this.journal.state.current?.releaseId ?? null);
+      this.log.error('target refused', { reason: error.reason, releaseId, error: error.message });
+      this.reporter.report({ status: 'failed', releaseId, error: error.message });
+      throw error;
+    }
+  }
+
   private async reconcile(): Promise<void> {
+    await this.syncVariables();
+    await this.remember(0);
     const have = [...(await this.engine.layerDiffIds()).keys()];
-    const target: DeviceTarget = await this.api.target(have);
+    const raw = await this.api.target(have);
+    const target = await this.refuseBadTarget(raw, () => this.verifyTarget(raw));
     const release = target.release;
     if (!release) {
+      await this.refuseBadTarget(raw, () => this.checkProgress(target));
       this.reporter.report({ status: 'idle', releaseId: this.journal.state.current?.releaseId ?? null });
       return;
     }
     try {
-      verifyManifest(release.manifest, release.signature, this.creds.signingPublicKey);
+      this.verifyRelease(release);
       if (release.manifest.releaseId !== release.id || release.manifest.fleetId !== this.creds.fleetId)
-        throw new SignatureError(
+        throw new ManifestSignatureError(
           `manifest of release ${release.id} names release ${release.manifest.releaseId} of fleet ${release.manifest.fleetId}`,
         );
     } catch (error) {
-      if (!(error instanceof SignatureError)) throw error;
+      if (!(error instanceof ManifestSignatureError)) throw error;
       // Refused, reported, and asked again later: a tampering middlebox may go away.
       this.log.error('release refused', { releaseId: release.id, error: error.message });
       this.reporter.report({ status: 'failed', releaseId: release.id, error: error.message });
       throw error;
     }
+    // After the release's own signature, so the version judged is one its owner signed.
+    await this.refuseBadTarget(raw, () => this.checkProgress(target));
     const { current, rejected, update } = this.journal.state;
+    if (target.volumePurges?.length) {
+      const manifests = [release.manifest, current?.manifest, update?.manifest];
+      await purgeVolumes(
+        { engine: this.engine, api: this.api, log: this.log },
+        target.volumePurges,
+        manifests.filter((m): m is ReleaseManifest => m !== undefined),
+      );
+    }
     if (current?.releaseId === release.id && !update) {
-      await this.ensureRunning(release.id);
-      this.reporter.report({ status: 'running', releaseId: release.id });
+      if (!(await this.updater.reconfigure(current))) await this.ensureRunning();
+      this.reporter.report({
+        status: 'running',
+        releaseId: release.id,
+        services: await serviceStates(this.engine),
+      });
       return;
     }
     if (rejected?.releaseId === release.id) {
@@ -220,6 +432,7 @@ export class Agent {
     if (rejected) await this.journal.write((s) => (s.rejected = null));
     try {
       await this.updater.run(release, target.layers);
+      await this.remember(target.targetVersion);
     } catch (error) {
       if (error instanceof PreflightError) {
         this.reporter.report({ status: 'deferred', releaseId: release.id, error: error.message });
@@ -235,11 +448,16 @@ export class Agent {
     }
   }
 
-  /** After a reboot or a killed engine: the committed release's containers run. */
-  private async ensureRunning(releaseId: string): Promise<void> {
+  /**
+   * After a reboot or a killed engine: the committed release's containers run (except those whose
+   * restart policy says a stop is final: `no` and `on-failure`).
+   */
+  private async ensureRunning(): Promise<void> {
+    const services = this.journal.state.current?.manifest.services ?? [];
     for (const c of await managedContainers(this.engine)) {
-      if (c.Labels[RELEASE_LABEL] === releaseId && c.State !== 'running')
-        await this.engine.startContainer(c.Id);
+      const restart = services.find((s) => s.name === c.Labels[SERVICE_LABEL])?.config?.restart ?? '';
+      if (restart === 'no' || restart.startsWith('on-failure')) continue;
+      if (c.State === 'created' || c.State === 'exited') await this.engine.startContainer(c.Id);
     }
   }
 }

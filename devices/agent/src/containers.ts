@@ -1,40 +1,182 @@
-import type { ReleaseManifest } from '../../../libs/protocol/src/release';
-import type { EngineClient, EngineContainer } from './engine';
+import type { DeviceVariables, ReleaseManifest, UpdateStrategy } from '@ferry/protocol/wire';
+import { startOrder, updateStrategyOf } from '@ferry/protocol/wire';
+import {
+  APP_LABEL,
+  CONFIG_LABEL,
+  NETWORK_LABEL,
+  SERVICE_LABEL,
+  VOLUME_LABEL,
+  appResourceName,
+  containerSpec,
+  joiningNetworkOf,
+  type ContainerSpec,
+} from './container-spec';
+import type { ContainerInspect, EngineClient, EngineContainer } from './engine';
 import { HealthCheckError } from './errors';
 import { sleep } from './downloader';
 
-export const SERVICE_LABEL = 'io.ferry.service';
-export const RELEASE_LABEL = 'io.ferry.release';
+export { RELEASE_LABEL, SERVICE_LABEL } from './container-spec';
 
 /** Every container the agent manages (labelled `io.ferry.service`). */
 export function managedContainers(engine: EngineClient): Promise<EngineContainer[]> {
   return engine.containers(SERVICE_LABEL);
 }
 
-export function containerName(service: string, version: number): string {
-  return `ferry_${service.replace(/[^A-Za-z0-9_.-]/g, '-')}_v${version}`;
+/** What an update does to one service. */
+export interface ServicePlan {
+  service: string;
+  /** keep: same image and effective configuration, untouched; replace/create: a new container; remove: gone. */
+  action: 'keep' | 'replace' | 'create' | 'remove';
+  strategy: UpdateStrategy;
+  /** The running container (keep, replace, remove). */
+  oldId?: string;
+  /** The new container's name (replace, create) and, once created, its id. */
+  newName?: string;
+  newId?: string;
 }
 
-/** Creates one container per service of `manifest` (not started); a leftover of the same name is replaced. */
-export async function createReleaseContainers(
+/** Desired containers of every service of `manifest`, with the variables the device holds. */
+export function releaseSpecs(
+  manifest: ReleaseManifest,
+  variables: DeviceVariables | null | undefined,
+  defaultNetworkMode: string,
+): ContainerSpec[] {
+  const specs: ContainerSpec[] = [];
+  for (const s of startOrder(manifest.services)) {
+    const spec = containerSpec(manifest, s, variables, defaultNetworkMode);
+    const mode = s.config?.networkMode ?? '';
+    const joined = mode.startsWith('service:')
+      ? specs.find((x) => x.service === mode.slice('service:'.length))
+      : undefined;
+    specs.push(joined ? joiningNetworkOf(spec, joined) : spec);
+  }
+  return specs;
+}
+
+/**
+ * Compares the desired containers with the managed ones: a service whose container carries the same
+ * configuration hash is kept as it is (same container, no restart).
+ */
+export async function planServices(
   engine: EngineClient,
   manifest: ReleaseManifest,
-  networkMode: string,
-): Promise<string[]> {
-  const ids: string[] = [];
-  for (const service of manifest.services) {
-    const name = containerName(service.name, manifest.version);
-    await engine.removeContainer(name);
-    ids.push(
-      await engine.createContainer({
-        name,
-        image: service.configDigest,
-        labels: { [SERVICE_LABEL]: service.name, [RELEASE_LABEL]: manifest.releaseId },
-        networkMode,
-      }),
-    );
+  specs: ContainerSpec[],
+): Promise<ServicePlan[]> {
+  const existing = await managedContainers(engine);
+  const used = new Set<string>();
+  const plan: ServicePlan[] = [];
+  for (const spec of specs) {
+    const service = manifest.services.find((s) => s.name === spec.service);
+    const strategy = updateStrategyOf(service?.config);
+    const mine = existing.filter((c) => c.Labels[SERVICE_LABEL] === spec.service && !used.has(c.Id));
+    const same = mine.find((c) => c.Labels[CONFIG_LABEL] === spec.hash);
+    if (same) {
+      used.add(same.Id);
+      plan.push({ service: spec.service, action: 'keep', strategy, oldId: same.Id });
+      continue;
+    }
+    const old = mine.find((c) => c.State === 'running') ?? mine[0];
+    if (old) used.add(old.Id);
+    plan.push({
+      service: spec.service,
+      action: old ? 'replace' : 'create',
+      strategy,
+      ...(old && { oldId: old.Id }),
+      newName: spec.name,
+    });
   }
-  return ids;
+  for (const c of existing)
+    if (!used.has(c.Id))
+      plan.push({
+        service: c.Labels[SERVICE_LABEL] ?? '?',
+        action: 'remove',
+        strategy: 'download-then-kill',
+        oldId: c.Id,
+      });
+  return plan;
+}
+
+/** Creates the app's named volumes and networks that do not exist yet; never removes one. */
+export async function ensureAppResources(engine: EngineClient, manifest: ReleaseManifest): Promise<void> {
+  const app = manifest.app;
+  if (!app) return;
+  const volumes = new Set((await engine.volumes(APP_LABEL)).map((v) => v.Name));
+  for (const [name, v] of Object.entries(app.volumes)) {
+    const full = appResourceName(app.name, name);
+    if (!volumes.has(full))
+      await engine.createVolume(
+        full,
+        { ...v.labels, [APP_LABEL]: app.name, [VOLUME_LABEL]: name },
+        v.driverOpts ?? {},
+      );
+  }
+  const networks = new Set((await engine.networks(APP_LABEL)).map((n) => n.Name));
+  for (const [name, n] of Object.entries(app.networks)) {
+    const full = appResourceName(app.name, name);
+    if (!networks.has(full))
+      await engine.createNetwork(
+        full,
+        { ...n.labels, [APP_LABEL]: app.name, [NETWORK_LABEL]: name },
+        n.internal ?? false,
+      );
+  }
+}
+
+/** Creates one service's container (not started); a leftover of the same name is replaced. */
+export async function createServiceContainer(
+  engine: EngineClient,
+  spec: ContainerSpec,
+  containerOf: (service: string) => string | undefined,
+): Promise<string> {
+  await engine.removeContainer(spec.name);
+  const body = structuredClone(spec.body);
+  const mode = (body.HostConfig.NetworkMode as string | undefined) ?? '';
+  // network_mode: service:NAME joins the container that service runs now.
+  if (mode.startsWith('container:ferry_')) {
+    const other = containerOf(mode.slice('container:ferry_'.length));
+    if (other) body.HostConfig.NetworkMode = `container:${other}`;
+  }
+  const id = await engine.createContainer(spec.name, body);
+  for (const n of spec.extraNetworks) await engine.connectNetwork(n.name, id, n.aliases);
+  return id;
+}
+
+/** A container's create body rebuilt from its inspect answer, to recreate it after delete-then-download. */
+export function recreateBody(info: ContainerInspect & Record<string, unknown>): Record<string, unknown> {
+  const config = (info.Config ?? {}) as Record<string, unknown>;
+  const networks = (info.NetworkSettings as { Networks?: Record<string, unknown> } | undefined)?.Networks;
+  return {
+    ...config,
+    HostConfig: info.HostConfig,
+    ...(networks && { NetworkingConfig: { EndpointsConfig: networks } }),
+  };
+}
+
+/** Waits until a dependency is ready: healthy, or exited with 0 for `service_completed_successfully`. */
+export async function waitDependency(
+  engine: EngineClient,
+  id: string,
+  condition: 'service_healthy' | 'service_completed_successfully',
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await engine.inspectContainer(id);
+    if (!info) throw new HealthCheckError(`dependency ${id.slice(0, 12)} disappeared`);
+    if (condition === 'service_healthy') {
+      const health = info.State.Health?.Status;
+      if (health === 'healthy') return;
+      if (health === undefined)
+        throw new HealthCheckError(`dependency ${id.slice(0, 12)} has no health check`);
+      if (health === 'unhealthy') throw new HealthCheckError(`dependency ${id.slice(0, 12)} is unhealthy`);
+    } else if (!info.State.Running && info.State.Status === 'exited') {
+      if (info.State.ExitCode === 0) return;
+      throw new HealthCheckError(`dependency ${id.slice(0, 12)} exited with code ${info.State.ExitCode}`);
+    }
+    if (Date.now() > deadline)
+      throw new HealthCheckError(`dependency ${id.slice(0, 12)} not ready after ${timeoutMs} ms`);
+    await sleep(250);
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import type { ReleaseTrust } from '@ferry/protocol/wire';
 import { readJson, writeFileAtomic } from './atomic-file';
 import { AgentConfigError, HttpStatusError } from './errors';
 import type { Logger } from './log';
@@ -16,7 +17,19 @@ export interface Credentials {
   fleetId?: string;
   /** The fleet's release-signing public key (PEM), pinned at registration and never replaced. */
   signingPublicKey?: string;
+  /**
+   * The fleet's release keys and threshold, pinned at registration (docs/security.md): when set, a
+   * release runs only if the threshold of these keys signed its manifest, whatever the server says.
+   * Null (or absent, from an older agent): the fleet's releases are signed by the server's key above.
+   */
+  releaseTrust?: ReleaseTrust | null;
   mqttUrl?: string;
+  /**
+   * The server's online public key (PEM) that signs this device's targets, pinned at registration and
+   * replaced only by a key named in a target the pinned one signed (a rotation). Null (absent, from an
+   * older agent): pinned from the first target on first use.
+   */
+  targetKey?: string | null;
 }
 
 export function credentialsPath(dataDir: string): string {
@@ -66,7 +79,9 @@ export async function ensureRegistered(
         registered: true,
         fleetId: answer.fleet.id,
         signingPublicKey: answer.fleet.signingPublicKey,
+        releaseTrust: answer.fleet.releaseTrust ?? null,
         mqttUrl: answer.mqtt.url,
+        targetKey: answer.targetKey ?? null,
       };
       await writeFileAtomic(path, JSON.stringify(done));
       log.info('registered', { uuid: done.uuid, fleetId: done.fleetId });
@@ -81,4 +96,19 @@ export async function ensureRegistered(
       throw error;
     }
   }
+}
+
+/**
+ * Pins what a verified target carried: a new online key (a rotation the old key signed, or the first
+ * key of an older agent's device), or the fleet's release keys after a rotation their previous
+ * threshold signed.
+ */
+export async function pinTrust(
+  dataDir: string,
+  creds: Required<Credentials>,
+  change: Pick<Credentials, 'targetKey' | 'releaseTrust'>,
+): Promise<Required<Credentials>> {
+  const next = { ...creds, ...change };
+  await writeFileAtomic(credentialsPath(dataDir), JSON.stringify(next));
+  return next;
 }

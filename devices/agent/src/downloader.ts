@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, stat, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DownloadVerifyError, HttpStatusError, isDiskFull } from './errors';
 import type { DownloadLedger } from './ledger';
 import type { Logger } from './log';
 import { readBody, type ServerApi } from './server-api';
+import { sha256File } from '@ferry/storage/files';
 import { writeFileAtomic } from './atomic-file';
 
 /** Bytes written between two fsync + ledger records. */
@@ -23,12 +23,6 @@ export interface DownloadOptions {
 /** Where verified blobs and partial downloads live. */
 export function blobPath(dir: string, digest: string): string {
   return join(dir, digest.replace(/^sha256:/, ''));
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
 }
 
 async function sizeOf(path: string): Promise<number | null> {
@@ -58,7 +52,15 @@ export class Downloader {
   async fetch(digest: string, size: number, options: DownloadOptions): Promise<string> {
     await mkdir(this.dir, { recursive: true });
     const final = blobPath(this.dir, digest);
-    if ((await sizeOf(final)) === size && this.ledger.get(digest).complete) return final;
+    if ((await sizeOf(final)) === size) {
+      if (this.ledger.get(digest).complete) return final;
+      // A power cut between the rename and the ledger's record: the file is whole if its digest says so.
+      if ((await sha256File(final)) === digest) {
+        await this.ledger.complete(digest);
+        return final;
+      }
+      await unlink(final);
+    }
     let lastError: Error = new Error('no attempt made');
     for (let attempt = 0; attempt < options.attempts; attempt++) {
       if (attempt > 0) await sleep(Math.min(MAX_BACKOFF_MS, options.retryBaseMs * 2 ** (attempt - 1)));
@@ -119,7 +121,8 @@ export class Downloader {
         );
       }
     } else if (res.statusCode !== 200) {
-      const text = await readBody(res);
+      // An error page is read only so far: a server answering an endless one must not fill memory.
+      const text = await readBody(res, 64 * 1024).catch((error: Error) => error.message);
       throw new HttpStatusError(
         `GET blob ${digest}: ${res.statusCode} ${text.slice(0, 200)}`,
         res.statusCode ?? 0,

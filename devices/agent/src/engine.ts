@@ -1,5 +1,8 @@
+// Kept rather than docker-modem: the agent is one bundled file on small devices, and docker-modem
+// brings ssh2 (with an optional native addon) and split-ca for transports the agent never uses.
 import { request, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { EngineError } from './errors';
 
 /** The subset of `GET /images/{id}/json` the agent reads. */
@@ -21,6 +24,8 @@ export interface EngineContainer {
 
 export interface ContainerInspect {
   Id: string;
+  Name?: string;
+  Image?: string;
   State: {
     Status: string;
     Running: boolean;
@@ -29,13 +34,26 @@ export interface ContainerInspect {
     Health?: { Status: string };
   };
   RestartCount: number;
+  Config?: { Labels?: Record<string, string> | null };
 }
 
-export interface CreateContainer {
-  name: string;
-  image: string;
-  labels: Record<string, string>;
-  networkMode: string;
+/** The body of `POST /containers/create` (Docker Engine API 1.41), as containers.ts builds it. */
+export interface CreateContainerBody {
+  Image: string;
+  Labels: Record<string, string>;
+  HostConfig: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface EngineVolume {
+  Name: string;
+  Labels: Record<string, string> | null;
+}
+
+export interface EngineNetwork {
+  Id: string;
+  Name: string;
+  Labels: Record<string, string> | null;
 }
 
 const API = '/v1.41';
@@ -73,10 +91,8 @@ export class EngineClient {
       req.on('error', reject);
       if (!body) req.end();
       else if (Buffer.isBuffer(body)) req.end(body);
-      else {
-        body.on('error', (error) => req.destroy(error));
-        body.pipe(req);
-      }
+      // pipeline: a failing body aborts the request (rejecting through its 'error' handler).
+      else pipeline(body, req).catch(reject);
     });
   }
 
@@ -167,17 +183,60 @@ export class EngineClient {
     }
   }
 
-  async createContainer(spec: CreateContainer): Promise<string> {
+  async createContainer(name: string, body: CreateContainerBody): Promise<string> {
     const created = await this.call<{ Id: string }>(
       'POST',
-      `/containers/create?name=${encodeURIComponent(spec.name)}`,
-      {
-        Image: spec.image,
-        Labels: spec.labels,
-        HostConfig: { NetworkMode: spec.networkMode, RestartPolicy: { Name: 'unless-stopped' } },
-      },
+      `/containers/create?name=${encodeURIComponent(name)}`,
+      body,
     );
     return created.Id;
+  }
+
+  /** Connects a created container to one more network (the create call takes only one). */
+  async connectNetwork(network: string, container: string, aliases: string[]): Promise<void> {
+    await this.call('POST', `/networks/${encodeURIComponent(network)}/connect`, {
+      Container: container,
+      EndpointConfig: { Aliases: aliases },
+    });
+  }
+
+  async volumes(labelFilter: string): Promise<EngineVolume[]> {
+    const filters = encodeURIComponent(JSON.stringify({ label: [labelFilter] }));
+    const answer = await this.call<{ Volumes: EngineVolume[] | null }>('GET', `/volumes?filters=${filters}`);
+    return answer.Volumes ?? [];
+  }
+
+  /** Creates a local volume; creating one that exists is a no-op (the engine answers with it). */
+  async createVolume(
+    name: string,
+    labels: Record<string, string>,
+    driverOpts: Record<string, string>,
+  ): Promise<void> {
+    await this.call('POST', '/volumes/create', {
+      Name: name,
+      Driver: 'local',
+      DriverOpts: driverOpts,
+      Labels: labels,
+    });
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await this.call('DELETE', `/volumes/${encodeURIComponent(name)}`, undefined, [404]);
+  }
+
+  async networks(labelFilter: string): Promise<EngineNetwork[]> {
+    const filters = encodeURIComponent(JSON.stringify({ label: [labelFilter] }));
+    return this.call('GET', `/networks?filters=${filters}`);
+  }
+
+  async createNetwork(name: string, labels: Record<string, string>, internal: boolean): Promise<void> {
+    await this.call('POST', '/networks/create', {
+      Name: name,
+      CheckDuplicate: true,
+      Driver: 'bridge',
+      Internal: internal,
+      Labels: labels,
+    });
   }
 
   async startContainer(id: string): Promise<void> {

@@ -16,13 +16,6 @@ export class AgentConfigError extends AgentError {
   }
 }
 
-/** The release manifest's signature does not verify under the pinned fleet key: never act on it. */
-export class SignatureError extends AgentError {
-  constructor(message: string) {
-    super(message, 'SIGNATURE');
-  }
-}
-
 /** Not enough disk or memory for the update: report `deferred`, try again later. */
 export class PreflightError extends AgentError {
   constructor(message: string) {
@@ -67,5 +60,6 @@ export class HealthCheckError extends AgentError {
 /** True for "the disk is full" in any of its spellings. */
 export function isDiskFull(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ENOSPC' || code === 'EDQUOT';
+  // DELTA_NO_SPACE: the decoder refused a layer larger than the free space, before writing it.
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'DELTA_NO_SPACE';
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ReleaseService } from '../../../libs/protocol/src/release';
+import type { ReleaseService } from '@ferry/protocol/wire';
 import { chainIds, imageTag, layersNeedingBytes } from './image-archive';
 
 const d = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`;

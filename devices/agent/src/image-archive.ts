@@ -4,7 +4,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
-import type { ReleaseService } from '../../../libs/protocol/src/release';
+import type { ReleaseService } from '@ferry/protocol/wire';
 import { AgentError } from './errors';
 import type { EngineClient } from './engine';
 

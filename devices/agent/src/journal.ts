@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import type { TargetLayer } from '../../../libs/protocol/src/device-target';
-import type { ReleaseManifest } from '../../../libs/protocol/src/release';
+import type { DeviceVariables, ReleaseManifest, TargetLayer } from '@ferry/protocol/wire';
+import type { ServicePlan } from './containers';
 import { readJson, writeFileAtomic } from './atomic-file';
 
 /**
@@ -24,7 +24,20 @@ export interface UpdateRecord {
   phase: UpdatePhase;
   /** diffIDs whose delta failed to download, verify or apply: fetched as full layers, with why. */
   fallbacks: Record<string, string>;
-  swap?: { step: SwapStep; oldContainers: string[]; newContainers: string[] };
+  /**
+   * The swap: `plan` says per service what happens (kept services are never touched); `oldContainers`
+   * are the containers replaced or removed, `newContainers` the ones created for this update.
+   */
+  swap?: { step: SwapStep; oldContainers: string[]; newContainers: string[]; plan?: ServicePlan[] };
+  /** Same release, new configuration variables: only the services whose environment changed are recreated. */
+  reconfigure?: boolean;
+  /** The variables version the new containers are created with. */
+  variablesVersion?: number | null;
+  /**
+   * Containers stopped (kill-then-download) or removed (delete-then-download, with what recreates
+   * them) before the download started; a rollback brings them back.
+   */
+  early?: { stopped: string[]; deleted: { service: string; name: string; body: Record<string, unknown> }[] };
   /** Why the update is being rolled back. */
   rollbackReason?: string;
   startedAt: string;
@@ -44,6 +57,21 @@ export interface JournalState {
   /** A release that failed or was rolled back: not retried until the target changes. */
   rejected: { releaseId: string; status: 'failed' | 'rolled_back'; reason: string } | null;
   update: UpdateRecord | null;
+  /**
+   * The configuration variables the device last received (docs/compose.md); the services' effective
+   * environments are computed from them. Absent in journals of older agents.
+   */
+  variables?: DeviceVariables | null;
+  /** A variables version whose containers failed their health check and were rolled back: not retried. */
+  rejectedVariables?: number | null;
+  /** The variables version the running containers were created with. */
+  appliedVariables?: number | null;
+  /**
+   * The highest signed target version accepted and the highest release version run (docs/security.md
+   * "Signed targets"): a lower target version is a replay, an older release a downgrade unless the
+   * target is a requested rollback. Absent in journals of older agents (then 0 and `current`'s version).
+   */
+  highest?: { targetVersion: number; releaseVersion: number };
 }
 
 /** The agent's journal: one JSON file, replaced atomically before every step it describes is acted on. */

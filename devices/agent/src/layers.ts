@@ -1,12 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
-import { applyDelta } from '../../../libs/delta/src/delta/decoder';
+import { applyDelta } from '@ferry/delta/decoder';
+import { renameDurable } from '@ferry/storage/files';
 import { AgentError } from './errors';
 import type { EngineClient } from './engine';
 
@@ -31,15 +32,6 @@ export class LayerDigestError extends AgentError {
   }
 }
 
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Gunzips `source` to `out` through a temporary file, renamed only when its sha256 is `diffId`. */
 async function writeVerified(
   source: Readable,
@@ -59,8 +51,7 @@ async function writeVerified(
     await pipeline(source, gunzip, hasher, createWriteStream(temp));
     const actual = `sha256:${hash.digest('hex')}`;
     if (actual !== diffId) throw new LayerDigestError(`layer rebuilt as ${actual}, expected ${diffId}`);
-    await fsyncFile(temp);
-    await rename(temp, out);
+    await renameDurable(temp, out);
   } catch (error) {
     await unlink(temp).catch(() => undefined);
     throw error;
@@ -101,23 +92,28 @@ export async function exportBaseLayers(
       }
       const temp = join(dir, `.export-${randomBytes(6).toString('hex')}.tmp`);
       const hash = createHash('sha256');
-      const file = createWriteStream(temp);
-      stream.on('data', (chunk: unknown) => {
-        hash.update(chunk as Buffer);
+      const hasher = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          hash.update(chunk);
+          done(null, chunk);
+        },
       });
-      stream.pipe(file);
-      file.on('error', (error) => next(error));
-      file.on('finish', () => {
-        const diffId = `sha256:${hash.digest('hex')}`;
-        const keep = missing.has(diffId);
-        const done = keep
-          ? rename(temp, layerPath(dir, diffId)).then(() => missing.delete(diffId))
-          : unlink(temp);
-        done.then(
-          () => next(),
-          (error: Error) => next(error),
-        );
-      });
+      const keep = async (): Promise<void> => {
+        try {
+          await pipeline(stream, hasher, createWriteStream(temp));
+          const diffId = `sha256:${hash.digest('hex')}`;
+          if (!missing.has(diffId)) return await unlink(temp);
+          await rename(temp, layerPath(dir, diffId));
+          missing.delete(diffId);
+        } catch (error) {
+          await unlink(temp).catch(() => undefined);
+          throw error;
+        }
+      };
+      void keep().then(
+        () => next(),
+        (error: Error) => next(error),
+      );
     });
     await pipeline(archive, reader);
     if (missing.size === 0) break;
@@ -125,14 +121,26 @@ export async function exportBaseLayers(
   return missing;
 }
 
-/** Rebuilds a layer from a delta against exported base tars (decoder checks bases and the result). */
+/**
+ * Rebuilds the layer `want` (diffID and size) from a delta against exported base tars. The
+ * decoder refuses a delta whose header names another layer before writing a byte, checks the
+ * bases, and renames the result into place only when its sha256 and size are the delta's target,
+ * which is `want`: a delta that rebuilds some other valid layer never becomes `<diffId>.tar`.
+ */
 export async function rebuildFromDelta(
   delta: string,
   bases: string[],
   out: string,
+  want: { diffId: string; size: number },
   onProgress?: (written: number, total: number) => void,
 ): Promise<void> {
-  await applyDelta({ delta, bases, out, ...(onProgress ? { onProgress } : {}) });
+  const expected = { digest: want.diffId, size: want.size };
+  const result = await applyDelta({ delta, bases, out, expected, ...(onProgress ? { onProgress } : {}) });
+  // The decoder checked this already; a layer stored under the wrong name would be trusted forever.
+  if (`sha256:${result.digest}` !== want.diffId || result.size !== want.size) {
+    await unlink(out).catch(() => undefined);
+    throw new LayerDigestError(`layer rebuilt as sha256:${result.digest}, expected ${want.diffId}`);
+  }
 }
 
 /** Unpacks a gzip'd full layer, checking the result against its diffID. */

@@ -1,9 +1,17 @@
-import { applyDelta } from '../../../libs/delta/src/delta/decoder';
+import { setFlagsFromString } from 'node:v8';
+import { applyDelta } from '@ferry/delta/decoder';
 import { Agent } from './agent';
 import { loadAgentConfig } from './config';
 import { AGENT_VERSION } from './credentials';
 import { AgentConfigError } from './errors';
 import { createLogger } from './log';
+
+// V8's optimizing compiler (TurboFan) is off for the whole agent, however it is started: when the
+// delta decoder's loops turn hot it compiles them with 10–15 MiB of compiler memory and code pages,
+// more than every buffer of the decoder, which kept a delta apply over the 64 MiB budget. The agent
+// waits on the network and disks; its interpreted and baseline-compiled code is fast enough
+// (BENCHMARKS.md, "Agent": peak RSS and apply times with and without it).
+setFlagsFromString('--no-opt');
 
 /**
  * `ferry-agent` — runs the agent; `ferry-agent --selftest-apply <delta> <out> <base>...` rebuilds

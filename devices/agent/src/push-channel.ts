@@ -1,6 +1,6 @@
 import { connect, type MqttClient } from 'mqtt';
-import { deviceTopic } from '../../../libs/protocol/src/topics';
-import type { DeviceStateMessage } from '../../../libs/protocol/src/messages';
+import { deviceTopic } from '@ferry/protocol/wire';
+import type { DeviceStateMessage } from '@ferry/protocol/wire';
 import type { Logger } from './log';
 
 const MIN_RECONNECT_MS = 1000;
@@ -22,6 +22,8 @@ export class PushChannel {
     private readonly onNotice: (payload: Buffer) => void,
     private readonly onConnection: (connected: boolean) => void,
     private readonly log: Logger,
+    /** A `variables` notice: the device's configuration variables changed (docs/variables.md). */
+    private readonly onVariablesNotice: (payload: Buffer) => void = () => undefined,
   ) {}
 
   get connected(): boolean {
@@ -45,13 +47,15 @@ export class PushChannel {
       client.options.reconnectPeriod = this.reconnectMs;
       this.log.info('mqtt connected', { sessionPresent: connack.sessionPresent });
       // Subscribing again on a present session is harmless and covers a session the broker lost.
-      client.subscribe(deviceTopic(this.uuid, 'target'), { qos: 1 }, (error) => {
+      const topics = [deviceTopic(this.uuid, 'target'), deviceTopic(this.uuid, 'variables')];
+      client.subscribe(topics, { qos: 1 }, (error) => {
         if (error) this.log.warn('mqtt subscribe failed', { error: error.message });
       });
       this.onConnection(true);
     });
     client.on('message', (topic, payload) => {
       if (topic === deviceTopic(this.uuid, 'target')) this.onNotice(payload);
+      else if (topic === deviceTopic(this.uuid, 'variables')) this.onVariablesNotice(payload);
     });
     client.on('close', () => {
       // Every failed attempt doubles the wait before the next one.

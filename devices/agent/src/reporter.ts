@@ -1,4 +1,5 @@
-import type { DeviceStateMessage, DeviceStatus } from '../../../libs/protocol/src/messages';
+import type { DeviceStateMessage, DeviceStatus } from '@ferry/protocol/wire';
+import { Clock, ClockTimer, systemClock } from './clock';
 import type { Logger } from './log';
 
 export interface StateTransport {
@@ -23,7 +24,7 @@ export class Reporter {
   private lastKey = '';
   private lastKeyAt = 0;
   private pending: DeviceStateMessage | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: ClockTimer | null = null;
   private sending: Promise<void> = Promise.resolve();
   /** Every report actually sent, for tests and logs. */
   sent = 0;
@@ -31,23 +32,34 @@ export class Reporter {
   constructor(
     private readonly transport: StateTransport,
     private readonly log: Logger,
+    private readonly clock: Clock = systemClock,
+    /** The configuration variables version the services run, added to every report (null: none). */
+    private readonly variablesVersion: () => number | null = () => null,
   ) {}
 
-  report(message: Omit<DeviceStateMessage, 'timestamp'>): void {
+  report(reported: Omit<DeviceStateMessage, 'timestamp'>): void {
+    const variablesVersion = this.variablesVersion();
+    const message = variablesVersion === null ? reported : { ...reported, variablesVersion };
     // Only changes are reported (as balena's supervisor), plus a repeat now and then as a heartbeat.
-    const key = JSON.stringify([message.status, message.releaseId ?? null, message.error ?? null]);
-    if (message.status !== 'downloading' && key === this.lastKey && Date.now() - this.lastKeyAt < REPEAT_MS)
-      return;
+    const key = JSON.stringify([
+      message.status,
+      message.releaseId ?? null,
+      message.error ?? null,
+      message.services ?? null,
+      message.variablesVersion ?? null,
+    ]);
+    const now = this.clock.nowMs();
+    if (message.status !== 'downloading' && key === this.lastKey && now - this.lastKeyAt < REPEAT_MS) return;
     this.lastKey = key;
-    this.lastKeyAt = Date.now();
-    const full: DeviceStateMessage = { ...message, timestamp: new Date().toISOString() };
+    this.lastKeyAt = now;
+    const full: DeviceStateMessage = { ...message, timestamp: new Date(now).toISOString() };
     if (full.bytesDone !== undefined && full.bytesTotal !== undefined && full.bytesDone > full.bytesTotal)
       full.bytesTotal = full.bytesDone;
     this.pending = full;
     const progressOnly = full.status === this.lastStatus && full.status === 'downloading';
-    const wait = progressOnly ? Math.max(0, this.lastSentAt + PROGRESS_INTERVAL_MS - Date.now()) : 0;
+    const wait = progressOnly ? Math.max(0, this.lastSentAt + PROGRESS_INTERVAL_MS - now) : 0;
     if (wait === 0) {
-      this.lastSentAt = Date.now();
+      this.lastSentAt = now;
       this.lastStatus = full.status;
     }
     this.schedule(wait);
@@ -55,26 +67,26 @@ export class Reporter {
 
   /** Sends whatever is pending now and waits for it (used before exiting). */
   async flush(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     await this.send();
   }
 
   close(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = null;
   }
 
   private schedule(wait: number): void {
     if (this.timer) {
       if (wait > 0) return;
-      clearTimeout(this.timer);
+      this.timer.cancel();
     }
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.after(wait, () => {
       this.timer = null;
-      this.lastSentAt = Date.now();
+      this.lastSentAt = this.clock.nowMs();
       void this.send();
-    }, wait);
+    });
   }
 
   private send(): Promise<void> {

@@ -1,9 +1,9 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { DeviceStateMessage } from '../../../libs/protocol/src/messages';
-import type { DeviceTarget } from '../../../libs/protocol/src/device-target';
-import type { RegisteredDevice } from '../../../libs/protocol/src/device';
+import { MAX_TARGET_BYTES } from '@ferry/protocol/wire';
+import type { DeviceStateMessage, DeviceVariables, RegisteredDevice } from '@ferry/protocol/wire';
 import { HttpStatusError } from './errors';
+import { parseDeviceVariables } from './variables';
 
 /** A URL longer than this is sent as `POST /v1/device/target` instead of a query string. */
 const MAX_QUERY = 6000;
@@ -37,9 +37,18 @@ export function openRequest(
   });
 }
 
-export async function readBody(res: IncomingMessage): Promise<string> {
+/** Reads a whole answer; one longer than `maxBytes` is cut off with an error (a server sending endless data). */
+export async function readBody(res: IncomingMessage, maxBytes = Infinity): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of res) chunks.push(chunk as Buffer);
+  let size = 0;
+  for await (const chunk of res) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) {
+      res.destroy();
+      throw new Error(`the answer is longer than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
   return Buffer.concat(chunks).toString('utf8');
 }
 
@@ -69,7 +78,7 @@ export class ServerApi {
       },
       body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
     });
-    const text = await readBody(res);
+    const text = await readBody(res, MAX_TARGET_BYTES);
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300)
       throw new HttpStatusError(`${method} ${path}: ${status} ${text.slice(0, 500)}`, status);
@@ -92,11 +101,42 @@ export class ServerApi {
     return (await this.json<{ uuid: string }>('GET', '/v1/device/me')).body;
   }
 
-  /** The device's target, telling the server which layers the engine holds. */
-  async target(have: string[]): Promise<DeviceTarget> {
+  /**
+   * The device's target, telling the server which layers the engine holds: the parsed JSON as received,
+   * for `verifySignedTarget` to check before anything uses it.
+   */
+  async target(have: string[]): Promise<unknown> {
     const query = `/v1/device/target?have=${have.join(',')}`;
-    if (query.length <= MAX_QUERY) return (await this.json<DeviceTarget>('GET', query)).body;
-    return (await this.json<DeviceTarget>('POST', '/v1/device/target', { have })).body;
+    if (query.length <= MAX_QUERY) return (await this.json<unknown>('GET', query)).body;
+    return (await this.json<unknown>('POST', '/v1/device/target', { have })).body;
+  }
+
+  /**
+   * `GET /v1/device/variables` with `If-None-Match` of the version held: the device's configuration
+   * variables, or null when they did not change (304).
+   */
+  async variables(heldVersion: number | null): Promise<DeviceVariables | null> {
+    const path = '/v1/device/variables';
+    const res = await openRequest(`${this.baseUrl}${path}`, {
+      headers: {
+        accept: 'application/json',
+        authorization: `Bearer ${this.apiKey ?? ''}`,
+        ...(heldVersion !== null ? { 'if-none-match': `"${heldVersion}"` } : {}),
+      },
+    });
+    const text = await readBody(res, MAX_TARGET_BYTES);
+    const status = res.statusCode ?? 0;
+    if (status === 304) return null;
+    if (status !== 200) throw new HttpStatusError(`GET ${path}: ${status} ${text.slice(0, 500)}`, status);
+    return parseDeviceVariables(text);
+  }
+
+  /** `POST /v1/device/volume-purges/{volume}`: what the device did with a purge its target carried. */
+  async volumePurged(
+    volume: string,
+    outcome: { outcome: 'purged' | 'refused'; error?: string },
+  ): Promise<void> {
+    await this.json('POST', `/v1/device/volume-purges/${encodeURIComponent(volume)}`, outcome);
   }
 
   /** `POST /v1/device/state`: the HTTP fallback of the MQTT state topic. */
@@ -104,13 +144,43 @@ export class ServerApi {
     await this.json('POST', '/v1/device/state', message);
   }
 
-  /** `GET /v1/blobs/{digest}` from `offset` on, `If-Range` with the blob's ETag. */
+  /** Until when blobs are fetched through the server because a redirect to the object store failed. */
+  private proxyUntil = 0;
+
+  /**
+   * `GET /v1/blobs/{digest}` from `offset` on, `If-Range` with the blob's ETag. The agent accepts a
+   * redirect to the object store (a short-lived presigned URL, maybe behind a CDN): it follows it
+   * without its API key, asking for the same range (the object under a digest never changes, so no
+   * `If-Range`). When the store cannot be reached or refuses the URL, the same request goes through
+   * the server (proxied) instead, and does so for the next {@link PROXY_FALLBACK_MS}.
+   */
   async openBlob(digest: string, offset: number): Promise<IncomingMessage> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.apiKey ?? ''}` };
     if (offset > 0) {
       headers.range = `bytes=${offset}-`;
       headers['if-range'] = `"${digest}"`;
     }
-    return openRequest(`${this.baseUrl}/v1/blobs/${digest}`, { headers });
+    const url = `${this.baseUrl}/v1/blobs/${digest}`;
+    if (Date.now() < this.proxyUntil) return openRequest(url, { headers });
+    const res = await openRequest(url, { headers: { ...headers, 'ferry-accept-redirect': '1' } });
+    const location = res.headers.location;
+    if (!REDIRECTS.has(res.statusCode ?? 0) || !location) return res;
+    res.resume();
+    try {
+      const stored = await openRequest(new URL(location, url).toString(), {
+        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+      });
+      const status = stored.statusCode ?? 0;
+      if (status === 200 || status === 206) return stored;
+      stored.resume();
+    } catch {
+      // unreachable store: fall back to the server below
+    }
+    this.proxyUntil = Date.now() + PROXY_FALLBACK_MS;
+    return openRequest(url, { headers });
   }
 }
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** How long blobs go through the server after a redirect to the object store failed. */
+export const PROXY_FALLBACK_MS = 10 * 60 * 1000;

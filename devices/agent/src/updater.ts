@@ -1,10 +1,22 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DeviceTarget, TargetLayer } from '../../../libs/protocol/src/device-target';
-import type { DeviceStatus } from '../../../libs/protocol/src/messages';
-import { DeltaError } from '../../../libs/delta/src/delta/errors';
+import type { DeviceStatus, DeviceTarget, TargetLayer } from '@ferry/protocol/wire';
+import { DeltaError } from '@ferry/delta/decoder';
 import type { AgentConfig } from './config';
-import { RELEASE_LABEL, createReleaseContainers, managedContainers, waitHealthy } from './containers';
+import {
+  createServiceContainer,
+  ensureAppResources,
+  managedContainers,
+  planServices,
+  recreateBody,
+  releaseSpecs,
+  waitDependency,
+  waitHealthy,
+  type ServicePlan,
+} from './containers';
+import type { ContainerInspect } from './engine';
+import type { ReleaseRef } from './journal';
+import { handoverTimeoutMsOf, startOrder } from '@ferry/protocol/wire';
 import { Downloader, fetchSmallBlob, sleep } from './downloader';
 import type { EngineClient } from './engine';
 import { AgentError, HealthCheckError, isDiskFull } from './errors';
@@ -97,7 +109,7 @@ export class Updater {
     if (!update) return;
     if (update.phase === 'swapping' && update.swap) {
       log.info('undoing an interrupted swap', { releaseId: update.releaseId, step: update.swap.step });
-      await this.removeReleaseContainers(update.releaseId);
+      await this.removeNewContainers(update);
       for (const id of update.swap.oldContainers) await engine.startContainer(id).catch(() => undefined);
       await journal.updateRecord((u) => delete u.swap);
     } else if (update.phase === 'committing') await this.commit();
@@ -132,6 +144,7 @@ export class Updater {
       });
     }
     const update = (): UpdateRecord => journal.state.update as UpdateRecord;
+    if (update().phase === 'downloading' && !update().early) await this.stopEarly();
     if (update().phase === 'downloading') {
       await this.preflight(update().layers);
       await this.download();
@@ -199,11 +212,59 @@ export class Updater {
     await this.deps.journal.updateRecord((u) => (u.fallbacks[diffId] = reason));
   }
 
-  private fullOf(diffId: string): { digest: string; size: number } {
+  /** Uncompressed size of a layer of the update, as the signed target lists it. */
+  private layerSize(diffId: string): number {
     const layer = (this.deps.journal.state.update as UpdateRecord).layers.find((l) => l.diffId === diffId);
-    const d = layer?.download;
-    if (!d) throw new AgentError(`no download for ${diffId}`, 'PLAN');
-    return d.kind === 'full' ? d : d.fallback;
+    if (!layer) throw new AgentError(`no layer ${diffId} in the update`, 'PLAN');
+    return layer.size;
+  }
+
+  /**
+   * The gzip'd full layer of `diffId`: the target's full download or delta fallback, else the gzip copy
+   * the signed manifest names for every layer (a layer the target offered no download for because the
+   * engine held it then).
+   */
+  private fullOf(diffId: string): { digest: string; size: number } {
+    const update = this.deps.journal.state.update as UpdateRecord;
+    const d = update.layers.find((l) => l.diffId === diffId)?.download;
+    if (d) return d.kind === 'full' ? d : d.fallback;
+    for (const service of update.manifest.services)
+      for (const layer of service.layers)
+        if (layer.diffId === diffId) return { digest: layer.gzipDigest, size: layer.gzipSize };
+    throw new AgentError(`no download for ${diffId}`, 'PLAN');
+  }
+
+  /** Downloads the gzip'd full layer of `diffId` and unpacks it into place, checked against its diffID. */
+  private async unpackFull(diffId: string, onBytes: (n: number) => void): Promise<void> {
+    const { config } = this.deps;
+    const full = this.fullOf(diffId);
+    const gzip = await this.downloader.fetch(full.digest, full.size, {
+      attempts: config.downloadAttempts,
+      retryBaseMs: config.retryBaseMs,
+      onBytes,
+    });
+    try {
+      await rebuildFromGzip(gzip, diffId, layerPath(this.layers, diffId));
+    } catch (error) {
+      if (error instanceof LayerDigestError) await this.deps.ledger.reset(full.digest);
+      throw error;
+    }
+    this.deps.log.info('layer unpacked from full download', { diffId });
+  }
+
+  /**
+   * Puts the tars of `diffIds` (layers the new images need whose bytes the engine was believed to hold)
+   * in the layers directory: exported from the engine, or, for a layer the engine lost since the target
+   * was computed (an image removed, a load cut short by a power cut), downloaded in full.
+   */
+  private async provideLayers(diffIds: Iterable<string>): Promise<void> {
+    const wanted = new Set<string>();
+    for (const diffId of diffIds) if (!(await exists(layerPath(this.layers, diffId)))) wanted.add(diffId);
+    if (wanted.size === 0) return;
+    for (const diffId of await exportBaseLayers(this.deps.engine, wanted, this.layers)) {
+      await this.fallback(diffId, 'the engine lost the layer');
+      await this.unpackFull(diffId, () => undefined);
+    }
   }
 
   private progress(): { add: (n: number) => void; grow: (n: number) => void } {
@@ -262,23 +323,27 @@ export class Updater {
     await Promise.all(Array.from({ length: config.downloadConcurrency }, worker));
   }
 
-  /** Rebuilds every new layer (delta against exported bases, or gunzip), each checked against its diffID. */
+  /**
+   * Rebuilds every new layer (delta against exported bases, or gunzip), each checked against its diffID,
+   * and provides the held layers the new images need in the archive.
+   */
   private async rebuild(): Promise<void> {
     const { engine, journal, config } = this.deps;
     const update = journal.state.update as UpdateRecord;
     const choices = await this.choices();
-    const wanted = new Set<string>();
+    const bases = new Set<string>();
     const todo: string[] = [];
     for (const [diffId, choice] of choices) {
       if (await exists(layerPath(this.layers, diffId))) continue;
       todo.push(diffId);
-      if (choice.kind === 'delta') for (const base of choice.bases) wanted.add(base);
+      if (choice.kind === 'delta') for (const base of choice.bases) bases.add(base);
     }
     // Layers the engine holds but not on the chain of the new image must travel in the archive too.
+    const held = new Set<string>();
     const chains = await heldChains(engine);
     for (const service of update.manifest.services)
-      for (const diffId of layersNeedingBytes(service, chains)) if (!choices.has(diffId)) wanted.add(diffId);
-    const missing = await exportBaseLayers(engine, wanted, this.layers);
+      for (const diffId of layersNeedingBytes(service, chains)) if (!choices.has(diffId)) held.add(diffId);
+    const missing = await exportBaseLayers(engine, new Set([...bases, ...held]), this.layers);
     const options = {
       attempts: config.downloadAttempts,
       retryBaseMs: config.retryBaseMs,
@@ -300,6 +365,7 @@ export class Updater {
             delta,
             choice.bases.map((b) => layerPath(this.layers, b)),
             out,
+            { diffId, size: this.layerSize(diffId) },
           );
           this.deps.log.info('layer rebuilt from delta', { diffId, delta: choice.digest });
           continue;
@@ -309,20 +375,9 @@ export class Updater {
           await this.fallback(diffId, `delta failed to apply: ${(error as Error).message}`);
         }
       }
-      const full = this.fullOf(diffId);
-      const onBytes = choice.kind === 'delta' ? this.progress().add : options.onBytes;
-      const gzip = await this.downloader.fetch(full.digest, full.size, { ...options, onBytes });
-      try {
-        await rebuildFromGzip(gzip, diffId, out);
-      } catch (error) {
-        if (error instanceof LayerDigestError) await this.deps.ledger.reset(full.digest);
-        throw error;
-      }
-      this.deps.log.info('layer unpacked from full download', { diffId });
+      await this.unpackFull(diffId, choice.kind === 'delta' ? this.progress().add : options.onBytes);
     }
-    for (const base of wanted)
-      if (missing.has(base) && !choices.has(base))
-        throw new AgentError(`engine lost layer ${base}`, 'BASE_MISSING');
+    await this.provideLayers(held);
   }
 
   /** Loads every service image the engine lacks, then checks it. */
@@ -335,6 +390,7 @@ export class Updater {
       if (image && (image.RootFS?.Layers ?? []).join(',') === expected) continue;
       const config = await fetchSmallBlob(api, this.downloads, service.configDigest);
       const needed = layersNeedingBytes(service, await heldChains(engine));
+      await this.provideLayers(needed);
       await loadServiceImage(engine, service, imageTag(service.name, update.version), config, needed, (d) =>
         layerPath(this.layers, d),
       );
@@ -346,50 +402,126 @@ export class Updater {
     }
   }
 
-  private async removeReleaseContainers(releaseId: string): Promise<void> {
+  /** Removes the containers this update created (by the names it planned, so a half-journaled create too). */
+  private async removeNewContainers(update: UpdateRecord): Promise<void> {
     const { engine } = this.deps;
-    for (const c of await managedContainers(engine))
-      if (c.Labels[RELEASE_LABEL] === releaseId) await engine.removeContainer(c.Id);
+    for (const id of update.swap?.newContainers ?? []) await engine.removeContainer(id);
+    for (const p of update.swap?.plan ?? []) if (p.newName) await engine.removeContainer(p.newName);
   }
 
-  /** Stops the old containers, starts the new, health-checks them; the outcome is journaled as commit or rollback. */
+  private specs(manifest: UpdateRecord['manifest']): ReturnType<typeof releaseSpecs> {
+    return releaseSpecs(manifest, this.deps.journal.state.variables, this.deps.config.networkMode);
+  }
+
+  /**
+   * kill-then-download and delete-then-download (docs/compose.md): the old containers of the services
+   * that change stop (or go, their create body journaled first so a rollback can recreate them) before
+   * the download starts, to free memory or disk.
+   */
+  private async stopEarly(): Promise<void> {
+    const { engine, journal, log } = this.deps;
+    const update = journal.state.update as UpdateRecord;
+    const plan = await planServices(engine, update.manifest, this.specs(update.manifest));
+    const early: NonNullable<UpdateRecord['early']> = { stopped: [], deleted: [] };
+    for (const p of plan) {
+      if (!p.oldId || (p.action !== 'replace' && p.action !== 'remove')) continue;
+      if (p.strategy === 'kill-then-download') early.stopped.push(p.oldId);
+      if (p.strategy === 'delete-then-download') {
+        const info = (await engine.inspectContainer(p.oldId)) as
+          (ContainerInspect & Record<string, unknown>) | null;
+        if (info)
+          early.deleted.push({
+            service: p.service,
+            name: (info.Name ?? '').replace(/^\//, ''),
+            body: recreateBody(info),
+          });
+      }
+    }
+    await journal.updateRecord((u) => (u.early = early));
+    for (const id of early.stopped) await engine.stopContainer(id, this.deps.config.stopTimeoutSeconds);
+    for (const d of early.deleted) {
+      const old = plan.find((p) => p.service === d.service)?.oldId;
+      if (old) await engine.removeContainer(old);
+    }
+    if (early.stopped.length + early.deleted.length > 0)
+      log.info('stopped before download', { stopped: early.stopped.length, deleted: early.deleted.length });
+  }
+
+  /**
+   * Changes only what changed: services whose container has the same configuration hash keep running
+   * untouched; the others get new containers, started in depends_on order (waiting for
+   * service_healthy dependencies), then health-checked. The outcome is journaled as commit or rollback.
+   */
   private async swap(): Promise<void> {
     const { engine, journal, config, log } = this.deps;
     let update = journal.state.update as UpdateRecord;
     if (!update.swap) {
-      const old = (await managedContainers(engine)).filter(
-        (c) => c.Labels[RELEASE_LABEL] !== update.releaseId,
+      const plan = await planServices(engine, update.manifest, this.specs(update.manifest));
+      const old = plan
+        .filter((p) => p.action === 'replace' || p.action === 'remove')
+        .map((p) => p.oldId as string);
+      const running = new Set(
+        (await managedContainers(engine)).filter((c) => c.State === 'running').map((c) => c.Id),
       );
-      if (old.some((c) => c.State === 'running')) await this.waitForLock();
-      await journal.updateRecord(
-        (u) => (u.swap = { step: 'create', oldContainers: old.map((c) => c.Id), newContainers: [] }),
-      );
+      if (old.some((id) => running.has(id))) await this.waitForLock();
+      const variablesVersion = journal.state.variables?.version ?? null;
+      await journal.updateRecord((u) => {
+        u.swap = { step: 'create', oldContainers: old, newContainers: [], plan };
+        u.variablesVersion = variablesVersion;
+      });
+      log.info('update plan', {
+        services: plan
+          .map((p) => `${p.service}:${p.action}${p.action === 'keep' ? '' : `(${p.strategy})`}`)
+          .join(' '),
+      });
     }
     update = journal.state.update as UpdateRecord;
     const swap = () => (journal.state.update as UpdateRecord).swap as NonNullable<UpdateRecord['swap']>;
+    const plan = (): ServicePlan[] => swap().plan ?? [];
     if (swap().step === 'create') {
       this.report('installing');
-      await this.removeReleaseContainers(update.releaseId);
-      const ids = await createReleaseContainers(engine, update.manifest, config.networkMode);
-      await journal.updateRecord((u) =>
-        Object.assign(u.swap as object, { step: 'stop_old', newContainers: ids }),
-      );
+      await ensureAppResources(engine, update.manifest);
+      const specs = this.specs(update.manifest);
+      const created = new Map<string, string>();
+      const containerOf = (service: string): string | undefined => {
+        const p = plan().find((x) => x.service === service);
+        return created.get(service) ?? p?.oldId;
+      };
+      for (const spec of specs) {
+        const p = plan().find((x) => x.service === spec.service);
+        if (!p || (p.action !== 'replace' && p.action !== 'create')) continue;
+        created.set(spec.service, await createServiceContainer(engine, spec, containerOf));
+      }
+      await journal.updateRecord((u) => {
+        const sw = u.swap as NonNullable<UpdateRecord['swap']>;
+        for (const p of sw.plan ?? []) {
+          const id = created.get(p.service);
+          if (id) p.newId = id;
+        }
+        sw.newContainers = [...created.values()];
+        sw.step = 'stop_old';
+      });
     }
     if (swap().step === 'stop_old') {
-      for (const id of swap().oldContainers) await engine.stopContainer(id, config.stopTimeoutSeconds);
+      // Reverse start order; hand-over services keep their old container until the new one is healthy.
+      for (const p of [...plan()].reverse())
+        if (p.oldId && (p.action === 'replace' || p.action === 'remove') && p.strategy !== 'hand-over')
+          await engine.stopContainer(p.oldId, config.stopTimeoutSeconds);
       await journal.updateRecord((u) => ((u.swap as { step: string }).step = 'start_new'));
     }
     if (swap().step === 'start_new') {
       this.report('starting');
       try {
-        for (const id of swap().newContainers) await engine.startContainer(id);
+        await this.startInOrder(update.manifest, plan());
       } catch (error) {
+        if (error instanceof HealthCheckError) return this.markRollback(error.message);
         return this.markRollback(`containers failed to start: ${(error as Error).message}`);
       }
       await journal.updateRecord((u) => ((u.swap as { step: string }).step = 'health'));
     }
     if (swap().step === 'health') {
       try {
+        await this.handOver(plan());
         await waitHealthy(engine, swap().newContainers, config.healthGraceMs, config.healthTimeoutMs);
       } catch (error) {
         if (!(error instanceof HealthCheckError)) throw error;
@@ -398,6 +530,75 @@ export class Updater {
       }
       await journal.updateRecord((u) => (u.phase = 'committing'));
     }
+  }
+
+  /** Starts new containers in depends_on order, each after its dependencies are ready as asked. */
+  private async startInOrder(manifest: UpdateRecord['manifest'], plan: ServicePlan[]): Promise<void> {
+    const { engine, config } = this.deps;
+    const idOf = (service: string): string | undefined => {
+      const p = plan.find((x) => x.service === service);
+      return p?.newId ?? p?.oldId;
+    };
+    for (const service of startOrder(manifest.services)) {
+      const p = plan.find((x) => x.service === service.name);
+      if (!p?.newId) continue;
+      for (const [dep, { condition }] of Object.entries(service.config?.dependsOn ?? {})) {
+        const depId = idOf(dep);
+        if (depId && condition !== 'service_started')
+          await waitDependency(engine, depId, condition, Math.max(config.healthTimeoutMs, 10_000));
+      }
+      await engine.startContainer(p.newId);
+    }
+  }
+
+  /** hand-over: the old container runs until the new one is healthy or the hand-over timeout passes. */
+  private async handOver(plan: ServicePlan[]): Promise<void> {
+    const { engine, config } = this.deps;
+    const manifest = (this.deps.journal.state.update as UpdateRecord).manifest;
+    for (const p of plan) {
+      if (p.strategy !== 'hand-over' || !p.oldId || !p.newId) continue;
+      const timeout = handoverTimeoutMsOf(manifest.services.find((s) => s.name === p.service)?.config);
+      await Promise.race([
+        waitHealthy(engine, [p.newId], config.healthGraceMs, timeout).catch(() => undefined),
+        sleep(timeout),
+      ]);
+      await engine.stopContainer(p.oldId, config.stopTimeoutSeconds);
+    }
+  }
+
+  /**
+   * New configuration variables for the running release: recreates the services whose effective
+   * configuration changed, as an update of the same release (journaled, health-checked, rolled back).
+   */
+  async reconfigure(current: ReleaseRef): Promise<boolean> {
+    const { engine, journal } = this.deps;
+    const variables = journal.state.variables;
+    if (!variables || journal.state.rejectedVariables === variables.version) return false;
+    const plan = await planServices(engine, current.manifest, this.specs(current.manifest));
+    if (plan.every((p) => p.action === 'keep')) {
+      if (journal.state.appliedVariables !== variables.version)
+        await journal.write((s) => (s.appliedVariables = variables.version));
+      return false;
+    }
+    await journal.write((s) => {
+      s.update = {
+        releaseId: current.releaseId,
+        version: current.version,
+        manifest: current.manifest,
+        signature: '',
+        layers: [],
+        phase: 'swapping',
+        fallbacks: {},
+        startedAt: new Date().toISOString(),
+        reconfigure: true,
+      };
+    });
+    await this.swap();
+    const phase = journal.state.update?.phase;
+    if (phase === 'rolling_back')
+      await this.rollback(journal.state.update?.rollbackReason ?? 'health check failed');
+    else if (phase === 'committing') await this.commit();
+    return true;
   }
 
   private async markRollback(reason: string): Promise<void> {
@@ -416,16 +617,30 @@ export class Updater {
     while (existsSync(lock)) await sleep(1000);
   }
 
+  /** Back to the old containers, with their old configuration and the same volumes. */
   private async rollback(reason: string): Promise<void> {
     const { engine, journal } = this.deps;
     const update = journal.state.update as UpdateRecord;
-    await this.removeReleaseContainers(update.releaseId);
-    for (const id of update.swap?.oldContainers ?? []) await engine.startContainer(id).catch(() => undefined);
+    await this.removeNewContainers(update);
+    for (const d of update.early?.deleted ?? []) {
+      await engine.removeContainer(d.name);
+      const id = await engine
+        .createContainer(d.name, d.body as Parameters<typeof engine.createContainer>[1])
+        .catch(() => null);
+      if (id) await engine.startContainer(id).catch(() => undefined);
+    }
+    const old = new Set([...(update.swap?.oldContainers ?? []), ...(update.early?.stopped ?? [])]);
+    for (const id of old) await engine.startContainer(id).catch(() => undefined);
     await journal.write((s) => {
-      s.rejected = { releaseId: update.releaseId, status: 'rolled_back', reason };
+      if (update.reconfigure) s.rejectedVariables = update.variablesVersion ?? null;
+      else s.rejected = { releaseId: update.releaseId, status: 'rolled_back', reason };
       s.update = null;
     });
-    this.deps.reporter.report({ status: 'rolled_back', releaseId: update.releaseId, error: reason });
+    this.deps.reporter.report({
+      status: update.reconfigure ? 'running' : 'rolled_back',
+      releaseId: update.releaseId,
+      error: update.reconfigure ? `configuration variables rolled back: ${reason}` : reason,
+    });
   }
 
   /** The new release is healthy: old containers go, the previous image stays as the next delta base. */
@@ -438,7 +653,8 @@ export class Updater {
     await journal.write((s) => {
       if (s.current && s.current.releaseId !== ref.releaseId) s.previous = s.current;
       s.current = ref;
-      s.rejected = null;
+      if (!update.reconfigure) s.rejected = null;
+      s.appliedVariables = update.variablesVersion ?? s.appliedVariables ?? null;
       s.update = null;
     });
     this.deps.reporter.report({ status: 'running', releaseId: update.releaseId, ...note });

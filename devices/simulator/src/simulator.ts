@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { RegisteredDevice } from '@ferry/protocol';
-import { Behaviour, RunningRelease, VirtualDevice } from './virtual-device';
+import { Behaviour, ReleaseHealth, RunningRelease, VirtualDevice } from './virtual-device';
 
 export interface SimulatorOptions {
   /** The server's base URL (`http://host:port`). */
@@ -21,6 +21,13 @@ export interface SimulatorOptions {
   crashShare?: number;
   hangShare?: number;
   offlineShare?: number;
+  /**
+   * Per release id, how it behaves once running: app crashes and offline drops per device-minute
+   * (docs/rollouts.md uses it to show the control-group comparison).
+   */
+  releaseHealth?: Record<string, ReleaseHealth>;
+  /** How releases not in `releaseHealth` behave once running. @defaultValue none: never crash nor drop */
+  health?: ReleaseHealth;
   /** Milliseconds between install steps. @defaultValue 100 */
   stepMs?: number;
   /** How long a crashing device runs before it fails. @defaultValue 1000 */
@@ -29,6 +36,8 @@ export interface SimulatorOptions {
   running?: RunningRelease;
   /** Devices registered at once. @defaultValue 10 */
   concurrency?: number;
+  /** How long each device waits for its first MQTT connection. @defaultValue 10000 */
+  connectTimeoutMs?: number;
   log?: (message: string) => void;
 }
 
@@ -69,8 +78,18 @@ export class Simulator {
     const simulator = new Simulator(options);
     const concurrency = options.concurrency ?? 10;
     const indexes = Array.from({ length: options.count }, (_, i) => i);
-    for (let i = 0; i < indexes.length; i += concurrency) {
-      await Promise.all(indexes.slice(i, i + concurrency).map((index) => simulator.add(index)));
+    try {
+      for (let i = 0; i < indexes.length; i += concurrency) {
+        const added = await Promise.allSettled(
+          indexes.slice(i, i + concurrency).map((index) => simulator.add(index)),
+        );
+        const failed = added.find((a): a is PromiseRejectedResult => a.status === 'rejected');
+        if (failed) throw failed.reason;
+      }
+    } catch (error) {
+      // The caller never gets this simulator: stop what it started, or their clients live on.
+      await simulator.stop();
+      throw error;
     }
     return simulator;
   }
@@ -111,10 +130,12 @@ export class Simulator {
         url: this.options.url,
         mqttUrl: this.options.mqttUrl,
         stepMs: this.options.stepMs ?? 100,
+        connectTimeoutMs: this.options.connectTimeoutMs,
         crashAfterMs: this.options.crashAfterMs ?? 1000,
         behaviour: (releaseId) =>
           this.options.behaviour?.(index, releaseId) ??
           behaviourFromShares(this.options, stableShare(registration.uuid, releaseId)),
+        health: (releaseId) => this.options.releaseHealth?.[releaseId] ?? this.options.health,
         log: this.options.log ?? (() => undefined),
       },
       this.options.running ?? null,

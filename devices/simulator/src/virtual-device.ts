@@ -3,6 +3,7 @@ import { MqttClient, connect } from 'mqtt';
 import {
   DeviceStateMessage,
   DeviceTarget,
+  DeviceVariables,
   RegisteredDevice,
   ReleaseManifest,
   TargetNotice,
@@ -17,6 +18,22 @@ import {
  */
 export type Behaviour = 'ok' | 'fail' | 'crash' | 'hang' | 'offline';
 
+/**
+ * How a release behaves once it runs (after every health check passed): its app crashes and is
+ * restarted by the engine (`restartCount` grows) and the device drops off the network at these rates.
+ */
+export interface ReleaseHealth {
+  /** App crashes (engine restarts) per device-minute. @defaultValue 0 */
+  crashesPerMinute?: number;
+  /** Times per device-minute the device drops offline. @defaultValue 0 */
+  offlinePerMinute?: number;
+  /** How long a drop lasts before it reconnects. @defaultValue 1500 */
+  offlineMs?: number;
+}
+
+/** How often a running device draws its crashes and drops. */
+const HEALTH_TICK_MS = 250;
+
 export interface VirtualDeviceOptions {
   /** The server's base URL (`http://host:port`). */
   url: string;
@@ -24,9 +41,15 @@ export interface VirtualDeviceOptions {
   mqttUrl?: string;
   /** Milliseconds between install steps (downloaded → installing → starting → running). */
   stepMs: number;
+  /** How long `connect()` waits for the first MQTT connection (default 10 s). */
+  connectTimeoutMs?: number;
   /** How long a `crash` device runs before it fails. */
   crashAfterMs: number;
   behaviour: (releaseId: string) => Behaviour;
+  /** The crash and offline rates of the release it runs (none: it never crashes nor drops). */
+  health?: (releaseId: string) => ReleaseHealth | undefined;
+  /** Random numbers in [0, 1) for crashes and drops. @defaultValue Math.random */
+  random?: () => number;
   log: (message: string) => void;
 }
 
@@ -41,9 +64,20 @@ export interface DeviceStats {
   downloads: { digest: string; kind: 'delta' | 'full'; size: number }[];
   updates: number;
   failures: number;
+  /**
+   * Every target notice received (retained copies delivered again on a reconnect included): a notice
+   * is one `(releaseId, issuedAt)`, so the same one seen twice is a redelivery, two of them for one
+   * release are two notifications.
+   */
+  notices: { releaseId: string; issuedAt: string }[];
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The id of a device's app container for a release (a new container per release, as the agent makes). */
+function containerIdOf(uuid: string, releaseId: string): string {
+  return createHash('sha256').update(`${uuid}/${releaseId}/container`).digest('hex').slice(0, 12);
+}
 
 /** Layer diffIDs of a manifest. */
 function manifestLayers(manifest: ReleaseManifest): string[] {
@@ -60,9 +94,15 @@ export class VirtualDevice {
   /** The release an update is working on. */
   working: string | null = null;
   status = 'registered';
+  /** The configuration variables it runs with (fetched after each `variables` notice), or null. */
+  variables: DeviceVariables | null = null;
   private stopped = false;
   private silent = false;
-  readonly stats: DeviceStats = { bytesDownloaded: 0, downloads: [], updates: 0, failures: 0 };
+  /** The app's container: a new one per release it installs, restarted on each simulated crash. */
+  private container = { id: '', restarts: 0 };
+  private healthTimer: NodeJS.Timeout | null = null;
+  private droppedUntil = 0;
+  readonly stats: DeviceStats = { bytesDownloaded: 0, downloads: [], updates: 0, failures: 0, notices: [] };
 
   constructor(
     readonly registration: RegisteredDevice,
@@ -96,31 +136,97 @@ export class VirtualDevice {
     });
     this.client = client;
     client.on('message', (topic, payload) => {
-      if (topic !== deviceTopic(this.uuid, 'target') || payload.length === 0) return;
-      this.onNotice(payload);
+      if (payload.length === 0) return;
+      if (topic === deviceTopic(this.uuid, 'target')) this.onNotice(payload);
+      else if (topic === deviceTopic(this.uuid, 'variables')) this.onVariablesNotice(payload);
     });
     client.on('connect', () => {
-      client.subscribe(deviceTopic(this.uuid, 'target'), { qos: 1 }, () => undefined);
-      if (!this.working)
-        this.report(this.running ? { status: 'running', releaseId: this.running.id } : { status: 'idle' });
+      client.subscribe(
+        [deviceTopic(this.uuid, 'target'), deviceTopic(this.uuid, 'variables')],
+        { qos: 1 },
+        () => undefined,
+      );
+      if (!this.working) this.report(this.runningReport());
+      // As the agent does at start: a device that joined after the last change has no notice waiting.
+      if (!this.variables) this.refreshVariables();
     });
     client.on('error', () => undefined);
+    const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`device ${this.uuid} could not connect to ${url}`)),
-        10_000,
-      );
+      const timer = setTimeout(() => {
+        // Given up: it must not go on reconnecting behind the caller's back.
+        this.stopped = true;
+        client.end(true);
+        reject(new Error(`device ${this.uuid} could not connect to ${url} within ${timeoutMs} ms`));
+      }, timeoutMs);
       client.once('connect', () => {
         clearTimeout(timer);
         resolve();
       });
     });
+    this.startHealth();
   }
 
   /** Disconnects for good (the broker publishes its last will: offline). */
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.healthTimer) clearInterval(this.healthTimer);
     await this.client?.endAsync(true).catch(() => undefined);
+  }
+
+  /** What it reports while it runs a release (or sits idle): with its app's container, as the agent does. */
+  private runningReport(): DeviceStateMessage {
+    if (!this.running) return { status: 'idle' };
+    if (!this.container.id) this.container = { id: containerIdOf(this.uuid, this.running.id), restarts: 0 };
+    return {
+      status: 'running',
+      releaseId: this.running.id,
+      services: [
+        {
+          name: 'main',
+          state: 'running',
+          health: 'healthy',
+          image: `sha256:${this.running.id}`.slice(0, 80),
+          restartCount: this.container.restarts,
+          containerId: this.container.id,
+        },
+      ],
+    };
+  }
+
+  /**
+   * While it runs a release: draws crashes (the engine restarts the app: `restartCount` grows and is
+   * reported) and drops (the connection is cut, the broker publishes its last will, it reconnects)
+   * at the release's rates.
+   */
+  private startHealth(): void {
+    if (this.healthTimer || !this.options.health) return;
+    const random = this.options.random ?? Math.random;
+    this.healthTimer = setInterval(() => {
+      const releaseId = this.running?.id;
+      if (!releaseId || this.working || this.silent || this.stopped || Date.now() < this.droppedUntil) return;
+      const rates = this.options.health?.(releaseId);
+      if (!rates) return;
+      const chance = (perMinute = 0): boolean => random() < (perMinute * HEALTH_TICK_MS) / 60_000;
+      if (chance(rates.crashesPerMinute)) {
+        this.container.restarts += 1;
+        this.report(this.runningReport());
+      }
+      if (chance(rates.offlinePerMinute)) this.drop(rates.offlineMs ?? 1500);
+    }, HEALTH_TICK_MS);
+    this.healthTimer.unref();
+  }
+
+  /** Cuts the connection without a DISCONNECT (the broker sends the last will) and reconnects later. */
+  private drop(ms: number): void {
+    const client = this.client;
+    if (!client) return;
+    this.droppedUntil = Date.now() + ms;
+    client.options.reconnectPeriod = ms;
+    client.stream.destroy();
+    setTimeout(() => {
+      client.options.reconnectPeriod = 500;
+    }, ms).unref();
   }
 
   private onNotice(payload: Buffer): void {
@@ -131,12 +237,13 @@ export class VirtualDevice {
       this.options.log(`${this.uuid}: ignored a malformed target notice`);
       return;
     }
+    this.stats.notices.push({ releaseId: notice.releaseId, issuedAt: notice.issuedAt });
     if (this.silent || this.stopped) return;
     if (notice.releaseId === this.working) return;
     if (notice.releaseId === this.running?.id) {
       // Sent back to the release it runs (a rollback after a failure): it is already there.
       this.working = null;
-      this.report({ status: 'running', releaseId: notice.releaseId });
+      this.report(this.runningReport());
       return;
     }
     this.working = notice.releaseId;
@@ -146,12 +253,58 @@ export class VirtualDevice {
     });
   }
 
+  /**
+   * A `variables` notice: fetches the variables when their version differs from the one it runs (304
+   * when they did not change), then reports its state again with the new `variablesVersion`.
+   */
+  private onVariablesNotice(payload: Buffer): void {
+    let version: unknown;
+    try {
+      version = (JSON.parse(payload.toString('utf8')) as { version?: unknown }).version;
+    } catch {
+      version = undefined;
+    }
+    if (typeof version !== 'number') {
+      this.options.log(`${this.uuid}: ignored a malformed variables notice`);
+      return;
+    }
+    if (this.silent || this.stopped || version === this.variables?.version) return;
+    this.refreshVariables();
+  }
+
+  /** Fetches the variables and, when they changed, reports its state with their version. */
+  private refreshVariables(): void {
+    this.fetchVariables()
+      .then((changed) => {
+        if (!changed || this.working) return;
+        this.report(this.runningReport());
+      })
+      .catch((error: Error) => this.options.log(`${this.uuid}: variables not fetched: ${error.message}`));
+  }
+
+  /** `GET /v1/device/variables` with the held version as ETag; true when they changed. */
+  private async fetchVariables(): Promise<boolean> {
+    const held = this.variables;
+    const response = await this.request(
+      '/v1/device/variables',
+      held ? { 'if-none-match': `"${held.version}"` } : {},
+    );
+    if (response.status === 304) return false;
+    if (response.status !== 200) {
+      await response.body?.cancel();
+      throw new Error(`HTTP ${response.status}`);
+    }
+    this.variables = (await response.json()) as DeviceVariables;
+    return true;
+  }
+
   private report(message: DeviceStateMessage): void {
     if (this.silent || this.stopped || !this.client) return;
     this.status = message.status;
+    const variables = this.variables ? { variablesVersion: this.variables.version } : {};
     this.client.publish(
       deviceTopic(this.uuid, 'state'),
-      JSON.stringify({ ...message, timestamp: new Date().toISOString() }),
+      JSON.stringify({ ...message, ...variables, timestamp: new Date().toISOString() }),
       { qos: 1 },
       () => undefined,
     );
@@ -207,8 +360,9 @@ export class VirtualDevice {
     await sleep(this.options.stepMs);
     if (this.working !== releaseId) return;
     this.running = { id: releaseId, layers: plan.layers };
+    this.container = { id: containerIdOf(this.uuid, releaseId), restarts: 0 };
     this.working = null;
-    this.report({ status: 'running', releaseId, bytesDone: total, bytesTotal: total });
+    this.report({ ...this.runningReport(), bytesDone: total, bytesTotal: total });
     if (behaviour === 'crash') {
       await sleep(this.options.crashAfterMs);
       if (this.running?.id !== releaseId) return;
@@ -280,11 +434,11 @@ export class VirtualDevice {
     }
   }
 
-  private async request(path: string): Promise<Response> {
+  private async request(path: string, headers: Record<string, string> = {}): Promise<Response> {
     for (let attempt = 1; ; attempt += 1) {
       try {
         return await fetch(`${this.options.url}${path}`, {
-          headers: { authorization: `Bearer ${this.registration.apiKey}` },
+          headers: { authorization: `Bearer ${this.registration.apiKey}`, ...headers },
         });
       } catch (error) {
         // The server is restarting: keep trying, as an agent would.

@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { DigestSchema } from './digest';
 
-/** BullMQ queue names. Boot fails if a queue has no processor registered in the worker. */
+/** BullMQ queue names. */
 export enum QueueName {
   Deltas = 'deltas',
 }
 
-/** Job names within {@link QueueName.Deltas}. */
+/** Job names within {@link QueueName.Deltas}. The worker refuses to boot if one has no handler (apps/worker/src/deltas/delta-job-handlers.ts). */
 export enum DeltaJobName {
   Build = 'build-delta',
 }
@@ -23,6 +23,14 @@ export const DeltaJobDataSchema = z
     target: DigestSchema,
     /** Size of the target's gzip copy: a delta not smaller than this is not worth sending. */
     targetGzipSize: z.number().int().nonnegative(),
+    /**
+     * The install (`DATA_DIR/install-id`) whose server queued the job: a worker of another install
+     * refuses it, naming both, instead of building into a DATA_DIR that server never reads.
+     */
+    installId: z
+      .string()
+      .regex(/^[0-9a-f]{16}$/)
+      .optional(),
   })
   .strict();
 export type DeltaJobData = z.infer<typeof DeltaJobDataSchema>;

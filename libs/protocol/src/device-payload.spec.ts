@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { fuzzRuns } from '../../../test/support/fuzz';
 import { parseDevicePayload } from './device-payload';
-import { DEVICE_STATUSES, MAX_DEVICE_PAYLOAD_BYTES } from './messages';
+import { MAX_DEVICE_PAYLOAD_BYTES } from './messages';
+import { DEVICE_STATUSES } from './states';
 
 describe('parseDevicePayload', () => {
   it('accepts a well-formed state report', () => {

@@ -1,3 +1,4 @@
+import type { ReleaseSignature, ReleaseTrustStep } from './release-signing';
 import { z } from 'zod';
 import { DigestSchema } from './digest';
 import { ReleaseManifest } from './release';
@@ -42,14 +43,36 @@ export interface TargetLayer {
   download: LayerDownload | null;
 }
 
-/** The answer to a target request. `release` is null when the device has no target yet. */
+/**
+ * The answer to a target request. `release` is null when the device has no target yet. The whole answer
+ * is signed by the server's online key (docs/protocol.md "Signed targets"; target-signing.ts).
+ */
 export interface DeviceTarget {
+  /** The device this target is for: a target of another device is refused. */
+  uuid: string;
+  /** Grows with every change of the device's target (stored per device); a lower one is a replay. */
+  targetVersion: number;
+  /** ISO 8601; the device refuses the target after it (freeze). Every answer is signed afresh. */
+  expires: string;
+  /** The operator (or a rollout's automatic rollback) asked for this older release. */
+  rollback: boolean;
+  /** The server's online public key (PEM) now; a device that verified the target with its pinned key pins this one. */
+  onlineKey: string;
+  /**
+   * The fleet's release-key rotations (versions 2 and up, oldest first), each signed by the threshold of
+   * the keys before it: a device follows them from the version it pinned. Empty for server-signed fleets.
+   */
+  releaseTrustChain: ReleaseTrustStep[];
+  /** ed25519 signatures of the target by the online key (and, after a rotation, the one before). */
+  signatures: ReleaseSignature[];
   release: {
     id: string;
     version: number;
     manifest: ReleaseManifest;
     /** base64 ed25519 signature of the canonical JSON of the manifest, by the fleet key. */
     signature: string;
+    /** The release owners' signatures (fleets with pinned release keys): what the agent checks then. */
+    ownerSignatures: ReleaseSignature[] | null;
   } | null;
   layers: TargetLayer[];
   /** Bytes the device will download with these choices, and what full layers would have cost. */
@@ -57,4 +80,23 @@ export interface DeviceTarget {
   fullBytes: number;
   /** Image configs by digest (service image IDs), served as blobs too. */
   configs: { service: string; digest: string }[];
+  /**
+   * Volumes (as the compose file names them) an operator asked to purge from this device
+   * (`ferry device purge-volume`) and the target release does not declare; absent from servers
+   * before it and ignored by agents before it. The agent answers each with
+   * `POST /v1/device/volume-purges/{volume}`.
+   */
+  volumePurges?: string[];
+}
+
+/** One of the server's online keys that sign device targets (`GET /v1/target-keys`). */
+export interface OnlineKey {
+  /** 1 for the first key; each rotation adds one. */
+  seq: number;
+  /** sha256 (hex) of the DER public key, as release keys are named. */
+  keyId: string;
+  publicKey: string;
+  /** `current` signs; `previous` co-signs until the next rotation, so devices learn the current one. */
+  role: 'current' | 'previous' | 'retired';
+  createdAt: string;
 }

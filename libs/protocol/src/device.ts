@@ -1,3 +1,5 @@
+import type { ReleaseTrust } from './release-signing';
+import type { ServiceState } from './messages';
 import { z } from 'zod';
 import { Architecture } from './fleet';
 
@@ -39,8 +41,20 @@ export interface MqttConnectionInfo {
 export interface RegisteredDevice {
   uuid: string;
   apiKey: string;
-  fleet: { id: string; slug: string; arch: Architecture; signingPublicKey: string };
+  fleet: {
+    id: string;
+    slug: string;
+    arch: Architecture;
+    signingPublicKey: string;
+    /** The fleet's root of trust for releases, which the agent pins (null: the server signs). */
+    releaseTrust: ReleaseTrust | null;
+  };
   mqtt: MqttConnectionInfo;
+  /**
+   * The server's online public key (PEM) that signs this device's targets, which the agent pins
+   * (docs/security.md "Signed targets"); it follows rotations through the targets themselves.
+   */
+  targetKey: string;
 }
 
 export const TagsSchema = z.record(
@@ -74,6 +88,13 @@ export interface Device {
   createdAt: string;
   /** The last update state the device reported over MQTT (`status` holds its status), or null. */
   report: DeviceReport | null;
+  /**
+   * Its configuration variables: `version` is the one it should run now, `reportedVersion` the one it
+   * last reported running (null before its first report of one).
+   */
+  variables: { version: number; reportedVersion: number | null };
+  /** Per service of its app (docs/compose.md), from the last report that carried them; null before. */
+  services: ServiceState[] | null;
 }
 
 /** The details of a device's last state report. */

@@ -45,9 +45,33 @@ export class PayloadTooLargeError extends FerryError {
   readonly code = 'too_large';
 }
 
+/** The client stopped sending a request body it had started (no byte for longer than allowed). */
+export class RequestTimeoutError extends FerryError {
+  readonly code = 'request_timeout';
+}
+
 /** An archive that is well-formed enough to read but cannot be used as a release. */
 export class UnusableArchiveError extends FerryError {
   readonly code = 'unusable_archive';
+}
+
+/** A release's compose file that Ferry cannot run as written: the message names each service and key. */
+export class InvalidComposeError extends FerryError {
+  readonly code = 'invalid_compose';
+}
+
+/**
+ * True for the errors a full disk or an exhausted quota gives: `ENOSPC`/`EDQUOT` from the file
+ * system, `SQLITE_FULL` from SQLite, `53100` (disk_full) from PostgreSQL.
+ */
+export function isDiskFullError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL' || code === '53100';
+}
+
+/** The client closed its request before sending all of it: nobody is left to read an answer. */
+export class ClientClosedError extends FerryError {
+  readonly code = 'client_closed';
 }
 
 /** The caller has failed too often and must wait. */
@@ -74,6 +98,16 @@ export class UnavailableError extends FerryError {
   readonly code = 'unavailable';
 }
 
+/** The database stayed locked by another process for longer than the server waits; try again later. */
+export class DatabaseBusyError extends UnavailableError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message, { retryAfterSeconds });
+  }
+}
+
 /** The JSON body of every error answer. */
 export interface ErrorBody {
   statusCode: number;
@@ -81,4 +115,24 @@ export interface ErrorBody {
   message: string;
   details?: Record<string, unknown>;
   requestId?: string;
+}
+
+/** A release manifest's signature does not verify under the fleet key: nothing of it may be used. */
+export class ManifestSignatureError extends FerryError {
+  readonly code = 'bad_signature';
+}
+
+/** Why a device refused a target: which check of docs/security.md "Signed targets" failed. */
+export type TargetRefusal =
+  'malformed' | 'signature' | 'device' | 'expired' | 'replay' | 'downgrade' | 'release-keys';
+
+/** A target the device will not act on; it stays on the release it runs and reports this. */
+export class TargetRefusedError extends FerryError {
+  readonly code = 'target_refused';
+  constructor(
+    readonly reason: TargetRefusal,
+    message: string,
+  ) {
+    super(`target refused (${reason}): ${message}`, { reason });
+  }
 }

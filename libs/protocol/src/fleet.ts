@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ReleaseTrust } from './release-signing';
 
 /** CPU architectures a fleet's devices may have, named as balena names them. */
 export const ARCHITECTURES = ['aarch64', 'armv7hf', 'amd64'] as const;
@@ -16,6 +17,13 @@ export const CreateFleetSchema = z
     name: z.string().trim().min(1).max(100),
     slug: SlugSchema.optional(),
     arch: ArchitectureSchema,
+    /**
+     * Release public keys (PEM, ed25519, from `ferry keys generate-release-key`) to pin: the fleet's
+     * releases must then be signed by the release owners, not the server (docs/security.md).
+     */
+    releaseKeys: z.array(z.string().min(1).max(1000)).min(1).max(16).optional(),
+    /** How many of `releaseKeys` must sign each release. @defaultValue 1 */
+    releaseThreshold: z.number().int().min(1).max(16).optional(),
   })
   .strict();
 export type CreateFleet = z.infer<typeof CreateFleetSchema>;
@@ -27,6 +35,11 @@ export interface Fleet {
   arch: Architecture;
   /** The ed25519 public key (PEM, SPKI) that verifies this fleet's release manifests. */
   signingPublicKey: string;
+  /**
+   * The release owners' pinned keys: `owner` mode when set (releases need their signatures), `server`
+   * mode when null (the server signs with the key above).
+   */
+  releaseTrust: ReleaseTrust | null;
   createdAt: string;
 }
 
@@ -59,4 +72,22 @@ export function slugify(name: string): string {
     .slice(0, 63)
     .replace(/-+$/g, '');
   return slug.length > 0 ? slug : 'fleet';
+}
+
+/** Body of `PUT /v1/fleets/{fleet}/bind-mounts`: host paths compose releases may bind-mount. */
+export const BindMountsSchema = z
+  .object({
+    paths: z
+      .array(
+        z
+          .string()
+          .max(1024)
+          .regex(/^\/[^\0]*$/, 'an absolute path')
+          .refine((p) => !p.split('/').includes('..'), 'no ".." segments'),
+      )
+      .max(64),
+  })
+  .strict();
+export interface BindMounts {
+  paths: string[];
 }

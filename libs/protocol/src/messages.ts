@@ -1,33 +1,42 @@
 import { z } from 'zod';
 import { DeviceUuidSchema } from './device';
+import { DEVICE_STATUSES, FERRY_EVENT_TYPES, type FerryEventType } from './states';
 
 /** Largest MQTT payload a device may publish on its own topics; larger ones are dropped unread. */
 export const MAX_DEVICE_PAYLOAD_BYTES = 16 * 1024;
 
-/**
- * What a device reports about its update, in the order an update goes through (balena's
- * `update_status` and hawkBit's action states, merged): `registered` before any report, `idle` with
- * nothing to do, then download → install → start → `running`; or `failed`, `rolled_back`, or
- * `deferred` (an update lock or a download window holds it back).
- */
-export const DEVICE_STATUSES = [
-  'registered',
-  'idle',
-  'downloading',
-  'downloaded',
-  'installing',
-  'starting',
-  'running',
-  'failed',
-  'rolled_back',
-  'deferred',
-] as const;
 export const DeviceStatusSchema = z.enum(DEVICE_STATUSES);
-export type DeviceStatus = z.infer<typeof DeviceStatusSchema>;
 
 const Id = z.string().min(1).max(64);
 const Timestamp = z.iso.datetime({ offset: true });
 const ByteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+const ServiceStateSchema = z
+  .object({
+    name: z.string().min(1).max(63),
+    /** The engine's container state: running, exited, restarting, created, paused, dead. */
+    state: z.enum(['running', 'exited', 'restarting', 'created', 'paused', 'dead', 'removing']),
+    exitCode: z.number().int().optional(),
+    health: z.enum(['starting', 'healthy', 'unhealthy']).optional(),
+    image: z.string().max(80),
+    restartCount: z.number().int().min(0),
+    containerId: z.string().max(64).optional(),
+  })
+  .strict();
+
+/** Name of an app metric: lower-case letters, digits and `_`, starting with a letter. */
+export const APP_METRIC_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+/** Most app metrics one report may carry. */
+export const MAX_APP_METRICS = 16;
+
+/**
+ * App metrics (docs/protocol.md): counters of bad things the device's apps count (`watchdog_resets`,
+ * `brownouts`), each the total since the app started. The server counts their increases.
+ */
+export const AppMetricsSchema = z
+  .record(z.string().regex(APP_METRIC_NAME, 'a metric name such as "watchdog_resets"'), ByteCount)
+  .refine((m) => Object.keys(m).length <= MAX_APP_METRICS, `at most ${MAX_APP_METRICS} metrics`);
+export type AppMetrics = z.infer<typeof AppMetricsSchema>;
 
 /** Device → server on `ferry/v1/devices/{uuid}/state` (QoS 1, not retained). */
 export const DeviceStateMessageSchema = z
@@ -41,6 +50,12 @@ export const DeviceStateMessageSchema = z
     error: z.string().max(2000).optional(),
     /** The device's clock when it made the report. */
     timestamp: Timestamp.optional(),
+    /** The version of the configuration variables its services run with (`GET /v1/device/variables`). */
+    variablesVersion: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    /** Per service of the running app (docs/compose.md): state, health, image, restarts. */
+    services: z.array(ServiceStateSchema).max(32).optional(),
+    /** App metrics: counters since the app started (see {@link AppMetricsSchema}). */
+    metrics: AppMetricsSchema.optional(),
   })
   .strict()
   .refine((m) => m.bytesDone === undefined || m.bytesTotal === undefined || m.bytesDone <= m.bytesTotal, {
@@ -48,6 +63,7 @@ export const DeviceStateMessageSchema = z
     path: ['bytesDone'],
   });
 export type DeviceStateMessage = z.infer<typeof DeviceStateMessageSchema>;
+export type ServiceState = z.infer<typeof ServiceStateSchema>;
 
 /** Retained on `ferry/v1/devices/{uuid}/presence`: by the device (its last will says offline) or the server. */
 export const PresenceMessageSchema = z
@@ -80,7 +96,16 @@ export const TargetNoticeSchema = z
 export type TargetNotice = z.infer<typeof TargetNoticeSchema>;
 
 /** Body of `PUT /v1/devices/{uuid}/target`. */
-export const SetTargetSchema = z.object({ releaseId: Id }).strict();
+export const SetTargetSchema = z
+  .object({
+    releaseId: Id,
+    /**
+     * The release is older than one the device ran, on purpose: without it the agent refuses a release
+     * older than the newest it has run (docs/security.md "Signed targets").
+     */
+    rollback: z.boolean().optional(),
+  })
+  .strict();
 export type SetTarget = z.infer<typeof SetTargetSchema>;
 
 /** Query of `GET /v1/events`. */
@@ -92,16 +117,6 @@ export const EventsQuerySchema = z
     token: z.string().max(512).optional(),
   })
   .strict();
-
-/** Server-sent event types of `GET /v1/events`. Other features add theirs here. */
-export const FERRY_EVENT_TYPES = [
-  'device.state',
-  'device.presence',
-  'device.target',
-  'device.deprovisioned',
-  'rollout.updated',
-] as const;
-export type FerryEventType = (typeof FERRY_EVENT_TYPES)[number];
 
 /** One event on the event bus and the SSE stream. `fleetId` lets subscribers filter by fleet. */
 export interface FerryEvent {

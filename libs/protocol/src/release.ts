@@ -1,4 +1,6 @@
+import type { ReleaseSignature } from './release-signing';
 import { z } from 'zod';
+import type { AppConfig, ServiceConfig } from './service-config';
 
 export const ReleaseVersionSchema = z.coerce.number().int().positive().max(2_147_483_647);
 
@@ -27,16 +29,29 @@ export interface ReleaseService {
   /** sha256 of the image config JSON; also the image ID the engine reports. */
   configDigest: string;
   layers: ReleaseLayer[];
+  /**
+   * The service's runtime configuration from the release's compose file (manifest schema 2); `{}` for a
+   * service pushed without one (engine defaults). Absent in schema-1 manifests.
+   */
+  config?: ServiceConfig;
 }
 
-/** What the server signs: a device trusts a release only if this verifies under its fleet's key. */
+/** The manifest schema version new releases get; devices still verify and run schema 1. */
+export const MANIFEST_SCHEMA_VERSION = 2;
+
+/**
+ * What the server signs: a device trusts a release only if this verifies under its fleet's key.
+ * Schema 1: images only. Schema 2 adds each service's `config` and the `app` (docs/compose.md).
+ */
 export interface ReleaseManifest {
-  schemaVersion: 1;
+  schemaVersion: 1 | 2;
   fleetId: string;
   releaseId: string;
   version: number;
   createdAt: string;
   services: ReleaseService[];
+  /** Schema 2: the app's name (the fleet slug: volumes are `<name>_<volume>`), volumes and networks. */
+  app?: AppConfig & { name: string };
 }
 
 export interface Release {
@@ -51,6 +66,19 @@ export interface Release {
   manifest: ReleaseManifest;
   /** base64 ed25519 signature of the canonical JSON of `manifest`. */
   signature: string;
+  /**
+   * The release owners' signatures of `manifest` (fleets with pinned release keys); null for a fleet
+   * the server signs for. An empty list: pushed, not signed yet (it cannot be rolled out).
+   */
+  ownerSignatures: ReleaseSignature[] | null;
 }
 
-export { canonicalJson } from './canonical-json';
+/** Every blob a release's manifest names: each service's config, layers and their gzip copies. */
+export function releaseBlobDigests(manifest: ReleaseManifest): string[] {
+  const digests = new Set<string>();
+  for (const service of manifest.services) {
+    digests.add(service.configDigest);
+    for (const layer of service.layers) digests.add(layer.diffId).add(layer.gzipDigest);
+  }
+  return [...digests];
+}

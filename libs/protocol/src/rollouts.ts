@@ -1,36 +1,11 @@
 import { z } from 'zod';
-
-/**
- * Rollout states (docs/rollouts.md). A rollout runs its batches in order; a batch is judged by whether
- * its devices end up running the release and stay healthy through the bake time.
- */
-export const ROLLOUT_STATES = ['running', 'paused', 'completed', 'aborted'] as const;
-export type RolloutState = (typeof ROLLOUT_STATES)[number];
-
-export const BATCH_STATES = ['pending', 'running', 'baking', 'passed', 'failed', 'canceled'] as const;
-export type BatchState = (typeof BATCH_STATES)[number];
-
-export const ROLLOUT_DEVICE_STATES = [
-  'pending',
-  'notified',
-  'updating',
-  'verifying',
-  'succeeded',
-  'failed',
-  'timed_out',
-  'rolling_back',
-  'rolled_back',
-  'canceled',
-] as const;
-export type RolloutDeviceState = (typeof ROLLOUT_DEVICE_STATES)[number];
-
-/** Device states that count against a batch's failure threshold. */
-export const FAILED_DEVICE_STATES: readonly RolloutDeviceState[] = [
-  'failed',
-  'timed_out',
-  'rolling_back',
-  'rolled_back',
-];
+import { APP_METRIC_NAME } from './messages';
+import {
+  ROLLOUT_STRATEGY_DEFAULTS as DEFAULTS,
+  HEALTH_COMPARISON_DEFAULTS,
+  type HealthKind,
+} from './rollout-defaults';
+import { ROLLOUT_STATES, type BatchState, type RolloutDeviceState, type RolloutState } from './states';
 
 /** `1` (a device count) or `"10%"` (of the devices the rollout covers); cumulative. */
 export const BatchSizeSchema = z.union([
@@ -42,40 +17,94 @@ export const BatchSizeSchema = z.union([
 ]);
 export type BatchSize = z.infer<typeof BatchSizeSchema>;
 
+/**
+ * Judging a baking batch against the rollout's devices still on their old release (docs/rollouts.md):
+ * when the share of updated devices that restarted, failed a health check, went offline, reported an
+ * error or counted an app metric up is larger than the control group's by more than `marginPercent`
+ * points and Fisher's exact test finds the difference significant, the batch fails.
+ */
+export const HealthComparisonSchema = z
+  .object({
+    /** What a batch that is worse than its control group does to the rollout. */
+    onWorse: z.enum(['pause', 'abort']).default(HEALTH_COMPARISON_DEFAULTS.onWorse),
+    /** Percentage points by which the updated group's share must exceed the control group's. */
+    marginPercent: z.number().min(0).max(100).default(HEALTH_COMPARISON_DEFAULTS.marginPercent),
+    /** The chance of failing a batch that is not worse, over all the kinds compared (Holm). */
+    alpha: z.number().min(0.0001).max(0.2).default(HEALTH_COMPARISON_DEFAULTS.alpha),
+    /** Fewest affected updated devices that can make a kind worse: one device alone is never enough. */
+    minAffected: z.number().int().min(1).max(1000).default(HEALTH_COMPARISON_DEFAULTS.minAffected),
+    /** App metrics (counters in the devices' state reports) compared as well. */
+    metrics: z.array(z.string().regex(APP_METRIC_NAME)).max(8).default([]),
+  })
+  .strict();
+export type HealthComparison = z.infer<typeof HealthComparisonSchema>;
+
 export const RolloutStrategySchema = z
   .object({
     /**
      * Cumulative batch ends: `[1, "10%", "50%", "100%"]` updates 1 device, then up to 10 % of the
      * devices, then up to 50 %, then all. A list ending below 100 % gets a last batch with the rest.
      */
-    batches: z.array(BatchSizeSchema).min(1).max(100).default([1, '10%', '50%', '100%']),
+    batches: z
+      .array(BatchSizeSchema)
+      .min(1)
+      .max(100)
+      .default(() => [...DEFAULTS.batches] as BatchSize[]),
+    /**
+     * Batch sizes by exponential ramp instead of `batches` (which is then ignored), like AWS IoT Jobs'
+     * rate increase: batch k (from 0) holds `base × factor^k` devices rounded up, at most `max`, until
+     * every device has a batch; past 100 batches the last one takes the rest.
+     */
+    ramp: z
+      .object({
+        base: z.number().int().min(1).max(1_000_000),
+        factor: z.number().min(1).max(10),
+        max: z.number().int().min(1).max(1_000_000).optional(),
+      })
+      .strict()
+      .refine((r) => r.max === undefined || r.max >= r.base, 'ramp.max must be at least ramp.base')
+      .optional(),
+    /**
+     * Start at this time (ISO 8601 with a zone, e.g. `2026-06-01T02:00:00+02:00`) instead of now: the
+     * rollout is `scheduled` until then. At most a year ahead; a time already past starts at once.
+     */
+    startAt: z.string().datetime({ offset: true }).optional(),
     /** Seconds a batch must stay healthy after its last device came up before the next batch starts. */
     bakeSeconds: z
       .number()
       .min(0)
       .max(7 * 24 * 3600)
-      .default(300),
+      .default(DEFAULTS.bakeSeconds),
     /** A batch whose failed devices exceed this share of its devices has failed. */
-    maxFailurePercent: z.number().min(0).max(100).default(20),
-    onFailure: z.enum(['pause', 'abort']).default('pause'),
+    maxFailurePercent: z.number().min(0).max(100).default(DEFAULTS.maxFailurePercent),
+    onFailure: z.enum(['pause', 'abort']).default(DEFAULTS.onFailure),
     /** A notified device that does not report running the release within this time has timed out. */
     deviceTimeoutSeconds: z
       .number()
       .min(1)
       .max(30 * 24 * 3600)
-      .default(1800),
+      .default(DEFAULTS.deviceTimeoutSeconds),
     /**
      * `failed`: send each failed or timed-out device back to the release it ran; `batch`: also send the
      * whole batch back when the batch fails; `none`: leave devices where they are.
      */
-    rollback: z.enum(['none', 'failed', 'batch']).default('failed'),
+    rollback: z.enum(['none', 'failed', 'batch']).default(DEFAULTS.rollback),
     /**
      * Before telling a batch, wait up to this long while deltas of the release are still being built,
      * so devices get deltas rather than full layers. 0: never wait (devices get what is ready).
      */
-    waitForDeltasSeconds: z.number().min(0).max(3600).default(0),
+    waitForDeltasSeconds: z.number().min(0).max(3600).default(DEFAULTS.waitForDeltasSeconds),
     /** At most this many devices are told in any minute (unset: a whole batch at once). */
     maxDevicesPerMinute: z.number().int().positive().max(1_000_000).optional(),
+    /**
+     * Picks which devices go in which batch (online devices first, then in an order drawn from this
+     * seed), so the same devices are not always the canaries. Unset: the server draws one and stores
+     * it with the rollout; the same seed over the same devices gives the same plan (a dry run's seed
+     * passed to the start gets exactly the plan that was shown).
+     */
+    seed: z.number().int().min(0).max(2_147_483_647).optional(),
+    /** Judge each baking batch against devices still on the old release (unset: not judged). */
+    healthComparison: HealthComparisonSchema.optional(),
   })
   .strict();
 export type RolloutStrategy = z.infer<typeof RolloutStrategySchema>;
@@ -151,12 +180,60 @@ export interface RolloutPlan {
 
 export type DeviceCounts = Partial<Record<RolloutDeviceState, number>>;
 
+/** One group's figures for one kind of event over the comparison window. */
+export interface HealthGroupFigure {
+  /** Devices that had at least one event of this kind in the window. */
+  affected: number;
+  /** Events of this kind in all (restarts, offline transitions, metric increases…). */
+  events: number;
+  /** Wilson 95 % interval of the affected share, in percent. */
+  low: number;
+  high: number;
+}
+
+/** One kind of event compared: both groups, the difference, and the test. */
+export interface HealthKindComparison {
+  kind: HealthKind;
+  updated: HealthGroupFigure;
+  control: HealthGroupFigure;
+  /** Affected share of the updated group minus the control group's, in percentage points. */
+  differencePercent: number;
+  /** One-sided Fisher exact test: the chance of a split at least this lopsided if both were alike. */
+  pValue: number;
+  /** The level `pValue` had to be under (Holm's step for this kind), or null when it was not reached. */
+  threshold: number | null;
+  /** Worse by more than the margin, significant, and at least `minAffected` updated devices affected. */
+  worse: boolean;
+}
+
+/**
+ * A batch judged against its control group over one window. `worse`: at least one kind is worse;
+ * `ok`: none is; `no-control`/`no-updated`: one group is empty, nothing was judged.
+ */
+export interface HealthVerdict {
+  verdict: 'worse' | 'ok' | 'no-control' | 'no-updated';
+  /** True while the batch still bakes (interim figures, not acted on). */
+  interim: boolean;
+  from: string;
+  to: string;
+  marginPercent: number;
+  alpha: number;
+  minAffected: number;
+  updated: { devices: number };
+  control: { devices: number };
+  kinds: HealthKindComparison[];
+  /** One line: what was found. */
+  summary: string;
+}
+
 export interface RolloutBatchView {
   number: number;
   state: BatchState;
   size: number;
   counts: DeviceCounts;
   failurePercent: number;
+  /** The control-group verdict: stored when the bake ended, interim while it bakes; null otherwise. */
+  health: HealthVerdict | null;
   startedAt: string | null;
   bakeUntil: string | null;
   finishedAt: string | null;
@@ -183,9 +260,14 @@ export interface RolloutView {
   strategy: RolloutStrategy;
   tagFilter: TagFilter | null;
   currentBatch: number;
+  /** Devices the rollout covers: planned ones and late joiners, less those deprovisioned meanwhile. */
   total: number;
   batches: RolloutBatchView[];
   counts: DeviceCounts;
+  /** Devices deprovisioned while the rollout ran: left out of `total`, `counts` and batch sizes. */
+  deprovisioned: number;
+  /** Devices that downloaded the release and wait for their maintenance window to install it. */
+  waitingForWindow: number;
   failures: RolloutFailure[];
   /**
    * `projected`: planned download bytes; `sent`: bytes devices reported downloading (state reports);
@@ -209,6 +291,8 @@ export interface RolloutDeviceView {
   fullBytes: number;
   bytesSent: number;
   reason: string | null;
+  /** When a notified device that is not yet running the release times out (null once it is judged). */
+  deadline: string | null;
   updatedAt: string;
 }
 

@@ -15,7 +15,7 @@ describe('device topic access (deny by default)', () => {
   });
 
   it('lets a device subscribe only inside its own subtree', () => {
-    for (const ok of ['target', '+', '#'])
+    for (const ok of ['target', 'variables', '+', '#'])
       expect(deviceMaySubscribe(a, `ferry/v1/devices/${a}/${ok}`)).toBe(true);
     for (const no of [
       '#',
@@ -27,13 +27,19 @@ describe('device topic access (deny by default)', () => {
       `ferry/v1/devices/${b}/target`,
       `ferry/v1/devices/${a}/target/#`,
       `ferry/v1/devices/${a}/state/+`,
+      `ferry/v1/devices/${b}/variables`,
+      'ferry/v1/devices/+/variables',
+      `ferry/v1/devices/${a}/variables/#`,
       `ferry/v1/devices/${a}`,
     ])
       expect(deviceMaySubscribe(a, no)).toBe(false);
   });
 
-  it('delivers to a device only its own target', () => {
+  it('delivers to a device only its own target and variables notices', () => {
     expect(deviceMayReceive(a, deviceTopic(a, 'target'))).toBe(true);
+    expect(deviceMayReceive(a, deviceTopic(a, 'variables'))).toBe(true);
+    expect(deviceMayReceive(a, deviceTopic(b, 'variables'))).toBe(false);
+    expect(deviceMayPublish(a, deviceTopic(a, 'variables'))).toBe(false);
     expect(deviceMayReceive(a, deviceTopic(a, 'state'))).toBe(false);
     expect(deviceMayReceive(a, deviceTopic(b, 'target'))).toBe(false);
   });

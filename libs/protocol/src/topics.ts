@@ -4,7 +4,13 @@
  */
 export const TOPIC_ROOT = 'ferry/v1/devices';
 
-export type DeviceTopicKind = 'target' | 'state' | 'presence';
+/**
+ * `target` and `variables`: server → device notices (retained); `state` and `presence`: device → server.
+ */
+export const DEVICE_TOPIC_KINDS = ['target', 'variables', 'state', 'presence'] as const;
+export type DeviceTopicKind = (typeof DEVICE_TOPIC_KINDS)[number];
+/** What the server tells a device: the only topics a device may receive. */
+const NOTICE_KINDS: readonly string[] = ['target', 'variables'];
 
 /** `ferry/v1/devices/{uuid}/{kind}` */
 export function deviceTopic(uuid: string, kind: DeviceTopicKind): string {
@@ -22,8 +28,8 @@ export function parseDeviceTopic(topic: string): { uuid: string; kind: DeviceTop
   if (parts.length !== 5 || `${parts[0]}/${parts[1]}/${parts[2]}` !== TOPIC_ROOT) return null;
   const uuid = parts[3];
   const kind = parts[4];
-  if (!uuid || (kind !== 'target' && kind !== 'state' && kind !== 'presence')) return null;
-  return { uuid, kind };
+  if (!uuid || !kind || !(DEVICE_TOPIC_KINDS as readonly string[]).includes(kind)) return null;
+  return { uuid, kind: kind as DeviceTopicKind };
 }
 
 /**
@@ -35,7 +41,8 @@ export function deviceMayPublish(uuid: string, topic: string): boolean {
 }
 
 /**
- * May device `uuid` subscribe with `filter`? Only inside its own subtree: its `target` topic, or `+`/`#`
+ * May device `uuid` subscribe with `filter`? Only inside its own subtree: its `target` or `variables`
+ * topic, or `+`/`#`
  * directly under its prefix. Never `$SYS` or any other `$` topic, never a wildcard above its prefix.
  * What a granted wildcard delivers is narrowed further by {@link deviceMayReceive}.
  */
@@ -43,10 +50,10 @@ export function deviceMaySubscribe(uuid: string, filter: string): boolean {
   const prefix = `${devicePrefix(uuid)}/`;
   if (!filter.startsWith(prefix)) return false;
   const rest = filter.slice(prefix.length);
-  return rest === 'target' || rest === '+' || rest === '#';
+  return NOTICE_KINDS.includes(rest) || rest === '+' || rest === '#';
 }
 
-/** May a message on `topic` be delivered to device `uuid`? Only its own `target`. */
+/** May a message on `topic` be delivered to device `uuid`? Only its own `target` and `variables`. */
 export function deviceMayReceive(uuid: string, topic: string): boolean {
-  return topic === deviceTopic(uuid, 'target');
+  return topic === deviceTopic(uuid, 'target') || topic === deviceTopic(uuid, 'variables');
 }

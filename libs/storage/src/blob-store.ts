@@ -1,9 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { ValidationError, isDigest } from '@ferry/protocol';
 
 /** An inclusive byte range of a blob. */
@@ -16,120 +15,143 @@ export interface ByteRange {
 export class BlobDigestMismatchError extends ValidationError {}
 
 /**
- * Content-addressed blob store (plain TypeScript, shared by server and workers) under `DATA_DIR/blobs/sha256/xx/<hex>`. Writes go to a temporary file
- * in `DATA_DIR/tmp` (same filesystem), are hashed on the way, fsynced, then renamed into place: a
- * reader never sees a half-written blob, and a crash leaves only temporary files.
+ * A staging folder in use. Its owner touches it every {@link STAGING_HEARTBEAT_MS} until
+ * {@link Staging.discard}, so any process sharing the data folder can tell it from one a crashed
+ * process left behind (see {@link BlobStore.sweepTemporaryFiles}).
  */
-export class BlobStore {
-  private readonly root: string;
+export interface Staging {
+  path: string;
+  /** Stops the heartbeat and removes the folder with everything still in it. */
+  discard(): Promise<void>;
+}
+
+/** How often a live staging folder's modification time is refreshed. */
+export const STAGING_HEARTBEAT_MS = 2_000;
+/** Below this a sweep could take a live folder whose heartbeat is merely late. */
+export const MIN_STAGING_STALE_MS = 5 * STAGING_HEARTBEAT_MS;
+
+/** The hex part of a `sha256:<hex>` digest, after checking that it is one. */
+export function digestHex(digest: string): string {
+  if (!isDigest(digest)) throw new ValidationError(`not a sha256 digest: ${String(digest)}`);
+  return digest.slice(7);
+}
+
+/**
+ * The blob-store contract (plain TypeScript, shared by server and workers): content-addressed blobs
+ * under their `sha256:<hex>` digest, where nothing half-written or unverified is ever visible under
+ * a digest. Two implementations: {@link FileBlobStore} (a local folder, the default) and
+ * {@link S3BlobStore} (any S3-compatible object store). Both stage work in a local scratch folder
+ * (`<scratch>/tmp`, never shared between hosts) kept alive by a heartbeat.
+ */
+export abstract class BlobStore {
   private readonly tmp: string;
+  /** Staging folders opened by this process and not discarded yet. */
+  private readonly openStagings = new Set<string>();
 
-  /** @param dataDir the data folder; blobs live in `dataDir/blobs`, temporary files in `dataDir/tmp`. */
-  constructor(dataDir: string) {
-    this.root = join(dataDir, 'blobs');
-    this.tmp = join(dataDir, 'tmp');
+  /** @param scratchDir local folder; staging folders live in `scratchDir/tmp`. */
+  constructor(scratchDir: string) {
+    this.tmp = join(scratchDir, 'tmp');
   }
 
-  pathOf(digest: string): string {
-    if (!isDigest(digest)) throw new ValidationError(`not a sha256 digest: ${String(digest)}`);
-    const hex = digest.slice(7);
-    return join(this.root, 'sha256', hex.slice(0, 2), hex);
-  }
+  /** Where the blobs are, for logs (no credentials). */
+  abstract describe(): string;
 
   /** Size of a stored blob, or null when it is not stored. */
-  async size(digest: string): Promise<number | null> {
-    try {
-      return (await stat(this.pathOf(digest))).size;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw error;
-    }
-  }
+  abstract size(digest: string): Promise<number | null>;
 
-  /** A fresh, empty folder for staging files that may later be adopted. Remove it with {@link discard}. */
-  async stagingDir(): Promise<string> {
-    const dir = join(this.tmp, `staging-${randomUUID()}`);
-    await mkdir(dir, { recursive: true });
-    return dir;
-  }
+  /**
+   * Streams `source` into the store, checking the digest when one is expected (a mismatch throws
+   * {@link BlobDigestMismatchError} and stores nothing). Returns digest and size.
+   */
+  abstract put(source: Readable, expected?: string): Promise<{ digest: string; size: number }>;
 
-  async discard(path: string): Promise<void> {
-    await rm(path, { recursive: true, force: true });
+  /**
+   * Moves an already-hashed local file (in a staging folder of this store) into the store under
+   * `digest`; the file is gone afterwards. Bytes that do not hash to `digest` are refused.
+   */
+  abstract adopt(path: string, digest: string): Promise<void>;
+
+  /** Reads a stored blob, or one inclusive byte range of it. Rejects when it is not stored. */
+  abstract open(digest: string, range?: ByteRange): Promise<Readable>;
+
+  abstract delete(digest: string): Promise<void>;
+
+  /**
+   * A local file holding the blob's bytes, valid until `staging` is discarded (the encoder's random
+   * access), or null when the blob is not stored.
+   */
+  abstract localFile(digest: string, staging: Staging): Promise<string | null>;
+
+  /**
+   * A URL anyone holding it may GET the blob from (Range allowed) for `expiresSeconds`, or null
+   * when this store cannot hand out such URLs (then the server proxies).
+   */
+  presignedUrl(_digest: string, _expiresSeconds: number): Promise<string | null> {
+    return Promise.resolve(null);
   }
 
   /**
-   * Moves an already-hashed file (on the same filesystem) into the store under `digest`. The caller
-   * computed the digest while writing the file; it is fsynced here before the rename.
+   * Removes what killed processes left in the store itself (unfinished multipart uploads and
+   * temporary objects older than `staleMs`). Returns how many it removed; the file store has none.
    */
-  async adopt(path: string, digest: string): Promise<void> {
-    const target = this.pathOf(digest);
-    if ((await this.size(digest)) !== null) return;
-    const handle = await open(path, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await mkdir(dirname(target), { recursive: true });
-    await rename(path, target);
-    await this.syncDir(dirname(target));
+  sweepAbandonedUploads(_staleMs: number): Promise<number> {
+    return Promise.resolve(0);
   }
 
-  /** Streams `source` into the store, checking the digest when one is expected. Returns digest and size. */
-  async put(source: Readable, expected?: string): Promise<{ digest: string; size: number }> {
-    await mkdir(this.tmp, { recursive: true });
-    const temp = join(this.tmp, `blob-${randomUUID()}`);
-    const hash = createHash('sha256');
-    let size = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        size += chunk.length;
-        callback(null, chunk);
+  /**
+   * A fresh, empty folder for staging files that may later be adopted, kept alive by a heartbeat
+   * until {@link Staging.discard}.
+   */
+  async openStaging(): Promise<Staging> {
+    const path = join(this.tmp, `staging-${randomUUID()}`);
+    await mkdir(path, { recursive: true });
+    const heartbeat = setInterval(() => {
+      const now = new Date();
+      // A folder discarded meanwhile has nothing left to keep alive.
+      utimes(path, now, now).catch(() => undefined);
+    }, STAGING_HEARTBEAT_MS);
+    heartbeat.unref();
+    this.openStagings.add(path);
+    return {
+      path,
+      discard: async () => {
+        clearInterval(heartbeat);
+        this.openStagings.delete(path);
+        await rm(path, { recursive: true, force: true });
       },
-    });
-    try {
-      await pipeline(source, tap, createWriteStream(temp, { flags: 'wx', mode: 0o644 }));
-      const digest = `sha256:${hash.digest('hex')}`;
-      if (expected !== undefined && expected !== digest) {
-        throw new BlobDigestMismatchError(`blob content has digest ${digest}, expected ${expected}`);
-      }
-      await this.adopt(temp, digest);
-      return { digest, size };
-    } finally {
-      await rm(temp, { force: true });
-    }
-  }
-
-  /** Reads a stored blob, or one inclusive byte range of it. */
-  read(digest: string, range?: ByteRange): Readable {
-    return createReadStream(this.pathOf(digest), range ? { start: range.start, end: range.end } : {});
-  }
-
-  async delete(digest: string): Promise<void> {
-    await rm(this.pathOf(digest), { force: true });
+    };
   }
 
   /**
-   * Removes temporary files left by a crash. Only those older than `olderThanMs`: another server
-   * process sharing DATA_DIR may be writing the younger ones.
+   * Removes, synchronously, every staging folder this process still has open: for a process about
+   * to exit (its parent died) that cannot wait for its builds to discard theirs.
    */
-  async sweepTemporaryFiles(olderThanMs = 3_600_000): Promise<void> {
+  discardOpenStagingNow(): void {
+    for (const path of this.openStagings) rmSync(path, { recursive: true, force: true });
+    this.openStagings.clear();
+  }
+
+  /**
+   * Removes what crashed or killed processes left in the temporary folder: every entry not touched
+   * for `staleMs` (live staging folders are touched every {@link STAGING_HEARTBEAT_MS} by their
+   * owner, in whichever process sharing this data folder owns them). Returns how many it removed.
+   */
+  async sweepTemporaryFiles(staleMs: number): Promise<number> {
+    if (staleMs < MIN_STAGING_STALE_MS)
+      throw new RangeError(
+        `staleMs must be at least ${MIN_STAGING_STALE_MS} ms (the heartbeat is late at times)`,
+      );
     await mkdir(this.tmp, { recursive: true });
-    const cutoff = Date.now() - olderThanMs;
+    const cutoff = Date.now() - staleMs;
+    let removed = 0;
     for (const name of await readdir(this.tmp)) {
       const path = join(this.tmp, name);
       const info = await stat(path).catch(() => null);
-      if (info && info.mtimeMs < cutoff) await rm(path, { recursive: true, force: true });
+      if (info && info.mtimeMs < cutoff) {
+        await rm(path, { recursive: true, force: true });
+        removed += 1;
+      }
     }
-  }
-
-  private async syncDir(dir: string): Promise<void> {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    return removed;
   }
 }

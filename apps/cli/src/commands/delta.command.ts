@@ -2,16 +2,13 @@ import { stat } from 'node:fs/promises';
 
 import {
   applyDelta,
-  DeltaBaseMismatchError,
-  DeltaCorruptError,
-  DeltaFormatError,
-  DeltaTargetMismatchError,
-  DeltaUnsupportedVersionError,
+  DeltaError,
+  DeltaInputError,
   encodeDelta,
   readDeltaInfo,
   type DeltaInfo,
 } from '@ferry/delta';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 
 import { createProgress } from './delta-progress';
 
@@ -20,15 +17,21 @@ export const EXIT_VERIFICATION = 2;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+/** Every refusal of a delta (corrupt, lying, wrong base or target, too large) is 2; the rest 1. */
 function exitCodeFor(err: unknown): number {
-  const verification = [
-    DeltaCorruptError,
-    DeltaFormatError,
-    DeltaUnsupportedVersionError,
-    DeltaBaseMismatchError,
-    DeltaTargetMismatchError,
-  ];
-  return verification.some((kind) => err instanceof kind) ? EXIT_VERIFICATION : 1;
+  return err instanceof DeltaError && !(err instanceof DeltaInputError) ? EXIT_VERIFICATION : 1;
+}
+
+function parseSize(value: string): number {
+  if (!/^\d{1,16}$/.test(value) || Number(value) > Number.MAX_SAFE_INTEGER)
+    throw new InvalidArgumentError('expected a size in bytes');
+  return Number(value);
+}
+
+function parseDigest(value: string): string {
+  if (!/^(sha256:)?[0-9a-f]{64}$/.test(value))
+    throw new InvalidArgumentError('expected sha256:<64 hex digits>');
+  return value.replace(/^sha256:/, '');
 }
 
 /** Runs an action, turning a thrown error into a one-line message and an exit code. */
@@ -79,6 +82,9 @@ function infoText(info: DeltaInfo, file: string): string {
     `  ops      ${header.ops.compressedSize} / ${header.ops.rawSize}`,
     `  diff     ${header.diff.compressedSize} / ${header.diff.rawSize}`,
     `  literal  ${header.literal.compressedSize} / ${header.literal.rawSize}`,
+    ...Object.entries(header.fields ?? {}).map(
+      ([name, f]) => `  ${name.padEnd(8)} ${f.compressedSize} / ${f.rawSize}`,
+    ),
   ];
   return lines.join('\n') + '\n';
 }
@@ -90,7 +96,7 @@ export function registerDeltaCommands(program: Command): void {
     .description('build, apply and inspect binary deltas between uncompressed layer tars (offline)')
     .addHelpText(
       'after',
-      '\nExit codes: 0 success, 1 usage or input error, 2 verification failure (corrupt or truncated delta, wrong base, digest mismatch).',
+      '\nExit codes: 0 success, 1 usage or input error, 2 the delta was refused (corrupt, truncated or lying delta, wrong base, another target than expected, digest mismatch, target larger than the free space).',
     );
 
   delta
@@ -161,24 +167,47 @@ export function registerDeltaCommands(program: Command): void {
     )
     .requiredOption('--delta <file>', 'delta file')
     .requiredOption('--out <tar>', 'where to write the rebuilt layer')
+    .option(
+      '--expect-digest <sha256>',
+      'the layer you want (diffID): refuse a delta that builds another one before writing',
+      parseDigest,
+    )
+    .option(
+      '--expect-size <bytes>',
+      'the size of the layer you want: refuse a delta that declares another one before writing',
+      parseSize,
+    )
     .action(
-      action('apply', async (opts: { base: string[]; delta: string; out: string }) => {
-        const progress = createProgress();
-        try {
-          const result = await applyDelta({
-            bases: opts.base,
-            delta: opts.delta,
-            out: opts.out,
-            onProgress: (written, total) => progress.update('apply', written, total),
-          });
-          progress.stop();
-          process.stdout.write(
-            `wrote ${opts.out}: ${result.size} bytes, sha256:${result.digest} (verified)\n`,
-          );
-        } finally {
-          progress.stop();
-        }
-      }),
+      action(
+        'apply',
+        async (opts: {
+          base: string[];
+          delta: string;
+          out: string;
+          expectDigest?: string;
+          expectSize?: number;
+        }) => {
+          const progress = createProgress();
+          try {
+            const result = await applyDelta({
+              bases: opts.base,
+              delta: opts.delta,
+              out: opts.out,
+              expected: {
+                ...(opts.expectDigest ? { digest: opts.expectDigest } : {}),
+                ...(opts.expectSize !== undefined ? { size: opts.expectSize } : {}),
+              },
+              onProgress: (written, total) => progress.update('apply', written, total),
+            });
+            progress.stop();
+            process.stdout.write(
+              `wrote ${opts.out}: ${result.size} bytes, sha256:${result.digest} (verified)\n`,
+            );
+          } finally {
+            progress.stop();
+          }
+        },
+      ),
     );
 
   delta

@@ -1,12 +1,14 @@
-import type { Device, Fleet, Release } from '@ferry/protocol';
+import type { Device, Fleet, Release, VolumePurge } from '@ferry/protocol';
 import { Command } from 'commander';
 
 import { action, collect, keyValue } from '../support/action';
 import { devicePath, fleetPath } from '../support/api-paths';
 import type { FerryClient, Query } from '../support/client';
 import { confirm } from '../support/confirm';
-import { InputError } from '../support/errors';
+import { CliError, InputError } from '../support/errors';
+import { ExitCode } from '../support/exit-codes';
 import { ago, bytes, fields, print, printJson, table, time } from '../support/format';
+import { resolveRelease } from '../support/resolve';
 
 const PAGE = 1000;
 
@@ -26,7 +28,7 @@ const FULL_UUID = /^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
  * A device UUID as given, or the one device whose UUID starts with it (7+ characters, as balena's
  * short UUIDs), so operators can type what the listing shows first.
  */
-async function resolveUuid(client: FerryClient, given: string): Promise<string> {
+export async function resolveUuid(client: FerryClient, given: string): Promise<string> {
   const text = given.toLowerCase();
   if (FULL_UUID.test(text) || text.length < 7 || !/^[0-9a-f-]+$/.test(text)) return given;
   const matches = (await client.get<Device[]>('/v1/devices', { search: text, limit: 10 })).filter((d) =>
@@ -35,6 +37,21 @@ async function resolveUuid(client: FerryClient, given: string): Promise<string> 
   if (matches.length > 1)
     throw new InputError(`"${given}" is the start of ${matches.length} device UUIDs; give more of it`);
   return matches[0]?.uuid ?? given;
+}
+
+/** `--wait` seconds: a whole number up to a day. */
+function waitSeconds(value: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 86_400)
+    throw new InputError(`--wait takes whole seconds up to 86400, not "${value}"`);
+  return Number(value);
+}
+
+function purgeText(purge: VolumePurge, waited: boolean): string {
+  if (purge.state === 'purged') return `volume ${purge.volume} purged from device ${purge.uuid}`;
+  if (purge.state === 'refused') return `volume ${purge.volume} not purged from device ${purge.uuid}`;
+  return waited
+    ? `purge of volume ${purge.volume} still pending: device ${purge.uuid} has not answered yet`
+    : `purge of volume ${purge.volume} requested: device ${purge.uuid} removes it when it next hears from the server (--wait SECONDS to wait for it)`;
 }
 
 /** Fleet slugs and release versions, to show names instead of UUIDs. */
@@ -80,6 +97,13 @@ const tagsText = (tags: Record<string, string>): string =>
     .map(([k, v]) => (v === '' ? k : `${k}=${v}`))
     .join(',') || '-';
 
+/** `v7 (runs v6)`: the configuration variables version it should run and the one it reports. */
+function variablesText(device: Device): string {
+  const { version, reportedVersion } = device.variables;
+  if (reportedVersion === null) return `v${version} (not reported yet)`;
+  return `v${version} (${reportedVersion === version ? 'up to date' : `runs v${reportedVersion}`})`;
+}
+
 function deviceText(device: Device, names: Names): string {
   const pairs: [string, string][] = [
     ['device', device.uuid],
@@ -93,6 +117,7 @@ function deviceText(device: Device, names: Names): string {
     ['type', device.deviceType ?? '-'],
     ['agent', device.agentVersion ?? '-'],
     ['tags', tagsText(device.tags)],
+    ['variables', variablesText(device)],
     ['registered', time(device.createdAt)],
   ];
   const r = device.report;
@@ -101,7 +126,27 @@ function deviceText(device: Device, names: Names): string {
     pairs.push(['last report', `${time(r.at)} about ${names.release(r.releaseId)}${progress}`]);
     if (r.error) pairs.push(['error', r.error]);
   }
-  return fields(pairs);
+  return fields(pairs) + servicesText(device);
+}
+
+/** Per service of the device's app: state (exit code, health), restarts, image. */
+function servicesText(device: Device): string {
+  const services = device.services ?? [];
+  if (services.length === 0) return '';
+  return (
+    '\n' +
+    table(
+      ['SERVICE', 'STATE', 'HEALTH', 'RESTARTS', 'IMAGE', 'CONTAINER'],
+      services.map((s) => [
+        s.name,
+        s.state === 'exited' ? `exited (${s.exitCode ?? '?'})` : s.state,
+        s.health ?? '-',
+        s.restartCount,
+        s.image.replace(/^sha256:/, '').slice(0, 12),
+        s.containerId ?? '-',
+      ]),
+    )
+  );
 }
 
 /** Registers `ferry devices` and `ferry device UUID | rm | tag`. */
@@ -109,7 +154,7 @@ export function registerDeviceCommands(program: Command): void {
   program
     .command('devices')
     .description('list devices, of one fleet or all')
-    .option('--fleet <fleet>', 'only this fleet (slug or id)')
+    .option('-f, --fleet <fleet>', 'only this fleet (slug or id)')
     .option('--search <text>', 'name or UUID containing this')
     .option('--tag <key[=value]>', 'having this tag (repeat: all of them)', collect, [] as string[])
     .option('--json', 'print as JSON')
@@ -152,7 +197,7 @@ export function registerDeviceCommands(program: Command): void {
     .option('--json', 'print as JSON')
     .action(
       action(async ({ connect }, uuid: string | undefined, opts: { json?: boolean }, command: Command) => {
-        if (!uuid) return command.help();
+        if (!uuid) return command.help({ error: true });
         const client = await connect();
         const found = await client.get<Device>(devicePath(await resolveUuid(client, uuid)));
         if (opts.json) return printJson(found);
@@ -173,6 +218,78 @@ export function registerDeviceCommands(program: Command): void {
         await client.delete(devicePath(found.uuid));
         print(`removed device ${found.uuid} (${found.name})`);
       }),
+    );
+
+  device
+    .command('target')
+    .description(
+      'set the release one device should run, outside any rollout; an older release than one it ran needs --rollback, or the device refuses it',
+    )
+    .argument('<uuid>', 'device UUID (or its first 7+ characters)')
+    .argument('<release>', 'release: vN, its id, or the start of its id')
+    .option(
+      '--rollback',
+      'the release is older than one the device ran, on purpose (the signed target says so)',
+    )
+    .option('--json', 'print the device as JSON')
+    .action(
+      action(
+        async ({ connect }, given: string, ref: string, opts: { rollback?: boolean; json?: boolean }) => {
+          const client = await connect();
+          const found = await client.get<Device>(devicePath(await resolveUuid(client, given)));
+          const releaseId = await resolveRelease(client, ref, found.fleetId);
+          const updated = await client.put<Device>(`${devicePath(found.uuid)}/target`, {
+            releaseId,
+            ...(opts.rollback ? { rollback: true } : {}),
+          });
+          if (opts.json) return printJson(updated);
+          print(
+            `device ${updated.uuid} (${updated.name}) now targets release ${releaseId}` +
+              (opts.rollback ? ' (marked as a rollback)' : ''),
+          );
+        },
+      ),
+    );
+
+  device
+    .command('purge-volume')
+    .description(
+      'remove an app volume from a device for good (its data is lost); refused while a release the device runs or is to run declares it',
+    )
+    .argument('<uuid>', 'device UUID (or its first 7+ characters)')
+    .argument('<volume>', 'the volume as the compose file names it (the device holds it as <fleet>_<volume>)')
+    .option('-y, --yes', 'do not ask for confirmation (needed when stdin is not a terminal)')
+    .option('--wait <seconds>', 'wait up to this long for the device to carry it out', waitSeconds)
+    .option('--json', 'print the purge request as JSON')
+    .action(
+      action(
+        async (
+          { connect },
+          given: string,
+          volume: string,
+          opts: { yes?: boolean; wait?: number; json?: boolean },
+        ) => {
+          const client = await connect();
+          const uuid = await resolveUuid(client, given);
+          await confirm(`purge volume ${volume} from device ${uuid}? Its data is lost for good`, opts.yes);
+          let purge = await client.post<VolumePurge>(
+            `${devicePath(uuid)}/volumes/${encodeURIComponent(volume)}/purge`,
+          );
+          const deadline = Date.now() + (opts.wait ?? 0) * 1000;
+          while (purge.state === 'pending' && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 1000));
+            const listed = await client.get<VolumePurge[]>(`${devicePath(uuid)}/volume-purges`);
+            purge = listed.find((p) => p.volume === volume) ?? purge;
+          }
+          if (opts.json) printJson(purge);
+          else print(purgeText(purge, opts.wait !== undefined));
+          if (purge.state === 'refused')
+            throw new CliError(
+              `device ${uuid} refused to purge volume ${volume}: ${purge.error}`,
+              ExitCode.Refused,
+            );
+        },
+      ),
     );
 
   device

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+
 import {
   ARCHITECTURES,
   type CreatedProvisioningKey,
@@ -31,11 +33,18 @@ async function resolveKeyId(client: FerryClient, fleet: string, given: string): 
   throw new InputError(`"${given}" matches ${matches.length} keys of ${fleet}; give more of the id`);
 }
 
+/** `owner 2-of-3 (v1)`: releases signed by their owners' keys; `server`: by the server's fleet key. */
+function signingMode(fleet: Fleet): string {
+  const trust = fleet.releaseTrust;
+  return trust ? `owner ${trust.threshold}-of-${trust.keys.length} (v${trust.version})` : 'server';
+}
+
 function fleetText(fleet: Fleet): string {
   return fields([
     ['fleet', fleet.slug],
     ['name', fleet.name],
     ['arch', fleet.arch],
+    ['signing', signingMode(fleet)],
     ['id', fleet.id],
     ['created', time(fleet.createdAt)],
   ]);
@@ -54,8 +63,8 @@ export function registerFleetCommands(program: Command): void {
         if (fleets.length === 0) return print('no fleets yet: ferry fleet create NAME --arch amd64');
         print(
           table(
-            ['FLEET', 'NAME', 'ARCH', 'ID', 'CREATED'],
-            fleets.map((f) => [f.slug, f.name, f.arch, f.id, time(f.createdAt)]),
+            ['FLEET', 'NAME', 'ARCH', 'SIGNING', 'ID', 'CREATED'],
+            fleets.map((f) => [f.slug, f.name, f.arch, signingMode(f), f.id, time(f.createdAt)]),
           ),
         );
       }),
@@ -68,7 +77,7 @@ export function registerFleetCommands(program: Command): void {
     .option('--json', 'print as JSON')
     .action(
       action(async ({ connect }, name: string | undefined, opts: { json?: boolean }, command: Command) => {
-        if (!name) return command.help();
+        if (!name) return command.help({ error: true });
         const found = await (await connect()).get<Fleet>(fleetPath(name));
         if (opts.json) printJson(found);
         else print(fleetText(found));
@@ -85,20 +94,36 @@ export function registerFleetCommands(program: Command): void {
         .makeOptionMandatory(),
     )
     .option('--slug <slug>', 'the short name used in commands and URLs')
+    .option(
+      '--release-key <public-key-file...>',
+      'pin release public keys (ferry keys generate-release-key): releases then need their signatures',
+    )
+    .option('--threshold <n>', 'how many of the release keys must sign each release (default 1)')
     .option('--json', 'print as JSON')
     .action(
-      action(async ({ connect }, name: string, opts: { arch: string; slug?: string; json?: boolean }) => {
-        const created = await (
-          await connect()
-        ).post<Fleet>('/v1/fleets', {
-          name,
-          arch: opts.arch,
-          ...(opts.slug ? { slug: opts.slug } : {}),
-        });
-        if (opts.json) return printJson(created);
-        print(`created fleet ${created.slug} (${created.arch}, id ${created.id})`);
-        print(`next: ferry fleet key ${created.slug}   # a provisioning key for its devices`);
-      }),
+      action(
+        async (
+          { connect },
+          name: string,
+          opts: { arch: string; slug?: string; releaseKey?: string[]; threshold?: string; json?: boolean },
+        ) => {
+          const releaseKeys = opts.releaseKey
+            ? await Promise.all(opts.releaseKey.map((file) => readFile(file, 'utf8')))
+            : undefined;
+          const created = await (
+            await connect()
+          ).post<Fleet>('/v1/fleets', {
+            name,
+            arch: opts.arch,
+            ...(opts.slug ? { slug: opts.slug } : {}),
+            ...(releaseKeys ? { releaseKeys } : {}),
+            ...(opts.threshold ? { releaseThreshold: Number(opts.threshold) } : {}),
+          });
+          if (opts.json) return printJson(created);
+          print(`created fleet ${created.slug} (${created.arch}, id ${created.id})`);
+          print(`next: ferry fleet key ${created.slug}   # a provisioning key for its devices`);
+        },
+      ),
     );
 
   const key = fleet
@@ -106,13 +131,14 @@ export function registerFleetCommands(program: Command): void {
     .description('create a provisioning key for a fleet (shown once), or revoke one')
     .argument('<fleet>', 'fleet slug or id')
     .option('--name <name>', 'a label to tell keys apart')
+    .option('-q, --quiet', 'print only the key (KEY=$(ferry fleet key FLEET -q))')
     .option('--json', 'print as JSON')
     .addHelpText(
       'after',
       '\nThe server keeps only a hash of each key, so every call makes a new one; revoke those no longer used.',
     )
     .action(
-      action(async ({ connect }, name: string, opts: { name?: string; json?: boolean }) => {
+      action(async ({ connect }, name: string, opts: { name?: string; quiet?: boolean; json?: boolean }) => {
         const client = await connect();
         const created = await client.post<CreatedProvisioningKey>(
           `${fleetPath(name)}/provisioning-keys`,
@@ -121,6 +147,7 @@ export function registerFleetCommands(program: Command): void {
         const url = client.base.href.replace(/\/$/, '');
         const command = `FERRY_API_URL=${url} FERRY_PROVISIONING_KEY=${created.key} node ferry-agent.js`;
         if (opts.json) return printJson({ ...created, fleet: name, deviceCommand: command });
+        if (opts.quiet) return print(created.key);
         print(
           `provisioning key ${created.id} for fleet ${name} (shown only now; the server keeps a hash):\n\n` +
             `  ${created.key}\n\n` +

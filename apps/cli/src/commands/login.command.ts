@@ -1,6 +1,6 @@
 import { text } from 'node:stream/consumers';
 
-import type { Fleet } from '@ferry/protocol';
+import type { Fleet, Principal } from '@ferry/protocol';
 import { Command } from 'commander';
 
 import { action } from '../support/action';
@@ -42,6 +42,8 @@ export function registerLoginCommands(program: Command): void {
         if (token === '-') token = (await text(process.stdin)).trim();
         if (!token) throw new InputError('no token: pass --token TOKEN (or --token - to read it from stdin)');
         const client = new FerryClient(url, token);
+        // whoami first: the server's audit log records it as the sign-in.
+        await client.get<Principal>('/v1/auth/whoami');
         const fleets = await client.get<Fleet[]>('/v1/fleets');
         const normalized = client.base.href.replace(/\/$/, '');
         await saveLogin(env.configPath, { url: normalized, token });

@@ -1,11 +1,12 @@
-import { open } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
-import type { DeltaRecord, Fleet, Release } from '@ferry/protocol';
+import { signRelease, type DeltaRecord, type Fleet, type Release } from '@ferry/protocol';
 import { Command, InvalidArgumentError } from 'commander';
 
 import { action } from '../support/action';
 import { fleetPath, fleetSlug, releasePath } from '../support/api-paths';
+import type { FerryClient } from '../support/client';
 import { InputError } from '../support/errors';
 import {
   bytes,
@@ -19,6 +20,10 @@ import {
   time,
 } from '../support/format';
 import { byteProgress } from '../support/progress';
+import { openBundle, releaseDirectory } from './release-bundle';
+import { checkManifestImages, localImages } from './pushed-images';
+import { resolveRelease } from '../support/resolve';
+import { downloadsByBase, fullDownloadBytes } from './deltas-by-base';
 
 /** What the server answers to a push: the release, which layers were new, and the archive format. */
 interface PushedRelease extends Release {
@@ -106,26 +111,7 @@ function releaseText(release: Release, fleet: string): string {
   );
 }
 
-/** Delta totals: what a device on the bases downloads with these deltas against the full gzip'd layers. */
-function deltaTotals(deltas: DeltaRecord[]): {
-  byState: Record<string, number>;
-  downloadBytes: number;
-  fullBytes: number;
-  savings: number | null;
-} {
-  const byState: Record<string, number> = {};
-  let downloadBytes = 0;
-  let fullBytes = 0;
-  for (const d of deltas) {
-    byState[d.state] = (byState[d.state] ?? 0) + 1;
-    if (d.state === 'ready' && d.size !== null) downloadBytes += d.size;
-    else if (d.state === 'full') downloadBytes += d.targetGzipSize;
-    else continue;
-    fullBytes += d.targetGzipSize;
-  }
-  return { byState, downloadBytes, fullBytes, savings: fullBytes > 0 ? 1 - downloadBytes / fullBytes : null };
-}
-
+/** Every delta whose target is in the release, one line each (the detail under the per-base table). */
 function deltasText(deltas: DeltaRecord[]): string {
   if (deltas.length === 0) return 'no deltas\n';
   const withErrors = deltas.some((d) => d.error);
@@ -137,31 +123,88 @@ function deltasText(deltas: DeltaRecord[]): string {
     percent(d.savings),
     ...(withErrors ? [d.error ?? ''] : []),
   ]);
-  const totals = deltaTotals(deltas);
-  const states = Object.entries(totals.byState)
+  const byState: Record<string, number> = {};
+  for (const d of deltas) byState[d.state] = (byState[d.state] ?? 0) + 1;
+  const states = Object.entries(byState)
     .map(([state, n]) => `${n} ${state}`)
     .join(', ');
-  const settled =
-    totals.fullBytes > 0
-      ? `; a device on the bases downloads ${bytes(totals.downloadBytes)} instead of ${bytes(totals.fullBytes)} (${percent(totals.savings)} saved)`
-      : '';
   return (
     table(
       ['BASES → TARGET', 'STATE', 'DELTA', 'FULL (GZIP)', 'SAVINGS', ...(withErrors ? ['ERROR'] : [])],
       rows,
-    ) + `total: ${plural(deltas.length, 'delta')} (${states})${settled}\n`
+    ) + `${plural(deltas.length, 'delta')}: ${states}\n`
   );
+}
+
+/** One line per older release: what a device on it downloads now, against whole layers. */
+function byBaseText(target: Release, older: Release[], deltas: DeltaRecord[]): string {
+  const rows = downloadsByBase(target, older, deltas).map((r) => [
+    `v${r.base.version}`,
+    `${r.layersNeeded}`,
+    r.layersNeeded === 0
+      ? '-'
+      : `${r.deltasReady}/${r.layersNeeded} ready${r.deltasPending ? `, ${r.deltasPending} building` : ''}`,
+    bytes(r.downloadBytes),
+    bytes(r.fullBytes),
+    percent(r.fullBytes > 0 ? 1 - r.downloadBytes / r.fullBytes : null),
+  ]);
+  const fresh = `a new device (no release) downloads ${bytes(fullDownloadBytes(target))}: every layer, gzip'd\n`;
+  if (rows.length === 0) return `v${target.version} is the fleet's first release; ${fresh}`;
+  return (
+    `what a device on each release downloads to reach v${target.version}:\n` +
+    table(['FROM', 'LAYERS NEEDED', 'DELTAS', 'DOWNLOAD', 'FULL LAYERS', 'SAVED'], rows) +
+    fresh
+  );
+}
+
+/** The fleet given as the argument or as -f/--fleet; one of the two is needed. */
+function fleetOf(positional: string | undefined, option: string | undefined, usage: string): string {
+  const fleet = positional ?? option;
+  if (!fleet) throw new InputError(`name the fleet: ${usage}`);
+  return fleet;
+}
+
+/**
+ * Signs a pushed release's manifest with the owner's release keys (read here, never sent) and sends
+ * the signatures. The manifest is checked first to name this fleet and this release, and to list
+ * exactly the images and layers of the archives pushed (read again here), so the signature covers what
+ * was sent whatever the server answered.
+ */
+async function signPushed(
+  client: FerryClient,
+  fleet: Fleet,
+  release: Release,
+  keyFiles: string[],
+  archives: string[],
+): Promise<Release> {
+  if (release.manifest.fleetId !== fleet.id || release.manifest.releaseId !== release.id)
+    throw new InputError(`the server's manifest names another fleet or release: not signing it`);
+  checkManifestImages(release.manifest, await localImages(archives));
+  const signatures = await Promise.all(
+    keyFiles.map(async (file) => signRelease(release.manifest, await readFile(file, 'utf8'))),
+  );
+  return client.post<Release>(`${releasePath(release.id)}/signatures`, { signatures });
 }
 
 /** Registers `ferry push`, `ferry releases`, `ferry release` and `ferry deltas`. */
 export function registerReleaseCommands(program: Command): void {
   program
     .command('push')
-    .description('push a release: a docker save or OCI image archive, from a file or stdin (-)')
+    .description(
+      'push a release: a docker save or OCI image archive (file or stdin -), with --compose FILE, or a DIR holding docker-compose.yml and archives',
+    )
     .argument('<fleet>', 'fleet slug or id')
-    .argument('<archive>', 'archive file, or - for stdin (docker save app:2 | ferry push FLEET -)')
+    .argument(
+      '<archive>',
+      'archive file, - for stdin (docker save app:2 | ferry push FLEET -), or a directory with a compose file and archives',
+    )
+    .option('--compose <file>', 'the compose file giving the services their configuration (docs/compose.md)')
     .option('--version <n>', 'release version (default: the next one)', positiveInteger)
     .option('--note <text>', 'a note shown with the release')
+    .option(
+      '--sign <key-file...>',
+      'sign the release with these release private keys (fleets with pinned release keys need the threshold)',
+    )
     .option('--json', 'print the release and its deltas as JSON')
     .addHelpText(
       'after',
@@ -173,12 +216,28 @@ export function registerReleaseCommands(program: Command): void {
           { connect },
           fleet: string,
           archive: string,
-          opts: { version?: number; note?: string; json?: boolean },
+          opts: { compose?: string; version?: number; note?: string; sign?: string[]; json?: boolean },
         ) => {
           const client = await connect();
           // Fail on an unknown fleet or a refused token before sending gigabytes.
           const target = await client.get<Fleet>(fleetPath(fleet));
-          const { stream, size } = await openArchive(archive);
+          const isDir = archive !== '-' && (await stat(archive).catch(() => null))?.isDirectory() === true;
+          if (isDir && opts.compose)
+            throw new InputError(`${archive} is a directory: its own compose file is used, drop --compose`);
+          if (archive === '-' && opts.sign)
+            throw new InputError(
+              '--sign needs the archive as a file: its layers are read again and checked against the manifest before signing',
+            );
+          if (archive === '-' && opts.compose)
+            throw new InputError(
+              '--compose needs the archive as a file (its size goes into the bundle), not stdin',
+            );
+          const bundle = isDir
+            ? await releaseDirectory(archive)
+            : opts.compose
+              ? { compose: opts.compose, archives: [archive] }
+              : null;
+          const { stream, size } = bundle ? await openBundle(bundle) : await openArchive(archive);
           const progress = byteProgress(`pushing to ${target.slug}`, size, { json: opts.json });
           let release: PushedRelease;
           try {
@@ -186,12 +245,29 @@ export function registerReleaseCommands(program: Command): void {
               `${fleetPath(target.slug)}/releases`,
               { version: opts.version, note: opts.note },
               stream,
-              { contentType: 'application/x-tar', size, onProgress: (done) => progress.update(done) },
+              {
+                contentType: bundle ? 'application/vnd.ferry.release+tar' : 'application/x-tar',
+                size,
+                onProgress: (done) => progress.update(done),
+              },
             );
           } finally {
             progress.stop();
             stream.destroy();
           }
+          if (opts.sign) {
+            const signed = await signPushed(
+              client,
+              target,
+              release,
+              opts.sign,
+              bundle?.archives ?? [archive],
+            );
+            release = { ...release, ownerSignatures: signed.ownerSignatures };
+          } else if (target.releaseTrust)
+            process.stderr.write(
+              `note: fleet ${target.slug} pins release keys: v${release.version} needs the owners' signatures before a rollout (push with --sign KEY, or POST /v1/releases/${release.id}/signatures)\n`,
+            );
           const deltas = await client.get<DeltaRecord[]>(`${releasePath(release.id)}/deltas`);
           if (opts.json) return printJson({ ...release, deltas });
           const fresh = new Set(release.newLayers);
@@ -207,7 +283,7 @@ export function registerReleaseCommands(program: Command): void {
           print(
             deltas.length === 0
               ? 'deltas: none queued yet (no device of the fleet runs an older release)'
-              : `deltas queued: ${deltas.length} (ferry deltas ${release.id})\n${deltasText(deltas)}`,
+              : `deltas queued: ${deltas.length} (ferry deltas ${target.slug} v${release.version})\n${deltasText(deltas)}`,
           );
         },
       ),
@@ -216,10 +292,12 @@ export function registerReleaseCommands(program: Command): void {
   program
     .command('releases')
     .description("list a fleet's releases, newest first")
-    .argument('<fleet>', 'fleet slug or id')
+    .argument('[fleet]', 'fleet slug or id')
+    .option('-f, --fleet <fleet>', 'the fleet, as an option')
     .option('--json', 'print as JSON')
     .action(
-      action(async ({ connect }, fleet: string, opts: { json?: boolean }) => {
+      action(async ({ connect }, given: string | undefined, opts: { fleet?: string; json?: boolean }) => {
+        const fleet = fleetOf(given, opts.fleet, 'ferry releases FLEET');
         const releases = await (await connect()).get<Release[]>(`${fleetPath(fleet)}/releases`);
         if (opts.json) return printJson(releases);
         if (releases.length === 0)
@@ -245,27 +323,57 @@ export function registerReleaseCommands(program: Command): void {
   program
     .command('release')
     .description('show a release: services, layers and sizes')
-    .argument('<id>', 'release id')
+    .argument('<release>', 'release id or a unique start of it; or FLEET vN')
+    .argument('[version]', 'with a fleet first: the version, v3 or 3')
+    .option('-f, --fleet <fleet>', 'the fleet whose version RELEASE names')
     .option('--json', 'print as JSON')
     .action(
-      action(async ({ connect }, id: string, opts: { json?: boolean }) => {
-        const client = await connect();
-        const release = await client.get<Release>(releasePath(id));
-        if (opts.json) return printJson(release);
-        print(releaseText(release, await fleetSlug(client, release.fleetId)));
-      }),
+      action(
+        async (
+          { connect },
+          first: string,
+          second: string | undefined,
+          opts: { fleet?: string; json?: boolean },
+        ) => {
+          const client = await connect();
+          const id = await resolveRelease(client, second ?? first, second ? first : opts.fleet);
+          const release = await client.get<Release>(releasePath(id));
+          if (opts.json) return printJson(release);
+          print(releaseText(release, await fleetSlug(client, release.fleetId)));
+        },
+      ),
     );
 
   program
     .command('deltas')
-    .description('show the layer deltas built for a release: bases → target, state, size, savings')
-    .argument('<release>', 'release id')
-    .option('--json', 'print as JSON')
+    .description(
+      'what devices download for a release: one line per release they may run (deltas against full layers), then every delta',
+    )
+    .argument('<release>', 'release id or a unique start of it; or FLEET vN (ferry deltas pumps v2)')
+    .argument('[version]', 'with a fleet first: the version, v3 or 3')
+    .option('-f, --fleet <fleet>', 'the fleet whose version RELEASE names')
+    .option('--json', "print the server's delta records as JSON")
     .action(
-      action(async ({ connect }, id: string, opts: { json?: boolean }) => {
-        const deltas = await (await connect()).get<DeltaRecord[]>(`${releasePath(id)}/deltas`);
-        if (opts.json) return printJson(deltas);
-        print(deltasText(deltas));
-      }),
+      action(
+        async (
+          { connect },
+          first: string,
+          second: string | undefined,
+          opts: { fleet?: string; json?: boolean },
+        ) => {
+          const client = await connect();
+          const id = await resolveRelease(client, second ?? first, second ? first : opts.fleet);
+          const release = await client.get<Release>(releasePath(id));
+          const deltas = await client.get<DeltaRecord[]>(`${releasePath(id)}/deltas`);
+          if (opts.json) return printJson(deltas);
+          const [releases] = await Promise.all([
+            client.get<Release[]>(`${fleetPath(release.fleetId)}/releases`),
+          ]);
+          const older = releases.filter((r) => r.version < release.version);
+          if (opts.json) return printJson(deltas);
+          print(byBaseText(release, older, deltas));
+          if (deltas.length > 0) print(`\n${deltasText(deltas)}`);
+        },
+      ),
     );
 }

@@ -1,5 +1,6 @@
 import type {
   DeviceCounts,
+  HealthVerdict,
   RolloutBatchView,
   RolloutDeviceState,
   RolloutPlan,
@@ -37,10 +38,50 @@ export function countsText(counts: DeviceCounts): string {
 
 export function strategyText(s: RolloutStrategy): string {
   return (
-    `batches ${s.batches.join(',')}; bake ${duration(s.bakeSeconds)}; ` +
+    (s.ramp
+      ? `ramp ${s.ramp.base}×${s.ramp.factor}${s.ramp.max ? ` up to ${s.ramp.max}` : ''}`
+      : `batches ${s.batches.join(',')}`) +
+    (s.startAt ? `; starts ${s.startAt}` : '') +
+    `; bake ${duration(s.bakeSeconds)}; ` +
     `max failures ${s.maxFailurePercent}% then ${s.onFailure}; rollback ${s.rollback}; ` +
-    `device timeout ${duration(s.deviceTimeoutSeconds)}`
+    `device timeout ${duration(s.deviceTimeoutSeconds)}` +
+    (s.waitForDeltasSeconds ? `; waits up to ${duration(s.waitForDeltasSeconds)} for deltas` : '') +
+    (s.maxDevicesPerMinute ? `; at most ${s.maxDevicesPerMinute} devices/min` : '') +
+    (s.seed !== undefined ? `; batch seed ${s.seed}` : '') +
+    (s.healthComparison
+      ? `; health against devices on the old release (margin ${s.healthComparison.marginPercent} points, alpha ${s.healthComparison.alpha}) then ${s.healthComparison.onWorse}`
+      : '')
   );
+}
+
+const share = (k: number, n: number): string => (n === 0 ? '-' : `${Math.round((k * 100) / n)}%`);
+const pValue = (p: number): string => (p < 0.0001 ? p.toExponential(1) : p.toPrecision(2));
+
+/**
+ * A batch's control-group comparison: both groups side by side per kind (devices affected, share,
+ * events), the difference, the test's p-value and the level it had to be under, and the verdict.
+ */
+export function healthText(batch: number, health: HealthVerdict): string {
+  const head =
+    `health of batch ${batch} against the control group (${health.interim ? 'interim, judged when the bake ends' : 'final'}, ` +
+    `${time(health.from)} to ${time(health.to)}): ${health.verdict}\n` +
+    `  updated: ${health.updated.devices} devices on the release; control: ${health.control.devices} devices still on the old one; ` +
+    `margin ${health.marginPercent} points, alpha ${health.alpha}, at least ${health.minAffected} affected\n`;
+  const rows = table(
+    ['KIND', 'UPDATED', 'EVENTS', 'CONTROL', 'EVENTS', 'DIFF', 'P', 'UNDER', 'WORSE'],
+    health.kinds.map((k) => [
+      k.kind,
+      `${k.updated.affected}/${health.updated.devices} (${share(k.updated.affected, health.updated.devices)})`,
+      k.updated.events,
+      `${k.control.affected}/${health.control.devices} (${share(k.control.affected, health.control.devices)})`,
+      k.control.events,
+      `${k.differencePercent >= 0 ? '+' : ''}${k.differencePercent.toFixed(0)} pts`,
+      pValue(k.pValue),
+      k.threshold === null ? '-' : pValue(k.threshold),
+      k.worse ? 'yes' : 'no',
+    ]),
+  );
+  return `${head}${rows}  ${health.summary}\n`;
 }
 
 /** What a rollout would do, from a dry run: devices per batch and projected bytes. */
@@ -132,7 +173,10 @@ export function rolloutText(view: RolloutView, fleet: string): string {
     headline(view, fleet),
     fields([
       ['strategy', strategyText(view.strategy)],
-      ['devices', `${view.total}: ${countsText(view.counts)}`],
+      [
+        'devices',
+        `${view.total}: ${countsText(view.counts)}${view.waitingForWindow ? `; ${view.waitingForWindow} waiting for their maintenance window` : ''}${view.deprovisioned ? ` (${view.deprovisioned} deprovisioned meanwhile, not counted)` : ''}`,
+      ],
       [
         'bytes',
         `${bytes(view.bytes.sent)} sent of ${bytes(view.bytes.projected)} projected (${bytes(view.bytes.full)} as full layers)`,
@@ -152,6 +196,8 @@ export function rolloutText(view: RolloutView, fleet: string): string {
       ]),
     ).trimEnd(),
   ];
+  const judged = [...view.batches].reverse().find((b) => b.health);
+  if (judged?.health) lines.push('', healthText(judged.number, judged.health).trimEnd());
   if (view.failures.length > 0) {
     lines.push('', `failures (${view.failures.length}):`);
     for (const f of view.failures.slice(0, 20)) {

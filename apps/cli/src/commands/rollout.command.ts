@@ -1,15 +1,31 @@
-import type { Release, RolloutPlan, RolloutState, RolloutView } from '@ferry/protocol';
-import { Command, Option } from 'commander';
+import {
+  ROLLOUT_STRATEGY_DEFAULTS as DEFAULTS,
+  HEALTH_COMPARISON_DEFAULTS as HEALTH_DEFAULTS,
+  type RolloutDeviceView,
+  type RolloutPlan,
+  type RolloutState,
+  type RolloutView,
+} from '@ferry/protocol';
+import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { action, optionParser } from '../support/action';
 import { fleetPath, fleetSlug, rolloutPath } from '../support/api-paths';
 import type { FerryClient } from '../support/client';
 import { confirm } from '../support/confirm';
-import { InputError } from '../support/errors';
+import { InputError, ServerRefusedError } from '../support/errors';
 import { ExitCode } from '../support/exit-codes';
-import { print, printJson, time } from '../support/format';
-import { parseBatches, parseDuration, parsePercent, parseTagFilter } from '../support/parse';
+import { duration, print, printJson, time } from '../support/format';
+import {
+  parseBatches,
+  parseDuration,
+  parsePercent,
+  parseRamp,
+  parseStartAt,
+  parseTagFilter,
+} from '../support/parse';
 import { planText, rolloutLine, rolloutsTable, rolloutText } from './rollout-view';
+import { resolveRelease, resolveRollout } from '../support/resolve';
+import { waitingText } from './rollout-waiting';
 import { LiveBlock, watchRollout } from './rollout-watch';
 
 interface StartOptions {
@@ -19,6 +35,15 @@ interface StartOptions {
   onFailure?: 'pause' | 'abort';
   rollback?: 'none' | 'failed' | 'batch' | false;
   deviceTimeout?: number;
+  waitForDeltas?: number;
+  maxPerMinute?: number;
+  seed?: number;
+  ramp?: { base: number; factor: number; max?: number };
+  startAt?: string;
+  compareHealth?: boolean;
+  healthMargin?: number;
+  onWorse?: 'pause' | 'abort';
+  healthMetrics?: string[];
   tag?: { name: string; value?: string };
   yes?: boolean;
   dryRun?: boolean;
@@ -26,14 +51,11 @@ interface StartOptions {
   json?: boolean;
 }
 
-/** A release id, or `v3` / `3`: that version of the fleet. */
-async function resolveRelease(client: FerryClient, fleet: string, given: string): Promise<string> {
-  const version = /^v?(\d+)$/i.exec(given)?.[1];
-  if (!version) return given;
-  const releases = await client.get<Release[]>(`${fleetPath(fleet)}/releases`);
-  const found = releases.find((r) => r.version === Number(version));
-  if (!found) throw new InputError(`fleet ${fleet} has no release v${version} (ferry releases ${fleet})`);
-  return found.id;
+function positiveCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError('expected a positive whole number');
+  return n;
 }
 
 /** The exit code a watched rollout ends with: 0 when it completed, 6 when it paused or aborted. */
@@ -42,33 +64,98 @@ function watchExit(state: RolloutState): void {
 }
 
 /**
- * Follows a rollout, drawing its status in place on a terminal; in a pipe, one line per change and the
- * full status at the end; with --json, one JSON view per line (NDJSON).
+ * Follows a rollout, drawing its status in place on a terminal; in a pipe, one line per change, a line
+ * saying what it waits for when nothing changed for a heartbeat (30 s), and the full status at the
+ * end; with --json, one JSON view per line (NDJSON).
  */
-async function follow(client: FerryClient, id: string, json: boolean | undefined): Promise<RolloutView> {
+async function follow(
+  client: FerryClient,
+  id: string,
+  json: boolean | undefined,
+  heartbeatMs: number,
+): Promise<RolloutView> {
   const first = await client.get<RolloutView>(rolloutPath(id));
   const fleet = await fleetSlug(client, first.fleetId);
   // Redrawn in place only when both outputs are a terminal (like the progress bars, never in logs).
   const live = !json && process.stdout.isTTY && process.stderr.isTTY ? new LiveBlock(process.stdout) : null;
   let last = '';
-  const view = await watchRollout(client, id, (v) => {
-    if (json) {
-      const line = JSON.stringify(v);
-      if (line !== last) process.stdout.write(`${line}\n`);
-      last = line;
-    } else if (live) {
-      live.draw(rolloutText(v, fleet));
-    } else {
-      const line = rolloutLine(v);
-      if (line !== last) print(`${time(new Date().toISOString())}  ${line}`);
-      last = line;
-    }
-  });
+  let latest = first;
+  let waiting = '';
+  let printedAt = Date.now();
+  let finished = false;
+  const draw = (): void => live?.draw(`${rolloutText(latest, fleet)}${waiting ? `\n${waiting}\n` : ''}`);
+  // What the rollout waits for: on a terminal under the status (every 5 s), in a pipe as a line
+  // when nothing else was printed for a heartbeat.
+  const heartbeat = setInterval(
+    () => {
+      if (json || latest.state !== 'running' || (!live && Date.now() - printedAt < heartbeatMs - 50)) return;
+      client
+        .get<RolloutDeviceView[]>(`${rolloutPath(id)}/devices`)
+        .then((devices) => {
+          if (finished) return; // answered after the end: the final status is already out
+          waiting = waitingText(latest, devices);
+          if (live) return draw();
+          print(`${time(new Date().toISOString())}  ${waiting}`);
+          printedAt = Date.now();
+        })
+        .catch(() => undefined); // the next heartbeat tries again; the watch itself carries on
+    },
+    live ? 5000 : Math.min(heartbeatMs, 5000),
+  );
+  let view: RolloutView;
+  try {
+    view = await watchRollout(client, id, (v) => {
+      latest = v;
+      if (json) {
+        const line = JSON.stringify(v);
+        if (line !== last) process.stdout.write(`${line}\n`);
+        last = line;
+      } else if (live) {
+        draw();
+      } else {
+        const line = rolloutLine(v);
+        if (line !== last) {
+          print(`${time(new Date().toISOString())}  ${line}`);
+          printedAt = Date.now();
+        }
+        last = line;
+      }
+    });
+  } finally {
+    finished = true;
+    clearInterval(heartbeat);
+  }
   if (!json && !live) print(`\n${rolloutText(view, fleet)}`);
   if (view.state === 'paused' && !json) {
     process.stderr.write(`rollout paused: ferry rollout resume ${view.id}  (or abort)\n`);
   }
   return view;
+}
+
+/**
+ * Refuses (409, exit 3) before any plan is printed when the fleet already has an active rollout,
+ * saying what that rollout is doing and how to get it out of the way.
+ */
+async function refuseWhileActive(client: FerryClient, fleet: string): Promise<void> {
+  const active = (
+    await Promise.all(
+      (['scheduled', 'running', 'paused'] as const).map((state) =>
+        client.get<RolloutView[]>(`${fleetPath(fleet)}/rollouts`, { state }),
+      ),
+    )
+  ).flat()[0];
+  if (!active) return;
+  const what =
+    active.state === 'paused'
+      ? `is paused${active.reason ? ` (${active.reason})` : ''}: resume it (ferry rollout resume ${active.id}) or abort it (ferry rollout abort ${active.id})`
+      : active.state === 'scheduled'
+        ? `is ${active.reason ?? 'scheduled'}: start it now (ferry rollout resume ${active.id}) or abort it (ferry rollout abort ${active.id})`
+        : `is running: wait for it (ferry rollout status ${active.id} --watch) or abort it (ferry rollout abort ${active.id})`;
+  throw new ServerRefusedError(
+    `409 Conflict: rollout ${active.id} of v${active.releaseVersion} ${what}`,
+    409,
+    active,
+  );
 }
 
 /** Registers `ferry rollout start|status|pause|resume|abort` and `ferry rollouts`. */
@@ -84,29 +171,38 @@ export function registerRolloutCommands(program: Command): void {
     .argument('<release>', 'release id, or a version of the fleet (v3 or 3)')
     .option(
       '--batches <list>',
-      'cumulative batch ends, counts or percentages (default 1,10%,50%,100%)',
+      `cumulative batch ends, counts or percentages (default ${DEFAULTS.batches.join(',')})`,
       optionParser(parseBatches),
     )
     .option(
+      '--ramp <base,factor[,max]>',
+      'batch sizes by exponential ramp instead of --batches: base, base×factor, … each at most max',
+      optionParser(parseRamp),
+    )
+    .option(
+      '--start-at <time>',
+      'start at this time (2026-06-01T02:00:00+02:00, or +2h from now); scheduled until then',
+      optionParser(parseStartAt),
+    )
+    .option(
       '--bake <duration>',
-      'time a batch must stay healthy before the next starts (default 5m)',
+      `time a batch must stay healthy before the next starts (default ${duration(DEFAULTS.bakeSeconds)})`,
       optionParser(parseDuration),
     )
     .option(
       '--max-failures <percent>',
-      'failed share of a batch that fails it (default 20%)',
+      `failed share of a batch that fails it (default ${DEFAULTS.maxFailurePercent}%)`,
       optionParser(parsePercent),
     )
     .addOption(
-      new Option('--on-failure <action>', 'what a failed batch does (default pause)').choices([
-        'pause',
-        'abort',
-      ]),
+      new Option('--on-failure <action>', `what a failed batch does (default ${DEFAULTS.onFailure})`).choices(
+        ['pause', 'abort'],
+      ),
     )
     .addOption(
       new Option(
         '--rollback [mode]',
-        'send devices back to their release: failed (the default) or batch (the whole batch when it fails)',
+        `send devices back to their release: failed or batch (the whole batch when it fails); default ${DEFAULTS.rollback}`,
       )
         .choices(['none', 'failed', 'batch'])
         .preset('failed'),
@@ -114,8 +210,45 @@ export function registerRolloutCommands(program: Command): void {
     .option('--no-rollback', 'leave failed devices where they are')
     .option(
       '--device-timeout <duration>',
-      'a device not running the release in this time has timed out (default 30m)',
+      `a device not running the release in this time has timed out (default ${duration(DEFAULTS.deviceTimeoutSeconds)})`,
       optionParser(parseDuration),
+    )
+    .option(
+      '--wait-for-deltas <duration>',
+      `before telling a batch, wait up to this long for deltas still being built (default ${DEFAULTS.waitForDeltasSeconds ? duration(DEFAULTS.waitForDeltasSeconds) : '0: never wait'})`,
+      optionParser(parseDuration),
+    )
+    .option(
+      '--max-per-minute <n>',
+      'tell at most this many devices in any minute (default: a whole batch at once)',
+      positiveCount,
+    )
+    .option(
+      '--seed <n>',
+      "draw batch members with this seed (a plan's seed reproduces it; default: a new one each rollout)",
+      (v: string) => {
+        if (!/^\d{1,10}$/.test(v) || Number(v) > 2_147_483_647)
+          throw new InvalidArgumentError('expected 0 … 2147483647');
+        return Number(v);
+      },
+    )
+    .option(
+      '--compare-health',
+      'judge each baking batch against devices still on the old release (docs/rollouts.md); the options below imply it',
+    )
+    .option(
+      '--health-margin <percent>',
+      `percentage points by which the updated devices must be worse (default ${HEALTH_DEFAULTS.marginPercent})`,
+      optionParser(parsePercent),
+    )
+    .addOption(
+      new Option(
+        '--on-worse <action>',
+        `what a batch worse than its control group does (default ${HEALTH_DEFAULTS.onWorse})`,
+      ).choices(['pause', 'abort']),
+    )
+    .option('--health-metrics <names>', 'app metrics to compare too, comma-separated', (v: string) =>
+      v.split(',').filter(Boolean),
     )
     .option('--tag <key[=value]>', 'only devices with this tag', optionParser(parseTagFilter))
     .option('-y, --yes', 'start without asking (needed when stdin is not a terminal)')
@@ -123,11 +256,15 @@ export function registerRolloutCommands(program: Command): void {
     .option('-w, --watch', 'follow the rollout once started (see rollout status --watch)')
     .option('--json', 'print the plan (dry run) or the started rollout as JSON')
     .action(
-      action(async ({ connect }, fleet: string, given: string, opts: StartOptions) => {
+      action(async ({ connect, env }, fleet: string, given: string, opts: StartOptions) => {
         const client = await connect();
-        const releaseId = await resolveRelease(client, fleet, given);
+        const releaseId = await resolveRelease(client, given, fleet);
+        if (!opts.dryRun) await refuseWhileActive(client, fleet);
+        if (opts.batches && opts.ramp) throw new InputError('give --batches or --ramp, not both');
         const strategy = {
           ...(opts.batches ? { batches: opts.batches } : {}),
+          ...(opts.ramp ? { ramp: opts.ramp } : {}),
+          ...(opts.startAt ? { startAt: opts.startAt } : {}),
           ...(opts.bake !== undefined ? { bakeSeconds: opts.bake } : {}),
           ...(opts.maxFailures !== undefined ? { maxFailurePercent: opts.maxFailures } : {}),
           ...(opts.onFailure ? { onFailure: opts.onFailure } : {}),
@@ -135,6 +272,18 @@ export function registerRolloutCommands(program: Command): void {
             ? { rollback: opts.rollback === false ? 'none' : opts.rollback }
             : {}),
           ...(opts.deviceTimeout !== undefined ? { deviceTimeoutSeconds: opts.deviceTimeout } : {}),
+          ...(opts.waitForDeltas !== undefined ? { waitForDeltasSeconds: opts.waitForDeltas } : {}),
+          ...(opts.maxPerMinute !== undefined ? { maxDevicesPerMinute: opts.maxPerMinute } : {}),
+          ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+          ...(opts.compareHealth || opts.healthMargin !== undefined || opts.onWorse || opts.healthMetrics
+            ? {
+                healthComparison: {
+                  ...(opts.healthMargin !== undefined ? { marginPercent: opts.healthMargin } : {}),
+                  ...(opts.onWorse ? { onWorse: opts.onWorse } : {}),
+                  ...(opts.healthMetrics ? { metrics: opts.healthMetrics } : {}),
+                },
+              }
+            : {}),
         };
         const body = { releaseId, strategy, ...(opts.tag ? { tagFilter: opts.tag } : {}) };
         const { plan } = await client.post<{ plan: RolloutPlan }>(`${fleetPath(fleet)}/rollouts`, {
@@ -154,29 +303,39 @@ export function registerRolloutCommands(program: Command): void {
           `start this rollout of v${plan.releaseVersion} to ${plan.devices.length} devices?`,
           opts.yes,
         );
+        // The plan's seed: what starts is the plan that was shown and confirmed.
         const started = await client.post<RolloutView & { plan: RolloutPlan }>(
           `${fleetPath(fleet)}/rollouts`,
-          body,
+          {
+            ...body,
+            strategy: { ...strategy, seed: plan.strategy.seed },
+          },
         );
         if (opts.json && !opts.watch) return printJson(started);
         if (!opts.json)
           print(
             `started rollout ${started.id} (${started.state}); follow it: ferry rollout status ${started.id} --watch`,
           );
-        if (opts.watch) watchExit((await follow(client, started.id, opts.json)).state);
+        if (opts.watch)
+          watchExit((await follow(client, started.id, opts.json, env.watchHeartbeatMs ?? 30_000)).state);
       }),
     );
 
   rollout
     .command('status')
     .description('show a rollout: state, batches with progress, counts by device state, bytes, failures')
-    .argument('<id>', 'rollout id')
-    .option('-w, --watch', 'follow it live until it completes (exit 0), or pauses or aborts (exit 6)')
+    .argument('<id>', 'rollout id, or a unique start of it (4+ characters)')
+    .option(
+      '-w, --watch',
+      'follow it live until it completes (exit 0), or pauses or aborts (exit 6); says what it waits for every 30 s',
+    )
     .option('--json', 'print as JSON (with --watch: one JSON object per line as it changes)')
     .action(
-      action(async ({ connect }, id: string, opts: { watch?: boolean; json?: boolean }) => {
+      action(async ({ connect, env }, given: string, opts: { watch?: boolean; json?: boolean }) => {
         const client = await connect();
-        if (opts.watch) return watchExit((await follow(client, id, opts.json)).state);
+        const id = await resolveRollout(client, given);
+        if (opts.watch)
+          return watchExit((await follow(client, id, opts.json, env.watchHeartbeatMs ?? 30_000)).state);
         const view = await client.get<RolloutView>(rolloutPath(id));
         if (opts.json) return printJson(view);
         print(rolloutText(view, await fleetSlug(client, view.fleetId)));
@@ -191,11 +350,14 @@ export function registerRolloutCommands(program: Command): void {
     rollout
       .command(verb)
       .description(what)
-      .argument('<id>', 'rollout id')
+      .argument('<id>', 'rollout id, or a unique start of it (4+ characters)')
       .option('--json', 'print the rollout as JSON')
       .action(
-        action(async ({ connect }, id: string, opts: { json?: boolean }) => {
-          const view = await (await connect()).post<RolloutView>(`${rolloutPath(id)}/${verb}`);
+        action(async ({ connect }, given: string, opts: { json?: boolean }) => {
+          const client = await connect();
+          const view = await client.post<RolloutView>(
+            `${rolloutPath(await resolveRollout(client, given))}/${verb}`,
+          );
           if (opts.json) return printJson(view);
           print(`rollout ${view.id}: ${view.state}${view.reason ? ` — ${view.reason}` : ''}`);
         }),
@@ -205,9 +367,11 @@ export function registerRolloutCommands(program: Command): void {
   program
     .command('rollouts')
     .description("list a fleet's rollouts, newest first")
-    .argument('<fleet>', 'fleet slug or id')
+    .argument('[fleet]', 'fleet slug or id')
+    .option('-f, --fleet <fleet>', 'the fleet, as an option')
     .addOption(
       new Option('--state <state>', 'only rollouts in this state').choices([
+        'scheduled',
         'running',
         'paused',
         'completed',
@@ -216,14 +380,22 @@ export function registerRolloutCommands(program: Command): void {
     )
     .option('--json', 'print as JSON')
     .action(
-      action(async ({ connect }, fleet: string, opts: { state?: RolloutState; json?: boolean }) => {
-        const views = await (
-          await connect()
-        ).get<RolloutView[]>(`${fleetPath(fleet)}/rollouts`, { state: opts.state });
-        if (opts.json) return printJson(views);
-        if (views.length === 0)
-          return print(`fleet ${fleet} has no rollouts: ferry rollout start ${fleet} RELEASE`);
-        print(rolloutsTable(views));
-      }),
+      action(
+        async (
+          { connect },
+          given: string | undefined,
+          opts: { fleet?: string; state?: RolloutState; json?: boolean },
+        ) => {
+          const fleet = given ?? opts.fleet;
+          if (!fleet) throw new InputError('name the fleet: ferry rollouts FLEET');
+          const views = await (
+            await connect()
+          ).get<RolloutView[]>(`${fleetPath(fleet)}/rollouts`, { state: opts.state });
+          if (opts.json) return printJson(views);
+          if (views.length === 0)
+            return print(`fleet ${fleet} has no rollouts: ferry rollout start ${fleet} RELEASE`);
+          print(rolloutsTable(views));
+        },
+      ),
     );
 }

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, pipeline } from 'node:stream';
 
+import { createParser } from 'eventsource-parser';
 import type { ErrorBody } from '@ferry/protocol';
 
 import { InputError, NotLoggedInError, ServerRefusedError, UnreachableError } from './errors';
@@ -31,6 +32,9 @@ function errorCode(err: unknown): string | undefined {
   const code = e?.cause?.code ?? e?.code;
   return typeof code === 'string' ? code : undefined;
 }
+
+/** Most bytes one server-sent event may hold before the stream is given up as broken. */
+const MAX_EVENT_BYTES = 1024 * 1024;
 
 /** A network failure as one line naming the server and what went wrong. */
 export function unreachable(err: unknown, url: URL): UnreachableError {
@@ -162,6 +166,10 @@ export class FerryClient {
     return this.request<T>('POST', path, { json });
   }
 
+  put<T>(path: string, json: unknown = {}): Promise<T> {
+    return this.request<T>('PUT', path, { json });
+  }
+
   delete(path: string): Promise<void> {
     return this.request<void>('DELETE', path);
   }
@@ -209,8 +217,8 @@ export class FerryClient {
               reject(err instanceof Error ? err : new Error(String(err)));
             }
           });
-          // An early refusal: stop sending the rest of the archive nobody will read.
-          source.unpipe();
+          // An early refusal: stop sending the rest of the archive nobody will read (the pipeline
+          // below then destroys the source and the meter too).
           request.destroy();
         });
       });
@@ -236,11 +244,10 @@ export class FerryClient {
           callback(null, chunk);
         },
       });
-      source.on('error', (err) => {
-        sourceError = err;
-        request.destroy(err);
-      });
-      source.pipe(meter).pipe(request);
+      source.on('error', (err) => (sourceError = err));
+      // pipeline destroys every stage when one fails: a source error aborts the request, whose
+      // 'error' handler above reports it; a refused request stops the source.
+      pipeline(source, meter, request, () => undefined);
     });
   }
 
@@ -265,24 +272,21 @@ export class FerryClient {
     if (!response.ok || !response.body) {
       throw answerError(response.status, parseBody(await response.text()), response.statusText);
     }
+    // eventsource-parser follows the SSE spec (CR, LF and CRLF line ends, one optional space after
+    // the colon, comments, ids) and bounds what one unfinished event may buffer.
+    let oversized = false;
+    const parser = createParser({
+      onEvent: (event) => onEvent(event.event ?? 'message', event.data),
+      onError: (error) => {
+        if (error.type === 'max-buffer-size-exceeded') oversized = true;
+      },
+      maxBufferSize: MAX_EVENT_BYTES,
+    });
     const decoder = new TextDecoder();
-    let buffer = '';
-    let type = 'message';
-    let data: string[] = [];
     try {
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let newline: number;
-        while ((newline = buffer.indexOf('\n')) >= 0) {
-          const line = buffer.slice(0, newline).replace(/\r$/, '');
-          buffer = buffer.slice(newline + 1);
-          if (line === '') {
-            if (data.length > 0) onEvent(type, data.join('\n'));
-            type = 'message';
-            data = [];
-          } else if (line.startsWith('event:')) type = line.slice(6).trim();
-          else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
-        }
+        parser.feed(decoder.decode(chunk, { stream: true }));
+        if (oversized) throw new Error(`the event stream sent an event over ${MAX_EVENT_BYTES} bytes`);
       }
     } catch (err) {
       if (signal.aborted) return;

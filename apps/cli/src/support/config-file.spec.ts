@@ -58,6 +58,9 @@ describe('the saved login', () => {
     expect(await forgetToken(configPath)).toBe(true);
     await expect(requireCredentials({ configPath })).rejects.toThrow(/not logged in/);
     expect(await readSavedLogin(configPath)).toEqual({ url: 'http://saved', token: '' });
+    // Nothing left to forget: `ferry logout` says so instead of claiming it logged out.
+    expect(await forgetToken(configPath)).toBe(false);
+    expect(await forgetToken(join(dir, 'never-saved.json'))).toBe(false);
   });
 
   it('a file that is not JSON is an input error naming it', async () => {

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
+import { writeFileDurable } from '@ferry/storage';
 import type { CliEnv } from './cli-env';
 import { InputError, NotLoggedInError } from './errors';
 
@@ -45,21 +45,7 @@ export async function readSavedLogin(path: string): Promise<Partial<SavedLogin> 
  */
 export async function saveLogin(path: string, login: SavedLogin): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const file = await open(temporary, 'wx', 0o600);
-  try {
-    await file.writeFile(JSON.stringify(login, null, 2) + '\n');
-    await file.chmod(0o600); // the umask may have narrowed it further, never widened; make it exact
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  try {
-    await rename(temporary, path);
-  } catch (err) {
-    await rm(temporary, { force: true });
-    throw err;
-  }
+  await writeFileDurable(path, JSON.stringify(login, null, 2) + '\n', 0o600);
 }
 
 /** Forgets the saved token (keeps the URL so the next login is shorter). */

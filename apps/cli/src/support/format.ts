@@ -1,4 +1,7 @@
-/** Bytes for people: `512 B`, `1.5 KiB`, `12.3 MiB`. */
+/**
+ * Bytes for people: `512 B`, `1.5 KiB`, `12.3 MiB`. Kept rather than pretty-bytes (ESM-only since 6,
+ * which the CommonJS CLI cannot require); layer sizes read in binary units here and in the dashboard.
+ */
 export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined) return '-';
   if (n < 1024) return `${n} B`;
@@ -48,7 +51,10 @@ export function duration(seconds: number): string {
   return `${Math.floor(seconds / 3600)}h${minutes ? `${minutes}m` : ''}`;
 }
 
-/** Left-aligned columns separated by two spaces; the last column is not padded. */
+/**
+ * Left-aligned columns separated by two spaces; the last column is not padded. Kept rather than
+ * cli-table3: kubectl-style plain columns are what operators grep and awk, box borders are not.
+ */
 export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((row) => row.map(String))];
   const widths = headers.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));

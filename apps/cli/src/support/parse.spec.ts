@@ -1,4 +1,4 @@
-import { parseBatches, parseDuration, parsePercent, parseTagFilter } from './parse';
+import { parseBatches, parseDuration, parsePercent, parseRamp, parseStartAt, parseTagFilter } from './parse';
 
 describe('rollout option parsers', () => {
   it.each([
@@ -31,6 +31,21 @@ describe('rollout option parsers', () => {
     expect(() => parseBatches('1,,100%')).toThrow(/"" is not a device count/);
     expect(() => parseBatches('0')).toThrow(/"0"/);
     expect(() => parseBatches('150%')).toThrow(/"150%"/);
+  });
+
+  it('reads a ramp as base,factor[,max]', () => {
+    expect(parseRamp('1,2')).toEqual({ base: 1, factor: 2 });
+    expect(parseRamp(' 5 , 1.5 , 100 ')).toEqual({ base: 5, factor: 1.5, max: 100 });
+    for (const bad of ['', '1', '1,x', '1,2,3,4', '-1,2', '1,2,'])
+      expect(() => parseRamp(bad)).toThrow(/base,factor/);
+  });
+
+  it('reads a start time with a zone, or a duration from now', () => {
+    expect(parseStartAt('2026-06-01T02:00:00+02:00')).toBe('2026-06-01T02:00:00+02:00');
+    expect(parseStartAt('+2h', Date.parse('2026-01-01T00:00:00Z'))).toBe('2026-01-01T02:00:00.000Z');
+    for (const bad of ['tomorrow', '2026-06-01T02:00:00', '2026-99-01T00:00:00Z', ''])
+      expect(() => parseStartAt(bad)).toThrow(/with a zone/);
+    expect(() => parseStartAt('+soon')).toThrow(/duration/);
   });
 
   it('reads tag filters with and without a value', () => {

@@ -1,7 +1,10 @@
 /** Parsers of option values; plain functions (see `optionParser` in action.ts for commander). */
 import { InputError } from './errors';
 
-/** `300`, `300s`, `5m`, `1h30m`, `2d`, `1.5`, `500ms` → seconds. */
+/**
+ * `300`, `300s`, `5m`, `1h30m`, `2d`, `1.5`, `500ms` → seconds. Kept rather than ms / parse-duration:
+ * those accept "5 minutes" or return undefined/NaN on junk; a flag must refuse junk with a message.
+ */
 export function parseDuration(text: string): number {
   const plain = /^(\d+(?:\.\d+)?)(ms)?$/.exec(text.trim());
   if (plain) return Number(plain[1]) / (plain[2] ? 1000 : 1);
@@ -28,6 +31,26 @@ export function parseBatches(text: string): (number | string)[] {
     if (/^\d{1,3}(\.\d{1,2})?%$/.test(part) && parseFloat(part) > 0 && parseFloat(part) <= 100) return part;
     throw new InputError(`"${part}" is not a device count or a percentage such as 10% (e.g. 1,10%,50%,100%)`);
   });
+}
+
+/** `1,2` → `{base: 1, factor: 2}`; `1,1.5,50` also caps each batch at 50 devices. */
+export function parseRamp(text: string): { base: number; factor: number; max?: number } {
+  const match = /^\s*(\d+)\s*,\s*(\d+(?:\.\d+)?)\s*(?:,\s*(\d+)\s*)?$/.exec(text);
+  if (!match) throw new InputError('expected base,factor[,max] such as 1,2 or 1,1.5,50');
+  const [, base, factor, max] = match;
+  return { base: Number(base), factor: Number(factor), ...(max !== undefined ? { max: Number(max) } : {}) };
+}
+
+/**
+ * `2026-06-01T02:00:00+02:00` (ISO 8601 with a zone) as given, or `+2h` (a duration from `now`) as
+ * that time in UTC.
+ */
+export function parseStartAt(text: string, now = Date.now()): string {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('+')) return new Date(now + parseDuration(trimmed.slice(1)) * 1000).toISOString();
+  if (!/(Z|[+-]\d{2}:\d{2})$/.test(trimmed) || Number.isNaN(Date.parse(trimmed)))
+    throw new InputError('expected a time with a zone such as 2026-06-01T02:00:00+02:00, or +2h from now');
+  return trimmed;
 }
 
 /** `site=oslo` → `{name: 'site', value: 'oslo'}`; `site` → any value. */

@@ -8,7 +8,7 @@ export function loginView(root: HTMLElement): void {
     id: 'token',
     name: 'token',
     autocomplete: 'current-password',
-    placeholder: 'admin token',
+    placeholder: 'API key or admin token',
     required: true,
   });
   const error = h('p', { class: 'error', role: 'alert' });
@@ -19,9 +19,9 @@ export function loginView(root: HTMLElement): void {
     h(
       'p',
       { class: 'muted' },
-      'Sign in with the admin token (FERRY_ADMIN_TOKEN, or data/admin-token on the server).',
+      'Sign in with an API key (ferry keys create), or the bootstrap admin token (FERRY_ADMIN_TOKEN, or data/admin-token on the server).',
     ),
-    h('label', { for: 'token' }, 'Admin token'),
+    h('label', { for: 'token' }, 'API key or admin token'),
     input,
     h('button', { type: 'submit' }, 'Sign in'),
     error,
@@ -29,7 +29,8 @@ export function loginView(root: HTMLElement): void {
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const value = input.value.trim();
-    api('/v1/fleets', { token: value })
+    // whoami: the server's audit log records it as the sign-in.
+    api('/v1/auth/whoami', { token: value })
       .then(() => {
         setToken(value);
         location.hash = '#/fleets';

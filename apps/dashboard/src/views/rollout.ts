@@ -1,9 +1,10 @@
 import type { Fleet, RolloutView } from '@ferry/protocol';
 import { api, subscribe } from '../api';
 import { h, mount } from '../dom';
-import { ago, bytes, saving } from '../format';
+import { ago, bytes, plural, saving } from '../format';
 import { stateChart } from '../chart';
-import { badge, chips, legend, progress, stateBar } from '../widgets';
+import { healthCard } from './rollout-health';
+import { badge, barLegend, chips, legend, progress, stateBar } from '../widgets';
 
 /** A rollout, live: batches, counts, chart, bytes, failures, and the operator's buttons. */
 export async function rolloutView(
@@ -44,7 +45,7 @@ export async function rolloutView(
   const render = (): void => {
     const r = rollout;
     const done = (r.counts.succeeded ?? 0) + (r.counts.verifying ?? 0);
-    const active = r.state === 'running' || r.state === 'paused';
+    const active = r.state === 'scheduled' || r.state === 'running' || r.state === 'paused';
     const s = r.strategy;
     mount(
       content,
@@ -56,11 +57,26 @@ export async function rolloutView(
             r.reason,
           )
         : null,
+      r.state === 'completed' && (r.counts.rolling_back ?? 0) > 0
+        ? h(
+            'p',
+            { class: 'reason warn', id: 'still-rolling-back' },
+            `${plural(r.counts.rolling_back ?? 0, 'device')} of this completed rollout ${(r.counts.rolling_back ?? 0) === 1 ? 'is' : 'are'} still rolling back to ${(r.counts.rolling_back ?? 0) === 1 ? 'its' : 'their'} previous release. Nothing to do while ${(r.counts.rolling_back ?? 0) === 1 ? 'it reports' : 'they report'}; one that stays here for minutes is stuck: look at it on the fleet's Devices tab (or ferry device UUID), and power-cycle it or remove it.`,
+          )
+        : null,
       h(
         'div',
         { class: 'row actions' },
         h('button', { id: 'pause', disabled: r.state !== 'running', onclick: () => act('pause') }, 'Pause'),
-        h('button', { id: 'resume', disabled: r.state !== 'paused', onclick: () => act('resume') }, 'Resume'),
+        h(
+          'button',
+          {
+            id: 'resume',
+            disabled: r.state !== 'paused' && r.state !== 'scheduled',
+            onclick: () => act('resume'),
+          },
+          r.state === 'scheduled' ? 'Start now' : 'Resume',
+        ),
         h(
           'button',
           { id: 'abort', class: 'danger', disabled: !active, onclick: () => act('abort') },
@@ -74,14 +90,14 @@ export async function rolloutView(
         h(
           'p',
           { id: 'progress-text' },
-          `${done} of ${r.total} devices on v${r.releaseVersion} · batch ${r.currentBatch} of ${r.batches.length}`,
+          `${done} of ${plural(r.total, 'device')} on v${r.releaseVersion} · batch ${r.currentBatch} of ${r.batches.length}${r.waitingForWindow ? ` · ${r.waitingForWindow} waiting for their maintenance window` : ''}${r.deprovisioned ? ` · ${r.deprovisioned} deprovisioned meanwhile` : ''}`,
         ),
         stateBar(r.counts, r.total),
         chips(r.counts),
         h(
           'p',
           { class: 'muted' },
-          `Batches ${s.batches.join(', ')} · bake ${s.bakeSeconds} s · at most ${s.maxFailurePercent} % failures, then ${s.onFailure} · timeout ${s.deviceTimeoutSeconds} s · roll back ${s.rollback}${s.waitForDeltasSeconds ? ` · waits up to ${s.waitForDeltasSeconds} s for deltas` : ''}${s.maxDevicesPerMinute ? ` · at most ${s.maxDevicesPerMinute} devices/min` : ''}${r.tagFilter ? ` · tag ${r.tagFilter.name}${r.tagFilter.value !== undefined ? `=${r.tagFilter.value}` : ''}` : ''} · ${r.trigger} · started ${ago(r.createdAt)}`,
+          `${s.ramp ? `Ramp ${s.ramp.base}×${s.ramp.factor}${s.ramp.max ? ` up to ${s.ramp.max}` : ''}` : `Batches ${s.batches.join(', ')}`}${s.startAt ? ` · starts ${s.startAt}` : ''} · bake ${s.bakeSeconds} s · at most ${s.maxFailurePercent} % failures, then ${s.onFailure} · timeout ${s.deviceTimeoutSeconds} s · roll back ${s.rollback}${s.waitForDeltasSeconds ? ` · waits up to ${s.waitForDeltasSeconds} s for deltas` : ''}${s.maxDevicesPerMinute ? ` · at most ${s.maxDevicesPerMinute} devices/min` : ''}${r.tagFilter ? ` · tag ${r.tagFilter.name}${r.tagFilter.value !== undefined ? `=${r.tagFilter.value}` : ''}` : ''} · ${r.trigger} · started ${ago(r.createdAt)}`,
         ),
       ),
       h(
@@ -99,7 +115,7 @@ export async function rolloutView(
                 'div',
                 { class: 'row' },
                 h('b', {}, `Batch ${b.number}`),
-                h('span', { class: 'muted' }, `${b.size} device${b.size === 1 ? '' : 's'}`),
+                h('span', { class: 'muted' }, plural(b.size, 'device')),
                 badge(b.state),
                 b.failurePercent > 0
                   ? h('span', { class: 'warn' }, `${Math.round(b.failurePercent)} % failed`)
@@ -112,7 +128,9 @@ export async function rolloutView(
             ),
           ),
         ),
+        barLegend(r.counts),
       ),
+      healthCard(r),
       h(
         'section',
         { class: 'card' },
@@ -200,7 +218,11 @@ export async function rolloutView(
   const stop = subscribe(
     rollout.fleetId,
     (event) => {
-      if (event.type === 'rollout.updated' && event.data.id === rollout.id) refresh();
+      if (event.type !== 'rollout.updated' || event.data.id !== rollout.id) return;
+      // How many pushed updates arrived (the 5 s clock below refreshes too): also shown in the tooltip.
+      live.dataset.updates = String(Number(live.dataset.updates ?? 0) + 1);
+      live.title = `${live.dataset.updates} live updates`;
+      refresh();
     },
     (ok) => {
       live.textContent = ok ? '● live' : '○ reconnecting';
@@ -209,7 +231,9 @@ export async function rolloutView(
   );
   // The chart's time axis and bake countdowns move on even when nothing is reported.
   const clock = setInterval(
-    () => (rollout.state === 'running' || rollout.state === 'paused') && refresh(),
+    () =>
+      (rollout.state === 'scheduled' || rollout.state === 'running' || rollout.state === 'paused') &&
+      refresh(),
     5000,
   );
   setCleanup(() => {

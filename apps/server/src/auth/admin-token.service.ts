@@ -1,6 +1,7 @@
-import { readFile, writeFile, rename, mkdir, open } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { writeFileDurable } from '@ferry/storage';
 import { FERRY_CONFIG } from '../config/config.module';
 import { FerryConfig } from '../config/config';
 import { hashSecret, newSecret, secretMatches } from './secrets';
@@ -30,12 +31,7 @@ export class AdminTokenService implements OnModuleInit {
     }
     const token = newSecret();
     await mkdir(this.config.dataDir, { recursive: true });
-    const temp = `${file}.tmp`;
-    await writeFile(temp, `${token}\n`, { mode: 0o600 });
-    const handle = await open(temp, 'r');
-    await handle.sync();
-    await handle.close();
-    await rename(temp, file);
+    await writeFileDurable(file, `${token}\n`, 0o600);
     this.tokenHash = hashSecret(token);
     // Printed once, on the first start; afterwards it is only in the file.
     process.stdout.write(

@@ -1,13 +1,13 @@
-import { Global, Module, OnModuleInit } from '@nestjs/common';
-import { BlobRepository } from './blob.repository';
+import { Global, Module } from '@nestjs/common';
+import { BlobAccessRepository } from './blob-access.repository';
+import { BlobStore, blobStoreProvider } from './blob.repository';
 import { BlobsController } from './blobs.controller';
+import { StagingSweeperService } from './staging-sweeper.service';
 
 @Global()
-@Module({ controllers: [BlobsController], providers: [BlobRepository], exports: [BlobRepository] })
-export class BlobsModule implements OnModuleInit {
-  constructor(private readonly blobs: BlobRepository) {}
-
-  async onModuleInit(): Promise<void> {
-    await this.blobs.sweepTemporaryFiles();
-  }
-}
+@Module({
+  controllers: [BlobsController],
+  providers: [blobStoreProvider, BlobAccessRepository, StagingSweeperService],
+  exports: [BlobStore],
+})
+export class BlobsModule {}

@@ -7,8 +7,18 @@ import { Logger } from '@nestjs/common';
 import { Aedes, AedesOptions, AuthErrorCode, AuthenticateError, Client, Connection } from 'aedes';
 import memoryPersistence from 'aedes-persistence';
 import { Redis } from 'ioredis';
+import { ErrorEmitter, RedisOutageMonitor, connectRedis } from '@ferry/storage';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { FerryConfig } from '../config/config';
+import {
+  connectedClient,
+  forgetClient,
+  limitPacketSize,
+  onClientConnectedElsewhere,
+  SubscriptionStore,
+  storeSubscriptionsOnce,
+  willOwner,
+} from './aedes-patches';
 import { RetainedStore, indexRetained } from './indexed-retained';
 import {
   BrokerPolicy,
@@ -16,6 +26,8 @@ import {
   MqttIdentity,
   MqttRepository,
   OutgoingMessage,
+  PublishVerdict,
+  PublishedMessage,
 } from './mqtt.repository';
 
 /** A device's client id is its UUID (36 characters at most); Aedes's default limit is 23. */
@@ -23,14 +35,15 @@ const MAX_CLIENT_ID_LENGTH = 64;
 /** MQTT packets larger than this cut the connection (payloads above MQTT_MAX_PAYLOAD_BYTES are only dropped). */
 const TRANSPORT_SLACK_BYTES = 64 * 1024;
 
-/** The part of Aedes's message emitter (mqemitter) used here. */
-interface MessageEmitter {
-  on(topic: string, handler: (packet: { topic: string; payload: Buffer }, done: () => void) => void): void;
-}
-
-interface Parser {
-  packet: { length: number };
-  _parseLength(): boolean;
+/** What the broker knows of a PUBLISH or a will, as the policy sees it. */
+function message(packet: {
+  topic: string;
+  payload: Buffer | string;
+  qos?: 0 | 1 | 2;
+  retain?: boolean;
+}): PublishedMessage {
+  const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+  return { topic: packet.topic, payload, qos: packet.qos ?? 0, retain: packet.retain ?? false };
 }
 
 /**
@@ -48,24 +61,41 @@ export class EmbeddedMqttRepository extends MqttRepository {
   private websocket: WebSocketServer | null = null;
   private readonly redis: Redis[] = [];
   private readonly identities = new WeakMap<Client, MqttIdentity>();
+  /** The connection of aedes-persistence-redis (MQTT_CLUSTER=redis). */
+  private persistenceRedis: Redis | undefined;
 
   constructor(
     private readonly config: FerryConfig,
     private readonly httpServer: () => HttpServer | null,
+    /** Where the cluster's Redis connections send their errors. */
+    private readonly monitor: RedisOutageMonitor,
   ) {
     super();
   }
 
   async start(policy: BrokerPolicy): Promise<void> {
+    // The last will of each CONNECT, kept from preConnect (which sees the packet) for authenticate.
+    const wills = new WeakMap<Client, PublishedMessage>();
     const options: AedesOptions = {
       maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
       connectTimeout: 10_000,
       // Notices to thousands of devices go out at once; Aedes's default of 100 serialises them.
       concurrency: 10_000,
+      // How soon the cluster notices a dead peer (3 silent heartbeats) and publishes its clients' wills.
+      heartbeatInterval: this.config.mqtt.heartbeatSeconds * 1000,
+      preConnect: (client, packet, done) => {
+        if (packet.will) wills.set(client, message(packet.will));
+        done(null, true);
+      },
       authenticate: (client, username, password, done) => {
         const source = sourceOf(client);
         policy
-          .authenticate(client.id, username, password, source)
+          .authenticate(client.id, username, password, source, wills.get(client) ?? null)
+          .finally(() => {
+            // The parser keeps the CONNECT packet for the life of the connection: without this, every
+            // connected device's key would stay readable on the heap.
+            password?.fill(0);
+          })
           .then((result) => {
             if (typeof result === 'number') {
               done(refusal(result), false);
@@ -77,23 +107,49 @@ export class EmbeddedMqttRepository extends MqttRepository {
           .catch(() => done(refusal(ConnectRefusal.ServerUnavailable), false));
       },
       authorizePublish: (client, packet, done) => {
-        // A null client is the broker itself (a will left by a dead cluster peer).
-        const identity: MqttIdentity | undefined = client ? this.identities.get(client) : { kind: 'server' };
-        const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-        if (!identity) policy.dropped('unauthenticated');
-        if (!identity || !policy.acceptPublish(identity, packet.topic, payload, packet.retain)) {
-          // [MQTT-3.3.5-2] The server acknowledges and discards a publish it does not authorise (as
-          // Mosquitto does) rather than closing the connection: a device with one bad report keeps its
-          // session. The packet is steered to a topic no client may subscribe to.
-          packet.topic = '$ferry/dropped';
-          packet.retain = false;
+        const decide = (verdict: PublishVerdict): void => {
+          if (verdict === 'cut') {
+            // Refused before Aedes stores or acknowledges anything; the error closes the connection.
+            done(new Error(`publish on ${packet.topic} refused`));
+            return;
+          }
+          if (verdict === 'drop') {
+            // [MQTT-3.3.5-2] The server acknowledges and discards a publish it does not authorise (as
+            // Mosquitto does) rather than closing the connection: a device with one bad report keeps
+            // its session. The packet is steered to a topic no client may subscribe to, and emptied so
+            // nothing downstream holds its bytes.
+            packet.topic = '$ferry/dropped';
+            packet.retain = false;
+            packet.payload = Buffer.alloc(0);
+          }
+          done(null);
+        };
+        if (!client) {
+          // A will of a client of a dead cluster peer: no connection, so no identity to trust.
+          policy
+            .acceptOrphanWill(willOwner(packet), message(packet))
+            .then(decide)
+            .catch(() => decide('drop'));
+          return;
         }
-        done(null);
+        const identity = this.identities.get(client);
+        if (!identity) {
+          policy.dropped('unauthenticated');
+          decide('drop');
+          return;
+        }
+        decide(policy.acceptPublish(identity, message(packet)));
       },
       authorizeSubscribe: (client, subscription, done) => {
         const identity = this.identities.get(client);
-        // [MQTT-3.9.3] A refused filter is granted 0x80 (failure); the connection stays.
-        done(null, identity && policy.maySubscribe(identity, subscription.topic) ? subscription : null);
+        if (!identity || !policy.maySubscribe(identity, subscription.topic)) {
+          // [MQTT-3.9.3] A refused filter is granted 0x80 (failure); the connection stays.
+          done(null, null);
+          return;
+        }
+        // Devices get at most QoS 1 (Ferry sends nothing at QoS 2).
+        if (identity.kind === 'device' && subscription.qos > 1) subscription.qos = 1;
+        done(null, subscription);
       },
       authorizeForward: (client, packet) => {
         const identity = this.identities.get(client);
@@ -108,15 +164,9 @@ export class EmbeddedMqttRepository extends MqttRepository {
     // then closes the old connection. Registered before Aedes's own handler (in listen()) closes it,
     // so that close is not mistaken for the device going offline.
     const movedAway = new Set<string>();
-    const mq = (broker as unknown as { mq: MessageEmitter }).mq;
-    mq.on('$SYS/+/new/clients', (packet, done) => {
-      const brokerId = packet.topic.split('/')[1];
-      if (brokerId !== broker.id) {
-        const clientId = packet.payload.toString();
-        movedAway.add(clientId);
-        setTimeout(() => movedAway.delete(clientId), 10_000).unref();
-      }
-      done();
+    onClientConnectedElsewhere(broker, (clientId) => {
+      movedAway.add(clientId);
+      setTimeout(() => movedAway.delete(clientId), 10_000).unref();
     });
     await broker.listen();
     this.broker = broker;
@@ -136,19 +186,7 @@ export class EmbeddedMqttRepository extends MqttRepository {
 
     const maxPacket = this.config.mqtt.maxPayloadBytes + TRANSPORT_SLACK_BYTES;
     const handle = (conn: Connection, request?: Parameters<Aedes['handle']>[1]): void => {
-      const client = broker.handle(conn, request);
-      // Aedes has no packet size limit: stop a client before it makes the broker buffer a huge packet.
-      const parser = (client as unknown as { _parser: Parser })._parser;
-      const parseLength = parser._parseLength.bind(parser);
-      parser._parseLength = () => {
-        const done = parseLength();
-        if (done && parser.packet.length > maxPacket) {
-          policy.dropped('packet_too_large');
-          conn.destroy();
-          return false;
-        }
-        return done;
-      };
+      limitPacketSize(broker.handle(conn, request), maxPacket, () => policy.dropped('packet_too_large'));
     };
 
     const tls = this.config.mqtt.tls;
@@ -172,27 +210,32 @@ export class EmbeddedMqttRepository extends MqttRepository {
   private clusterOptions(options: AedesOptions): void {
     // Loaded only when clustering: both are CommonJS packages without types.
     /* eslint-disable @typescript-eslint/no-require-imports */
-    const persistence = require('aedes-persistence-redis') as (opts: object) => unknown;
+    const persistence = require('aedes-persistence-redis') as (opts: object) => SubscriptionStore;
     const { MQEmitterRedisPrefix } = require('mqemitter-redis') as {
-      MQEmitterRedisPrefix: new (prefix: string, opts: object) => unknown;
+      MQEmitterRedisPrefix: new (prefix: string, opts: object) => { state: ErrorEmitter };
     };
     /* eslint-enable @typescript-eslint/no-require-imports */
     const prefix = `${this.config.redisPrefix}mqtt:`;
     const connect = (): Redis => {
-      const redis = new Redis(this.config.redisUrl, { keyPrefix: prefix, maxRetriesPerRequest: null });
-      redis.on('error', (error: Error) => this.logger.warn(`broker Redis: ${error.message}`));
+      const redis = connectRedis(this.config.redis, { keyPrefix: prefix, maxRetriesPerRequest: null });
+      this.monitor.watch(redis);
       this.redis.push(redis);
       return redis;
     };
-    options.persistence = persistence({ conn: connect() });
+    this.persistenceRedis = connect();
+    options.persistence = storeSubscriptionsOnce(persistence({ conn: this.persistenceRedis }));
     // Pub/sub channels are not per database: the prefix keeps separate deployments (and test runs) apart.
     const pubsub = (): Redis => {
-      const redis = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
-      redis.on('error', (error: Error) => this.logger.warn(`broker Redis: ${error.message}`));
+      const redis = connectRedis(this.config.redis, { maxRetriesPerRequest: null });
+      this.monitor.watch(redis);
       this.redis.push(redis);
       return redis;
     };
-    options.mq = new MQEmitterRedisPrefix(prefix, { subConn: pubsub(), pubConn: pubsub() });
+    const mq = new MQEmitterRedisPrefix(prefix, { subConn: pubsub(), pubConn: pubsub() });
+    // mqemitter-redis re-emits its connections' errors on `state`: unheard, the first one (Redis
+    // restarting, a Sentinel failover) would end the process. The monitor has them already.
+    mq.state.on('error', () => undefined);
+    options.mq = mq;
   }
 
   async publish(messages: OutgoingMessage[]): Promise<void> {
@@ -221,14 +264,11 @@ export class EmbeddedMqttRepository extends MqttRepository {
   async evict(uuid: string): Promise<void> {
     const broker = this.broker;
     if (!broker) return;
-    const client = (broker as unknown as { clients: Record<string, Client | undefined> }).clients[uuid];
+    const client = connectedClient(broker, uuid);
     if (client) await new Promise<void>((resolve) => client.close(() => resolve()));
-    // The stored session (subscriptions, queued messages) goes too, so nothing waits for a device
-    // that can never come back.
-    const persistence = (
-      broker as unknown as { persistence: { cleanSubscriptions(c: object): Promise<unknown> } }
-    ).persistence;
-    await persistence.cleanSubscriptions({ id: uuid }).catch(() => undefined);
+    // The stored session (subscriptions, queued messages, its will, in every process of a cluster)
+    // goes too, so nothing waits for a device that can never come back.
+    await forgetClient(broker, uuid, this.persistenceRedis);
   }
 
   port(): number | null {
@@ -260,7 +300,13 @@ export class EmbeddedMqttRepository extends MqttRepository {
     // Every step runs even when one fails.
     const results = await Promise.allSettled(steps.map((step) => step()));
     results.push(
-      ...(await Promise.allSettled(this.redis.map((redis) => redis.quit().catch(() => redis.disconnect())))),
+      ...(await Promise.allSettled(
+        this.redis.map(async (redis) => {
+          // QUIT would wait for a Redis that is away.
+          if (this.monitor.down || redis.status !== 'ready') redis.disconnect();
+          else await redis.quit().catch(() => redis.disconnect());
+        }),
+      )),
     );
     for (const result of results)
       if (result.status === 'rejected') this.logger.warn(`closing the broker: ${String(result.reason)}`);

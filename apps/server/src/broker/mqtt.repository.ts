@@ -16,16 +16,37 @@ export enum ConnectRefusal {
   NotAuthorized = 5,
 }
 
+/** A PUBLISH (or a last will) as the policy sees it. */
+export interface PublishedMessage {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+}
+
+/**
+ * What becomes of a publish: `accept` it, `drop` it (acknowledged and discarded, the connection
+ * stays), or `cut` the connection before the broker stores anything of it.
+ */
+export type PublishVerdict = 'accept' | 'drop' | 'cut';
+
 /** What a broker asks of the broker service. Must not throw. */
 export interface BrokerPolicy {
+  /** Who is connecting; `will` is the last will of the CONNECT, checked like a publish. */
   authenticate(
     clientId: string,
     username: string | undefined,
     password: Buffer | undefined,
     source: string,
+    will: PublishedMessage | null,
   ): Promise<MqttIdentity | ConnectRefusal>;
-  /** Decides on a publish from a connected client (or a will); also ingests what devices send. */
-  acceptPublish(identity: MqttIdentity, topic: string, payload: Buffer, retain: boolean): boolean;
+  /** Decides on a publish from a connected client (or its will); also ingests what devices send. */
+  acceptPublish(identity: MqttIdentity, message: PublishedMessage): PublishVerdict;
+  /**
+   * Decides on a last will the broker publishes with no connection behind it (left by a client of a
+   * cluster peer that died): checked against its owner's rights, never trusted as the server's.
+   */
+  acceptOrphanWill(owner: string | undefined, message: PublishedMessage): Promise<PublishVerdict>;
   maySubscribe(identity: MqttIdentity, filter: string): boolean;
   mayReceive(identity: MqttIdentity, topic: string): boolean;
   /** A device's connection came up or went down (embedded broker only: it sees connections). */

@@ -1,11 +1,10 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Logger } from '@nestjs/common';
+import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import { Pool, types } from 'pg';
 import { FerryConfig } from '../config/config';
 import { Database } from './database.types';
 import { MIGRATIONS } from './migrations';
+import { BusyTolerantSqliteDialect } from './sqlite-dialect';
 
 /** Opens the configured database: a SQLite file by default, PostgreSQL when DATABASE_URL says so. */
 export function openDatabase(database: FerryConfig['database']): Kysely<Database> {
@@ -15,13 +14,17 @@ export function openDatabase(database: FerryConfig['database']): Kysely<Database
     const pool = new Pool({ connectionString: database.url, max: 10 });
     return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
-  mkdirSync(dirname(database.file), { recursive: true });
-  const sqlite = new SqliteDatabase(database.file);
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('foreign_keys = ON');
-  sqlite.pragma('busy_timeout = 5000');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new Kysely<Database>({
+    dialect: new BusyTolerantSqliteDialect({
+      file: database.file,
+      busyTimeoutMs: database.busyTimeoutMs,
+      onWalUnavailable: (mode) =>
+        new Logger('Database').warn(
+          `SQLite could not switch ${database.file} to WAL mode (journal mode: ${mode}); reads will wait ` +
+            'while another connection writes. Keep DATA_DIR on a local filesystem.',
+        ),
+    }),
+  });
 }
 
 /** Applies every pending migration; throws with the failing migration's name. */

@@ -4,9 +4,10 @@ import { FERRY_CONFIG } from '../config/config.module';
 import { FerryConfig } from '../config/config';
 import { migrateToLatest, openDatabase } from './database.factory';
 import { Database } from './database.types';
+import { DATABASE } from './database.token';
+import { TransactionRepository } from './transaction.repository';
 
-/** Injection token of the Kysely instance. Only repositories inject it. */
-export const DATABASE = Symbol('DATABASE');
+export { DATABASE };
 
 @Global()
 @Module({
@@ -20,8 +21,9 @@ export const DATABASE = Symbol('DATABASE');
         return db;
       },
     },
+    TransactionRepository,
   ],
-  exports: [DATABASE],
+  exports: [DATABASE, TransactionRepository],
 })
 export class DatabaseModule implements OnApplicationShutdown {
   constructor(@Inject(DATABASE) private readonly db: Kysely<Database>) {}

@@ -1,7 +1,10 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
-import { Job, Queue, QueueEvents } from 'bullmq';
+import { ConnectionOptions, Job, Queue, QueueEvents } from 'bullmq';
 import { DeltaJobData, DeltaJobName, DeltaJobResult, DeltaJobResultSchema, QueueName } from '@ferry/protocol';
+import { RedisOutageMonitor, queueOwnerKey, redisOptions, settleWithin } from '@ferry/storage';
+import { Redis } from 'ioredis';
 import { FERRY_CONFIG } from '../config/config.module';
+import { REDIS, REDIS_MONITOR } from '../redis/redis.module';
 import { FerryConfig } from '../config/config';
 
 export type DeltaJobState =
@@ -19,20 +22,31 @@ export class DeltaJobsRepository implements OnApplicationShutdown {
   private readonly queue: Queue;
   private readonly events: QueueEvents;
 
-  constructor(@Inject(FERRY_CONFIG) config: FerryConfig) {
-    const connection = { url: config.redisUrl, maxRetriesPerRequest: null };
-    this.queue = new Queue(QueueName.Deltas, { connection, prefix: config.queuePrefix });
-    this.events = new QueueEvents(QueueName.Deltas, { connection, prefix: config.queuePrefix });
+  constructor(
+    @Inject(FERRY_CONFIG) private readonly config: FerryConfig,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS_MONITOR) private readonly monitor: RedisOutageMonitor,
+  ) {
+    // BullMQ types its options on its own: ioredis's (which it passes them to) are not assignable.
+    const connection = redisOptions(config.redis, { maxRetriesPerRequest: null }) as ConnectionOptions;
+    this.queue = monitor.watch(new Queue(QueueName.Deltas, { connection, prefix: config.queuePrefix }));
+    this.events = monitor.watch(
+      new QueueEvents(QueueName.Deltas, { connection, prefix: config.queuePrefix }),
+    );
   }
 
   async enqueue(data: DeltaJobData): Promise<void> {
-    await this.queue.add(DeltaJobName.Build, data, {
-      jobId: data.key,
-      attempts: 3,
-      backoff: { type: 'exponential', delay: 5000 },
-      removeOnComplete: { age: 7 * 24 * 3600 },
-      removeOnFail: { age: 7 * 24 * 3600 },
-    });
+    await this.queue.add(
+      DeltaJobName.Build,
+      { ...data, installId: this.config.installId },
+      {
+        jobId: data.key,
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 5000 },
+        removeOnComplete: { age: 7 * 24 * 3600 },
+        removeOnFail: { age: 7 * 24 * 3600 },
+      },
+    );
   }
 
   async state(key: string): Promise<DeltaJobState> {
@@ -72,7 +86,27 @@ export class DeltaJobsRepository implements OnApplicationShutdown {
     await Promise.all([this.queue.waitUntilReady(), this.events.waitUntilReady()]);
   }
 
+  /**
+   * Records in Redis that this queue namespace is this install's (`<prefix>:install`): a worker checks it
+   * at start against the install id of the DATA_DIR it sees. Refreshed with every reconciliation, so a
+   * Redis that lost it has it again within seconds.
+   */
+  async registerOwner(): Promise<void> {
+    await this.redis.set(queueOwnerKey(this.config.queuePrefix), this.config.installId);
+  }
+
+  /** Redis is known to be away (its outage was logged once). */
+  get redisAway(): boolean {
+    return this.monitor.down;
+  }
+
   async onApplicationShutdown(): Promise<void> {
-    await Promise.allSettled([this.events.close(), this.queue.close()]);
+    // close() waits for Redis: during an outage the connections are dropped instead (and even that
+    // waits for sockets, so it is bounded too).
+    if (
+      this.monitor.down ||
+      !(await settleWithin(3000, Promise.all([this.events.close(), this.queue.close()])))
+    )
+      await settleWithin(1000, Promise.all([this.events.disconnect(), this.queue.disconnect()]));
   }
 }

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Kysely, Selectable } from 'kysely';
 import { DeltaRecord, DeltaState } from '@ferry/protocol';
+import { Clock } from '../clock/clock';
 import { DATABASE } from '../database/database.module';
 import { Database, DeltaTable } from '../database/database.types';
 
@@ -26,7 +27,10 @@ function toRecord(row: Selectable<DeltaTable>): DeltaRecord {
 /** Delta records: what was asked for, its build state, and the result. */
 @Injectable()
 export class DeltasRepository {
-  constructor(@Inject(DATABASE) private readonly db: Kysely<Database>) {}
+  constructor(
+    @Inject(DATABASE) private readonly db: Kysely<Database>,
+    private readonly clock: Clock,
+  ) {}
 
   /** Inserts a queued record unless one with this key exists; returns the record either way. */
   async ensure(record: {
@@ -36,7 +40,7 @@ export class DeltasRepository {
     targetSize: number;
     targetGzipSize: number;
   }): Promise<{ record: DeltaRecord; created: boolean }> {
-    const now = new Date().toISOString();
+    const now = this.clock.iso();
     const result = await this.db
       .insertInto('deltas')
       .values({
@@ -111,7 +115,7 @@ export class DeltasRepository {
         ...(change.size !== undefined ? { size: change.size } : {}),
         ...(change.encodeMs !== undefined ? { encode_ms: change.encodeMs } : {}),
         ...(change.error !== undefined ? { error: change.error } : {}),
-        updated_at: new Date().toISOString(),
+        updated_at: this.clock.iso(),
       })
       .where('key', '=', key);
     if (change.state !== 'ready' && change.state !== 'full')

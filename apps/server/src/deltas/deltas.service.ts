@@ -1,6 +1,11 @@
-import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Redis } from 'ioredis';
 import { Subscription } from 'rxjs';
 import { DeltaRecord, NotFoundError, Release, deltaKey } from '@ferry/protocol';
+import { FERRY_CONFIG } from '../config/config.module';
+import { FerryConfig } from '../config/config';
+import { LeaderLease } from '../redis/leader-lease';
+import { REDIS } from '../redis/redis.module';
 import { ReleaseEvents } from '../releases/release-events';
 import { ReleasesService } from '../releases/releases.service';
 import { DeltaJobsRepository } from './delta-jobs.repository';
@@ -20,13 +25,19 @@ export class DeltasService implements OnApplicationBootstrap, OnApplicationShutd
   private readonly logger = new Logger(DeltasService.name);
   private subscription?: Subscription;
   private timer?: NodeJS.Timeout;
+  /** One replica at a time reconciles (it may re-enqueue lost jobs). */
+  private readonly reconcileLease: LeaderLease;
 
   constructor(
     private readonly deltas: DeltasRepository,
     private readonly jobs: DeltaJobsRepository,
     private readonly releases: ReleasesService,
     private readonly releaseEvents: ReleaseEvents,
-  ) {}
+    @Inject(REDIS) redis: Redis,
+    @Inject(FERRY_CONFIG) config: FerryConfig,
+  ) {
+    this.reconcileLease = new LeaderLease(redis, `${config.redisPrefix}deltas:reconcile:lease`, 30_000);
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     this.jobs.onActive(
@@ -40,9 +51,15 @@ export class DeltasService implements OnApplicationBootstrap, OnApplicationShutd
       );
     });
     await this.jobs.waitUntilReady();
-    await this.reconcile();
+    await this.reconcileLease.run(() => this.reconcile());
     this.timer = setInterval(
-      () => void this.reconcile().catch((e: Error) => this.logger.warn(`reconcile: ${e.message}`)),
+      () =>
+        void this.reconcileLease
+          .run(() => this.reconcile())
+          .catch((e: Error) => {
+            // While Redis is away the outage line says so once; reconciliation catches up after it.
+            if (!this.jobs.redisAway) this.logger.warn(`reconcile: ${e.message}`);
+          }),
       RECONCILE_EVERY_MS,
     );
     this.timer.unref();
@@ -169,6 +186,7 @@ export class DeltasService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Settles every unfinished record against the queue. */
   async reconcile(): Promise<void> {
+    await this.jobs.registerOwner();
     for (const record of await this.deltas.inStates(['queued', 'building'])) await this.settle(record.key);
   }
 

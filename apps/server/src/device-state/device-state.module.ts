@@ -1,10 +1,16 @@
 import { Module } from '@nestjs/common';
-import { DeviceStateRepository } from './device-state.repository';
+import { DevicesModule } from '../devices/devices.module';
+import { DeviceStateController } from './device-state.controller';
 import { DeviceStateService } from './device-state.service';
 
-/** What devices report (state, presence), coalesced into the database and out on the event bus. */
+/**
+ * What devices report (state, presence), from MQTT (the broker hands it over) or `POST
+ * /v1/device/state`, coalesced into the devices' rows and out on the event bus.
+ */
 @Module({
-  providers: [DeviceStateRepository, DeviceStateService],
+  imports: [DevicesModule],
+  controllers: [DeviceStateController],
+  providers: [DeviceStateService],
   exports: [DeviceStateService],
 })
 export class DeviceStateModule {}

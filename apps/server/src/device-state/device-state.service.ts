@@ -7,10 +7,12 @@ import {
   OnModuleInit,
 } from '@nestjs/common';
 import { DeviceStateMessage, FerryEvent } from '@ferry/protocol';
+import { Clock } from '../clock/clock';
 import { FERRY_CONFIG } from '../config/config.module';
 import { FerryConfig } from '../config/config';
 import { EventBus } from '../events/event-bus.service';
-import { DeviceStateRepository, DeviceStateWrite } from './device-state.repository';
+import { DeviceStateWrite } from '../devices/device-reports.repository';
+import { DevicesService } from '../devices/devices.service';
 
 /** How long a status change or presence change waits for others to share its write. */
 const PROMPT_FLUSH_MS = 20;
@@ -49,8 +51,9 @@ export class DeviceStateService implements OnModuleInit, OnModuleDestroy, Before
   private readonly counters: DeviceStateStats = { reports: 0, flushes: 0, rowsWritten: 0, unknownDevices: 0 };
 
   constructor(
-    private readonly repository: DeviceStateRepository,
+    private readonly devices: DevicesService,
     private readonly bus: EventBus,
+    private readonly clock: Clock,
     @Inject(FERRY_CONFIG) private readonly config: FerryConfig,
   ) {}
 
@@ -99,6 +102,9 @@ export class DeviceStateService implements OnModuleInit, OnModuleDestroy, Before
       bytesTotal: message.bytesTotal ?? null,
       error: message.error ?? null,
       ...(message.status === 'running' && message.releaseId ? { runningReleaseId: message.releaseId } : {}),
+      ...(message.variablesVersion !== undefined ? { variablesVersion: message.variablesVersion } : {}),
+      ...(message.services && { services: message.services }),
+      ...(message.metrics && { metrics: message.metrics }),
       at: receivedAt,
     };
     write.lastSeenAt = receivedAt;
@@ -147,12 +153,11 @@ export class DeviceStateService implements OnModuleInit, OnModuleDestroy, Before
     try {
       const unknown = writes.filter((w) => !this.fleetOf.has(w.uuid)).map((w) => w.uuid);
       if (unknown.length > 0) {
-        for (const [uuid, fleetId] of await this.repository.fleetsOf(unknown))
-          this.fleetOf.set(uuid, fleetId);
+        for (const [uuid, fleetId] of await this.devices.fleetsOf(unknown)) this.fleetOf.set(uuid, fleetId);
       }
       const known = writes.filter((w) => this.fleetOf.has(w.uuid));
       this.counters.unknownDevices += writes.length - known.length;
-      this.counters.rowsWritten += await this.repository.write(known);
+      this.counters.rowsWritten += await this.devices.writeReports(known);
       this.counters.flushes += 1;
       const events: FerryEvent[] = [];
       for (const w of known) {
@@ -167,7 +172,7 @@ export class DeviceStateService implements OnModuleInit, OnModuleDestroy, Before
           events.push({
             type: 'device.presence',
             fleetId,
-            at: w.lastSeenAt ?? new Date().toISOString(),
+            at: w.lastSeenAt ?? this.clock.iso(),
             data: { uuid: w.uuid, online: w.online },
           });
         }

@@ -20,7 +20,6 @@ export class DeviceApiController {
     @Res({ passthrough: true }) response: Response,
   ): Promise<RegisteredDevice> {
     const source = request.ip ?? request.socket.remoteAddress ?? 'unknown';
-    this.devices.failures.check(source, 'registration');
     const { created, device } = await this.devices.register(
       parseWith(RegisterDeviceSchema, body, 'registration'),
       source,

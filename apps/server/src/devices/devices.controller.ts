@@ -1,6 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Device, TagDeviceSchema, TagsSchema, parseWith } from '@ferry/protocol';
+import { CurrentPrincipal, Requires } from '../auth/auth.decorators';
+import { Device, Principal, TagDeviceSchema, TagsSchema, parseWith } from '@ferry/protocol';
 import { z } from 'zod';
 import { DevicesService, publicDevice } from './devices.service';
 
@@ -35,21 +36,25 @@ export class DevicesController {
   constructor(private readonly devices: DevicesService) {}
 
   @Get('fleets/:fleet/devices')
+  @Requires('viewer', { fleet: 'fleet' })
   async listInFleet(@Param('fleet') fleet: string, @Query() query: unknown): Promise<Device[]> {
     return this.devices.listInFleet(fleet, parseListQuery(query));
   }
 
   @Get('devices')
-  async list(@Query() query: unknown): Promise<Device[]> {
-    return this.devices.list(parseListQuery(query));
+  @Requires('viewer', 'own-fleets')
+  async list(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<Device[]> {
+    return this.devices.list({ ...parseListQuery(query), fleetIds: principal.fleetIds ?? undefined });
   }
 
   @Get('devices/:uuid')
+  @Requires('viewer', { device: 'uuid' })
   async get(@Param('uuid') uuid: string): Promise<Device> {
     return publicDevice(await this.devices.get(uuid));
   }
 
   @Post('devices/:uuid/tags')
+  @Requires('deployer', { device: 'uuid' })
   async tag(@Param('uuid') uuid: string, @Body() body: unknown): Promise<Device> {
     const { tags } = parseWith(TagDeviceSchema, body, 'tags');
     const names = Object.fromEntries(Object.keys(tags).map((k) => [k, '']));
@@ -58,6 +63,7 @@ export class DevicesController {
   }
 
   @Delete('devices/:uuid')
+  @Requires('admin', { device: 'uuid' })
   @HttpCode(204)
   async deprovision(@Param('uuid') uuid: string): Promise<void> {
     await this.devices.deprovision(uuid);

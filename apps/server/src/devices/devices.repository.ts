@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Kysely, Selectable } from 'kysely';
-import { Device } from '@ferry/protocol';
+import { Device, ServiceState } from '@ferry/protocol';
 import { DATABASE } from '../database/database.module';
 import { Database, DeviceTable } from '../database/database.types';
 
@@ -8,7 +8,19 @@ export interface DeviceRecord extends Device {
   keyHash: string;
 }
 
-function toDevice(row: Selectable<DeviceTable>): DeviceRecord {
+/** What a device's signed target is built from (docs/protocol.md "Signed targets"). */
+export interface DeviceTargetRecord {
+  fleetId: string;
+  releaseId: string | null;
+  version: number;
+  rollback: boolean;
+  /** The release the device last reported running. */
+  runningReleaseId: string | null;
+}
+
+type DeviceRow = Selectable<DeviceTable> & { fleet_variables_revision: number | null };
+
+function toDevice(row: DeviceRow): DeviceRecord {
   return {
     uuid: row.uuid,
     fleetId: row.fleet_id,
@@ -23,6 +35,7 @@ function toDevice(row: Selectable<DeviceTable>): DeviceRecord {
     targetReleaseId: row.target_release_id,
     tags: JSON.parse(row.tags) as Record<string, string>,
     createdAt: row.created_at,
+    services: row.services ? (JSON.parse(row.services) as ServiceState[]) : null,
     report: row.state_at
       ? {
           releaseId: row.update_release_id,
@@ -32,11 +45,17 @@ function toDevice(row: Selectable<DeviceTable>): DeviceRecord {
           at: row.state_at,
         }
       : null,
+    variables: {
+      version: Number(row.fleet_variables_revision ?? 0) + Number(row.variables_revision),
+      reportedVersion: row.variables_version === null ? null : Number(row.variables_version),
+    },
   };
 }
 
 export interface DeviceQuery {
   fleetId?: string;
+  /** Only devices of these fleets (an operator key limited to some fleets). */
+  fleetIds?: string[];
   /** Substring of the UUID or name. */
   search?: string;
   tag?: { name: string; value?: string };
@@ -70,23 +89,37 @@ export class DevicesRepository {
       .execute();
   }
 
+  /** Devices' rows with their fleet's variables revision (a device's variables version adds both). */
+  private selectDevices() {
+    return this.db
+      .selectFrom('devices')
+      .selectAll('devices')
+      .select((eb) =>
+        eb
+          .selectFrom('fleets')
+          .select('fleets.variables_revision')
+          .whereRef('fleets.id', '=', 'devices.fleet_id')
+          .as('fleet_variables_revision'),
+      );
+  }
+
   async find(uuid: string): Promise<DeviceRecord | null> {
-    const row = await this.db.selectFrom('devices').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+    const row = await this.selectDevices().where('uuid', '=', uuid).executeTakeFirst();
     return row ? toDevice(row) : null;
   }
 
   async findByKeyHash(keyHash: string): Promise<DeviceRecord | null> {
-    const row = await this.db
-      .selectFrom('devices')
-      .selectAll()
-      .where('key_hash', '=', keyHash)
-      .executeTakeFirst();
+    const row = await this.selectDevices().where('key_hash', '=', keyHash).executeTakeFirst();
     return row ? toDevice(row) : null;
   }
 
   async list(query: DeviceQuery): Promise<DeviceRecord[]> {
-    let q = this.db.selectFrom('devices').selectAll();
+    let q = this.selectDevices();
     if (query.fleetId) q = q.where('fleet_id', '=', query.fleetId);
+    if (query.fleetIds) {
+      if (query.fleetIds.length === 0) return [];
+      q = q.where('fleet_id', 'in', query.fleetIds);
+    }
     if (query.search) {
       const like = `%${query.search.toLowerCase().replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
       q = q.where((eb) =>
@@ -110,6 +143,42 @@ export class DevicesRepository {
       .set({ tags: JSON.stringify(tags) })
       .where('uuid', '=', uuid)
       .execute();
+  }
+
+  /**
+   * Sets the target release of every listed device, one statement per 500 devices. The target version
+   * grows in the same statement, so server replicas sharing the database never hand out a lower one.
+   */
+  async setTargets(uuids: string[], releaseId: string, rollback: boolean): Promise<void> {
+    for (let i = 0; i < uuids.length; i += 500) {
+      await this.db
+        .updateTable('devices')
+        .set((eb) => ({
+          target_release_id: releaseId,
+          target_rollback: rollback ? 1 : 0,
+          target_version: eb('target_version', '+', 1),
+        }))
+        .where('uuid', 'in', uuids.slice(i, i + 500))
+        .execute();
+    }
+  }
+
+  /** A device's target as one read: the release, its version and rollback mark; null for no device. */
+  async target(uuid: string): Promise<DeviceTargetRecord | null> {
+    const row = await this.db
+      .selectFrom('devices')
+      .select(['fleet_id', 'target_release_id', 'target_version', 'target_rollback', 'release_id'])
+      .where('uuid', '=', uuid)
+      .executeTakeFirst();
+    return row
+      ? {
+          fleetId: row.fleet_id,
+          releaseId: row.target_release_id,
+          version: Number(row.target_version),
+          rollback: Number(row.target_rollback) === 1,
+          runningReleaseId: row.release_id,
+        }
+      : null;
   }
 
   /** Deletes the device row, which revokes its key. Returns false when there was none. */

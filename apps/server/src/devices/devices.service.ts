@@ -10,12 +10,15 @@ import {
   devicePrefix,
 } from '@ferry/protocol';
 import { hashSecret, newSecret, secretMatches } from '../auth/secrets';
+import { Clock } from '../clock/clock';
 import { FERRY_CONFIG } from '../config/config.module';
 import { FerryConfig } from '../config/config';
-import { FailureLimiter } from '../common/failure-limiter';
+import { FailureLimit, FailureLimiter } from '../limits/failure-limiter.service';
 import { FleetsService } from '../fleets/fleets.service';
+import { TargetKeysService } from '../target-keys/target-keys.service';
 import { DeviceEvents } from './device-events';
-import { DeviceQuery, DeviceRecord, DevicesRepository } from './devices.repository';
+import { DeviceReportsRepository, DeviceStateWrite } from './device-reports.repository';
+import { DeviceQuery, DeviceRecord, DeviceTargetRecord, DevicesRepository } from './devices.repository';
 
 export function publicDevice(device: DeviceRecord): Device {
   const { keyHash: _secret, ...rest } = device;
@@ -24,16 +27,34 @@ export function publicDevice(device: DeviceRecord): Device {
 
 @Injectable()
 export class DevicesService {
-  /** Failed registrations per source address; also used for failed device-key checks. */
-  readonly failures: FailureLimiter;
-
   constructor(
     private readonly devices: DevicesRepository,
+    private readonly reports: DeviceReportsRepository,
     private readonly fleets: FleetsService,
+    private readonly targetKeys: TargetKeysService,
     private readonly events: DeviceEvents,
+    private readonly clock: Clock,
+    private readonly failures: FailureLimiter,
     @Inject(FERRY_CONFIG) private readonly config: FerryConfig,
-  ) {
-    this.failures = new FailureLimiter(config.limits.registrationFailuresPerMinute);
+  ) {}
+
+  /**
+   * The limit on failed registrations and device-key checks: per source address (a device key or a
+   * provisioning key names no identity that could be counted apart).
+   */
+  private limits(source: string): FailureLimit[] {
+    return [
+      { scope: 'device-http', key: source, perMinute: this.config.limits.registrationFailuresPerMinute },
+    ];
+  }
+
+  /** Throws a RateLimitedError when `source` failed too often to register or authenticate. */
+  async checkFailures(source: string, what: string): Promise<void> {
+    await this.failures.check(this.limits(source), what);
+  }
+
+  async countFailure(source: string): Promise<void> {
+    await this.failures.fail(this.limits(source));
   }
 
   /**
@@ -45,10 +66,10 @@ export class DevicesService {
     input: RegisterDevice,
     source: string,
   ): Promise<{ created: boolean; device: RegisteredDevice }> {
-    this.failures.check(source, 'registration');
+    await this.checkFailures(source, 'registration');
     const fleet = await this.fleets.fleetOfProvisioningKey(input.provisioningKey);
     if (!fleet) {
-      this.failures.fail(source);
+      await this.countFailure(source);
       throw new UnauthenticatedError('unknown or revoked provisioning key');
     }
     const uuid = input.uuid ?? randomBytes(16).toString('hex');
@@ -56,19 +77,26 @@ export class DevicesService {
     const answer: RegisteredDevice = {
       uuid,
       apiKey,
-      fleet: { id: fleet.id, slug: fleet.slug, arch: fleet.arch, signingPublicKey: fleet.signingPublicKey },
+      fleet: {
+        id: fleet.id,
+        slug: fleet.slug,
+        arch: fleet.arch,
+        signingPublicKey: fleet.signingPublicKey,
+        releaseTrust: fleet.releaseTrust,
+      },
       mqtt: { url: this.mqttUrl(), username: uuid, topicPrefix: devicePrefix(uuid) },
+      targetKey: await this.targetKeys.currentPublicKey(),
     };
     const existing = await this.devices.find(uuid);
     if (existing) {
       if (existing.fleetId === fleet.id && secretMatches(apiKey, existing.keyHash))
         return { created: false, device: answer };
-      this.failures.fail(source);
+      await this.countFailure(source);
       throw new ConflictError(`device ${uuid} is already registered with another key`);
     }
     const keyHash = hashSecret(apiKey);
     if (await this.devices.findByKeyHash(keyHash)) {
-      this.failures.fail(source);
+      await this.countFailure(source);
       throw new ConflictError('this API key is already in use by another device');
     }
     try {
@@ -85,8 +113,10 @@ export class DevicesService {
         releaseId: null,
         targetReleaseId: null,
         tags: {},
-        createdAt: new Date().toISOString(),
+        createdAt: this.clock.iso(),
         report: null,
+        variables: { version: 0, reportedVersion: null },
+        services: null,
       });
     } catch (error) {
       // Two concurrent registrations of one UUID: the loser sees the winner's row.
@@ -129,6 +159,31 @@ export class DevicesService {
     }
     await this.devices.setTags(uuid, tags);
     return publicDevice({ ...device, tags });
+  }
+
+  /**
+   * Stores the target release of these devices (telling them is the targets feature's job); `rollback`
+   * marks an older release the operator or a rollout asked for.
+   */
+  async setTargets(uuids: string[], releaseId: string, rollback = false): Promise<void> {
+    await this.devices.setTargets(uuids, releaseId, rollback);
+  }
+
+  /** A device's target release, version and rollback mark; 404 for an unknown device. */
+  async target(uuid: string): Promise<DeviceTargetRecord> {
+    const target = await this.devices.target(uuid);
+    if (!target) throw new NotFoundError(`no device ${uuid}`);
+    return target;
+  }
+
+  /** The fleet of each of these devices that exists (unknown UUIDs are left out). */
+  async fleetsOf(uuids: string[]): Promise<Map<string, string>> {
+    return this.reports.fleetsOf(uuids);
+  }
+
+  /** Writes coalesced device reports; returns the number of device rows written. */
+  async writeReports(writes: DeviceStateWrite[]): Promise<number> {
+    return this.reports.write(writes);
   }
 
   /** Deletes a device: its key stops working at once and its MQTT session is dropped. */

@@ -1,9 +1,10 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { FerryEvent } from '@ferry/protocol';
+import { RedisOutageMonitor } from '@ferry/storage';
 import { FERRY_CONFIG } from '../config/config.module';
 import { FerryConfig } from '../config/config';
-import { REDIS } from '../redis/redis.module';
+import { REDIS, REDIS_MONITOR, closeRedis } from '../redis/redis.module';
 
 /** One Redis message: a batch of events and the process that published it. */
 export interface EventBatch {
@@ -17,15 +18,20 @@ export interface EventBatch {
  */
 @Injectable()
 export class EventBusRepository implements OnApplicationShutdown {
-  private readonly logger = new Logger(EventBusRepository.name);
   private readonly channel: string;
   private subscriber: Redis | null = null;
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(FERRY_CONFIG) config: FerryConfig,
+    @Inject(REDIS_MONITOR) private readonly monitor: RedisOutageMonitor,
   ) {
     this.channel = `${config.redisPrefix}events`;
+  }
+
+  /** Redis is known to be away (its outage was logged once). */
+  get redisAway(): boolean {
+    return this.monitor.down;
   }
 
   async publish(batch: EventBatch): Promise<void> {
@@ -35,13 +41,13 @@ export class EventBusRepository implements OnApplicationShutdown {
   /** Calls `onBatch` with every batch any process publishes (this one's included). */
   async subscribe(onBatch: (raw: string) => void): Promise<void> {
     const subscriber = this.redis.duplicate();
-    subscriber.on('error', (error: Error) => this.logger.warn(`event bus subscriber: ${error.message}`));
+    this.monitor.watch(subscriber);
     subscriber.on('message', (_channel: string, message: string) => onBatch(message));
     await subscriber.subscribe(this.channel);
     this.subscriber = subscriber;
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
+    if (this.subscriber) await closeRedis(this.subscriber, this.monitor);
   }
 }

@@ -31,9 +31,11 @@ export class EventBus implements OnModuleInit {
   publish(events: FerryEvent[]): void {
     if (events.length === 0) return;
     for (const event of events) this.local.next(event);
-    this.repository
-      .publish({ origin: this.origin, events })
-      .catch((error: Error) => this.logger.warn(`events not shared with other processes: ${error.message}`));
+    this.repository.publish({ origin: this.origin, events }).catch((error: Error) => {
+      // While Redis is away the outage line says so once; not one line per event.
+      if (!this.repository.redisAway)
+        this.logger.warn(`events not shared with other processes: ${error.message}`);
+    });
   }
 
   private receive(raw: string): void {

@@ -1,15 +1,11 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { FleetsModule } from '../fleets/fleets.module';
-import { EventBusRepository } from './event-bus.repository';
-import { EventBus } from './event-bus.service';
+import { EventBusModule } from './event-bus.module';
 import { EventsController } from './events.controller';
 
-/** The event bus (any feature may publish to it) and its SSE endpoint. */
-@Global()
+/** The event bus and its SSE endpoint, `GET /v1/events`. */
 @Module({
-  imports: [FleetsModule],
+  imports: [EventBusModule, FleetsModule],
   controllers: [EventsController],
-  providers: [EventBusRepository, EventBus],
-  exports: [EventBus],
 })
 export class EventsModule {}

@@ -1,6 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Kysely, Selectable } from 'kysely';
-import { Architecture, Fleet, ProvisioningKey } from '@ferry/protocol';
+import {
+  Architecture,
+  Fleet,
+  ProvisioningKey,
+  ReleaseSignature,
+  ReleaseTrust,
+  ReleaseTrustStep,
+} from '@ferry/protocol';
 import { DATABASE } from '../database/database.module';
 import { Database, FleetTable, ProvisioningKeyTable } from '../database/database.types';
 
@@ -16,6 +23,7 @@ function toFleet(row: Selectable<FleetTable>): FleetRecord {
     arch: row.arch as Architecture,
     signingPublicKey: row.signing_public_key,
     signingPrivateKey: row.signing_private_key,
+    releaseTrust: row.release_trust ? (JSON.parse(row.release_trust) as ReleaseTrust) : null,
     createdAt: row.created_at,
   };
 }
@@ -46,9 +54,74 @@ export class FleetsRepository {
         arch: fleet.arch,
         signing_public_key: fleet.signingPublicKey,
         signing_private_key: fleet.signingPrivateKey,
+        release_trust: fleet.releaseTrust ? JSON.stringify(fleet.releaseTrust) : null,
         created_at: fleet.createdAt,
       })
       .execute();
+    if (fleet.releaseTrust)
+      await this.recordTrust(this.db, fleet.id, fleet.releaseTrust, [], fleet.createdAt);
+  }
+
+  private async recordTrust(
+    db: Kysely<Database>,
+    fleetId: string,
+    trust: ReleaseTrust,
+    signatures: ReleaseSignature[],
+    at: string,
+  ): Promise<void> {
+    await db
+      .insertInto('release_trust_versions')
+      .values({
+        fleet_id: fleetId,
+        version: trust.version,
+        trust: JSON.stringify(trust),
+        signatures: JSON.stringify(signatures),
+        created_at: at,
+      })
+      .execute();
+  }
+
+  /** The fleet's release-key rotations (version 2 and up), oldest first, with their approving signatures. */
+  async trustChain(fleetId: string): Promise<ReleaseTrustStep[]> {
+    const rows = await this.db
+      .selectFrom('release_trust_versions')
+      .select(['trust', 'signatures'])
+      .where('fleet_id', '=', fleetId)
+      .where('version', '>', 1)
+      .orderBy('version')
+      .execute();
+    return rows.map((r) => ({
+      trust: JSON.parse(r.trust) as ReleaseTrust,
+      signatures: JSON.parse(r.signatures) as ReleaseSignature[],
+    }));
+  }
+
+  /**
+   * Replaces the fleet's release keys with `next` if they are still at `next.version - 1` (two
+   * rotations at once: one wins, the other gets false), keeping the approved version and signatures.
+   */
+  async rotateTrust(
+    fleetId: string,
+    next: ReleaseTrust,
+    signatures: ReleaseSignature[],
+    at: string,
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom('fleets')
+        .select('release_trust')
+        .where('id', '=', fleetId)
+        .executeTakeFirst();
+      const current = row?.release_trust ? (JSON.parse(row.release_trust) as ReleaseTrust) : null;
+      if (!current || current.version !== next.version - 1) return false;
+      await trx
+        .updateTable('fleets')
+        .set({ release_trust: JSON.stringify(next) })
+        .where('id', '=', fleetId)
+        .execute();
+      await this.recordTrust(trx, fleetId, next, signatures, at);
+      return true;
+    });
   }
 
   async list(): Promise<FleetRecord[]> {
@@ -130,5 +203,26 @@ export class FleetsRepository {
       .where('provisioning_keys.revoked_at', 'is', null)
       .executeTakeFirst();
     return row ? toFleet(row) : null;
+  }
+
+  async bindMounts(fleetId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('fleet_bind_mounts')
+      .select('path')
+      .where('fleet_id', '=', fleetId)
+      .orderBy('path')
+      .execute();
+    return rows.map((r) => r.path);
+  }
+
+  async setBindMounts(fleetId: string, paths: string[]): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('fleet_bind_mounts').where('fleet_id', '=', fleetId).execute();
+      if (paths.length > 0)
+        await trx
+          .insertInto('fleet_bind_mounts')
+          .values(paths.map((path) => ({ fleet_id: fleetId, path })))
+          .execute();
+    });
   }
 }

@@ -1,6 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Kysely, Selectable } from 'kysely';
-import { Release, ReleaseLayer, ReleaseManifest } from '@ferry/protocol';
+import {
+  ConflictError,
+  Release,
+  ReleaseLayer,
+  ReleaseManifest,
+  ReleaseSignature,
+  releaseBlobDigests,
+} from '@ferry/protocol';
 import { DATABASE } from '../database/database.module';
 import { Database, ReleaseTable } from '../database/database.types';
 
@@ -16,13 +23,24 @@ function toRelease(row: Selectable<ReleaseTable>): Release {
     totalSize: Number(row.total_size),
     manifest,
     signature: row.signature,
+    ownerSignatures:
+      row.owner_signatures === null ? null : (JSON.parse(row.owner_signatures) as ReleaseSignature[]),
   };
 }
 
-/** Releases, their layers and which release uses which layer. */
+/** Releases and their layers (which layers a release uses is in its manifest). */
 @Injectable()
 export class ReleasesRepository {
   constructor(@Inject(DATABASE) private readonly db: Kysely<Database>) {}
+
+  async highestVersion(fleetId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('releases')
+      .select((eb) => eb.fn.max('version').as('max'))
+      .where('fleet_id', '=', fleetId)
+      .executeTakeFirst();
+    return Number(row?.max ?? 0);
+  }
 
   async versionTaken(fleetId: string, version: number): Promise<boolean> {
     const row = await this.db
@@ -55,15 +73,18 @@ export class ReleasesRepository {
     build: (version: number) => Release,
   ): Promise<Release> {
     return this.db.transaction().execute(async (trx) => {
-      let version = requestedVersion;
-      if (version === undefined) {
-        const row = await trx
-          .selectFrom('releases')
-          .select((eb) => eb.fn.max('version').as('max'))
-          .where('fleet_id', '=', fleetId)
-          .executeTakeFirst();
-        version = Number(row?.max ?? 0) + 1;
-      }
+      const row = await trx
+        .selectFrom('releases')
+        .select((eb) => eb.fn.max('version').as('max'))
+        .where('fleet_id', '=', fleetId)
+        .executeTakeFirst();
+      const highest = Number(row?.max ?? 0);
+      // Versions only grow per fleet (docs/security.md): a device can then refuse to go back.
+      if (requestedVersion !== undefined && requestedVersion <= highest)
+        throw new ConflictError(
+          `release versions only grow: the fleet is at v${highest}, push v${highest + 1} or more`,
+        );
+      const version = requestedVersion ?? highest + 1;
       const release = build(version);
       const layers = new Map<string, ReleaseLayer>();
       for (const service of release.services)
@@ -91,20 +112,26 @@ export class ReleasesRepository {
           total_size: release.totalSize,
           manifest: JSON.stringify(release.manifest),
           signature: release.signature,
+          owner_signatures: release.ownerSignatures === null ? null : JSON.stringify(release.ownerSignatures),
           created_at: release.createdAt,
         })
         .execute();
-      const links = release.services.flatMap((service) =>
-        service.layers.map((layer, position) => ({
-          release_id: release.id,
-          service: service.name,
-          position,
-          diff_id: layer.diffId,
-        })),
-      );
-      if (links.length > 0) await trx.insertInto('release_layers').values(links).execute();
+      const blobs = releaseBlobDigests(release.manifest).map((digest) => ({
+        release_id: release.id,
+        fleet_id: release.fleetId,
+        digest,
+      }));
+      if (blobs.length > 0) await trx.insertInto('release_blobs').values(blobs).execute();
       return release;
     });
+  }
+
+  async setOwnerSignatures(id: string, signatures: ReleaseSignature[]): Promise<void> {
+    await this.db
+      .updateTable('releases')
+      .set({ owner_signatures: JSON.stringify(signatures) })
+      .where('id', '=', id)
+      .execute();
   }
 
   async find(id: string): Promise<Release | null> {

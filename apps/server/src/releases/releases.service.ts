@@ -3,18 +3,25 @@ import { Readable } from 'node:stream';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   ConflictError,
+  ForbiddenError,
+  MANIFEST_SCHEMA_VERSION,
+  ManifestSignatureError,
   NotFoundError,
   PayloadTooLargeError,
   Release,
   ReleaseManifest,
   ReleaseService,
+  ReleaseSignature,
+  signManifest,
+  verifyThreshold,
 } from '@ferry/protocol';
-import { ImageArchive, archiveLimits, readImageArchive } from '@ferry/delta';
-import { BlobRepository } from '../blobs/blob.repository';
+import { ArchiveImage, ImageArchive, archiveLimits, readImageArchive, readReleaseBundle } from '@ferry/delta';
+import { BlobStore } from '../blobs/blob.repository';
+import { Clock } from '../clock/clock';
 import { FERRY_CONFIG } from '../config/config.module';
 import { FerryConfig } from '../config/config';
 import { FleetsService } from '../fleets/fleets.service';
-import { signManifest } from './release-signer';
+import { parseComposeRelease } from './compose-release';
 import { ReleaseEvents } from './release-events';
 import { ReleasesRepository } from './releases.repository';
 
@@ -31,8 +38,9 @@ export class ReleasesService {
   constructor(
     private readonly releases: ReleasesRepository,
     private readonly fleets: FleetsService,
-    private readonly blobs: BlobRepository,
+    private readonly blobs: BlobStore,
     private readonly events: ReleaseEvents,
+    private readonly clock: Clock,
     @Inject(FERRY_CONFIG) private readonly config: FerryConfig,
   ) {}
 
@@ -44,7 +52,7 @@ export class ReleasesService {
   async push(
     fleetRef: string,
     body: Readable,
-    options: { version?: number; note?: string; declaredBytes?: number },
+    options: { version?: number; note?: string; declaredBytes?: number; bundle?: boolean },
   ): Promise<PushedRelease> {
     const fleet = await this.fleets.get(fleetRef);
     const max = this.config.limits.maxReleaseBytes;
@@ -54,53 +62,82 @@ export class ReleasesService {
         { limit: max },
       );
     }
+    const highest = options.version === undefined ? 0 : await this.releases.highestVersion(fleet.id);
+    if (options.version !== undefined && options.version < highest)
+      throw new ConflictError(
+        `release versions only grow: fleet ${fleet.slug} is at v${highest}, push v${highest + 1} or more`,
+      );
     if (options.version !== undefined && (await this.releases.versionTaken(fleet.id, options.version))) {
       throw new ConflictError(`fleet ${fleet.slug} already has release version ${options.version}`);
     }
-    const staging = await this.blobs.stagingDir();
+    const staging = await this.blobs.openStaging();
     try {
-      const archive = await readImageArchive(
-        body,
-        staging,
-        archiveLimits({
-          maxArchiveBytes: max,
-          maxUncompressedBytes: max,
-          maxCompressionRatio: this.config.limits.maxDecompressionRatio,
-        }),
-      );
-      const diffIds = archive.images.flatMap((image) => image.layers.map((layer) => layer.diffId));
+      const limits = archiveLimits({
+        maxArchiveBytes: max,
+        maxUncompressedBytes: max,
+        maxCompressionRatio: this.config.limits.maxDecompressionRatio,
+        maxImages: this.config.limits.maxImagesPerRelease,
+      });
+      const idle = { idleTimeoutMs: this.config.limits.uploadIdleSeconds * 1000 };
+      let format: ImageArchive['format'];
+      let images: ArchiveImage[];
+      let compose: Buffer | null = null;
+      if (options.bundle) {
+        const bundle = await readReleaseBundle(body, staging.path, limits, idle);
+        compose = bundle.compose;
+        format = bundle.archives[0]?.format ?? 'docker-archive';
+        // The same image in two archives is one image.
+        const seen = new Map<string, ArchiveImage>();
+        for (const image of bundle.archives.flatMap((a) => a.images))
+          if (!seen.has(image.config.digest)) seen.set(image.config.digest, image);
+        images = [...seen.values()];
+      } else {
+        const archive = await readImageArchive(body, staging.path, limits, idle);
+        format = archive.format;
+        images = archive.images;
+      }
+      const app = { name: fleet.slug, volumes: {}, networks: {} };
+      let services: ReleaseService[];
+      if (compose) {
+        const parsed = parseComposeRelease(compose, images, await this.fleets.bindMounts(fleet.id));
+        services = parsed.services;
+        Object.assign(app, parsed.app);
+      } else
+        services = images.map((image) => ({
+          name: image.service,
+          image: image.reference,
+          configDigest: image.config.digest,
+          config: {},
+          layers: image.layers.map((layer) => ({
+            diffId: layer.diffId,
+            size: layer.size,
+            gzipDigest: layer.gzipDigest,
+            gzipSize: layer.gzipSize,
+          })),
+        }));
+      const diffIds = images.flatMap((image) => image.layers.map((layer) => layer.diffId));
       const known = await this.releases.knownLayers(diffIds);
-      for (const image of archive.images) {
+      for (const image of images) {
         await this.blobs.adopt(image.config.path, image.config.digest);
         for (const layer of image.layers) {
           await this.blobs.adopt(layer.path, layer.diffId);
           await this.blobs.adopt(layer.gzipPath, layer.gzipDigest);
         }
       }
-      const services: ReleaseService[] = archive.images.map((image) => ({
-        name: image.service,
-        image: image.reference,
-        configDigest: image.config.digest,
-        layers: image.layers.map((layer) => ({
-          diffId: layer.diffId,
-          size: layer.size,
-          gzipDigest: layer.gzipDigest,
-          gzipSize: layer.gzipSize,
-        })),
-      }));
       const id = randomUUID();
-      const createdAt = new Date().toISOString();
+      const createdAt = this.clock.iso();
       const uniqueSizes = new Map(services.flatMap((s) => s.layers.map((l) => [l.diffId, l.size] as const)));
       const totalSize = [...uniqueSizes.values()].reduce((a, b) => a + b, 0);
       const release = await this.releases
         .insert(fleet.id, options.version, (version) => {
           const manifest: ReleaseManifest = {
-            schemaVersion: 1,
+            schemaVersion: MANIFEST_SCHEMA_VERSION,
             fleetId: fleet.id,
             releaseId: id,
             version,
             createdAt,
             services,
+            app,
           };
           return {
             id,
@@ -112,6 +149,8 @@ export class ReleasesService {
             totalSize,
             manifest,
             signature: signManifest(manifest, fleet.signingPrivateKey),
+            // A fleet with pinned release keys: the owners sign next (POST /v1/releases/:id/signatures).
+            ownerSignatures: fleet.releaseTrust ? [] : null,
           };
         })
         .catch((error: unknown) => {
@@ -127,15 +166,56 @@ export class ReleasesService {
       return {
         ...release,
         newLayers: [...new Set(diffIds)].filter((d) => !known.has(d)),
-        format: archive.format,
+        format,
       };
     } finally {
-      await this.blobs.discard(staging);
+      await staging.discard();
     }
   }
 
   async list(fleetRef: string): Promise<Release[]> {
     return this.releases.listForFleet((await this.fleets.get(fleetRef)).id);
+  }
+
+  /**
+   * Adds the release owners' signatures of a release's manifest; refused (nothing stored) unless the
+   * threshold of the fleet's current release keys signed it.
+   */
+  async sign(id: string, signatures: ReleaseSignature[]): Promise<Release> {
+    const release = await this.get(id);
+    const fleet = await this.fleets.get(release.fleetId);
+    if (!fleet.releaseTrust)
+      throw new ConflictError(`fleet ${fleet.slug} has no release keys: the server signs its releases`);
+    try {
+      verifyThreshold(release.manifest, signatures, fleet.releaseTrust, `release v${release.version}`);
+    } catch (error) {
+      if (error instanceof ManifestSignatureError) throw new ForbiddenError(error.message);
+      throw error;
+    }
+    await this.releases.setOwnerSignatures(id, signatures);
+    return { ...release, ownerSignatures: signatures };
+  }
+
+  /**
+   * Throws unless `release` may go to devices: a fleet with pinned release keys needs the owners'
+   * signatures first (the agent would refuse it anyway; this says so before a rollout starts).
+   */
+  async requireDeployable(release: Release): Promise<void> {
+    if (release.ownerSignatures === null) return;
+    const fleet = await this.fleets.get(release.fleetId);
+    if (!fleet.releaseTrust) return;
+    try {
+      verifyThreshold(
+        release.manifest,
+        release.ownerSignatures,
+        fleet.releaseTrust,
+        `release v${release.version}`,
+      );
+    } catch (error) {
+      if (error instanceof ManifestSignatureError)
+        throw new ConflictError(`${error.message}: sign it first (ferry push --sign, or ferry release sign)`);
+      throw error;
+    }
   }
 
   async get(id: string): Promise<Release> {

@@ -1,5 +1,13 @@
-import { ConflictError, RolloutStrategy, RolloutStrategySchema } from '@ferry/protocol';
-import { Decision, DeviceReport, RolloutSnapshot, decide, operatorAction } from './rollout-engine';
+import { ConflictError, MAINTENANCE_WAIT, RolloutStrategy, RolloutStrategySchema } from '@ferry/protocol';
+import { GroupHealth } from './health-comparison';
+import {
+  Decision,
+  EngineReport,
+  RolloutSnapshot,
+  decide,
+  healthWindowNeeded,
+  operatorAction,
+} from './rollout-engine';
 import { BATCH_TRANSITIONS, DEVICE_TRANSITIONS, ROLLOUT_TRANSITIONS, canTransition } from './rollout-states';
 import { resolveBatches, checkBatchSpec, selectDevices } from './rollout-planner';
 
@@ -73,6 +81,35 @@ class FakeRollout {
 
   apply(decision: Decision): Decision {
     if (decision.rollout) this.snapshot.rollout = { ...decision.rollout };
+    for (const n of decision.addedBatches ?? [])
+      this.snapshot.batches.push({
+        number: n,
+        state: 'pending',
+        startedAt: null,
+        bakeUntil: null,
+        finishedAt: null,
+      });
+    for (const j of decision.joined ?? [])
+      this.snapshot.devices.push({
+        uuid: j.uuid,
+        batch: j.batch,
+        state: 'pending',
+        fromReleaseId: j.fromReleaseId,
+        notifiedAt: null,
+        deadline: null,
+        bytesSent: 0,
+        reason: null,
+        report: {
+          exists: true,
+          status: 'running',
+          releaseId: j.fromReleaseId,
+          bytesDone: null,
+          bytesTotal: null,
+          error: null,
+          at: null,
+        },
+      });
+    this.snapshot.joiners = [];
     for (const b of decision.batches)
       Object.assign(
         this.snapshot.batches.find((x) => x.number === b.number)!,
@@ -93,7 +130,7 @@ class FakeRollout {
     this.now += seconds * 1000;
   }
 
-  report(uuid: string, report: Partial<DeviceReport>): void {
+  report(uuid: string, report: Partial<EngineReport>): void {
     const device = this.snapshot.devices.find((d) => d.uuid === uuid)!;
     device.report = { ...device.report, ...report, at: new Date(this.now).toISOString() };
   }
@@ -173,16 +210,55 @@ describe('batch planning', () => {
       ],
       NEW,
       null,
+      7,
     );
-    expect(selection.eligible.map((d) => d.uuid)).toEqual(['b', 'a', 'e']);
+    expect(selection.eligible[0]!.uuid).toBe('b');
+    expect(selection.eligible.map((d) => d.uuid).sort()).toEqual(['a', 'b', 'e']);
     expect(selection.pinned).toEqual(['c']);
     expect(selection.upToDate).toEqual(['d']);
-    const filtered = selectDevices([device('a', { tags: { ring: 'canary' } }), device('b', {})], NEW, {
-      name: 'ring',
-      value: 'canary',
-    });
+    const filtered = selectDevices(
+      [device('a', { tags: { ring: 'canary' } }), device('b', {})],
+      NEW,
+      { name: 'ring', value: 'canary' },
+      7,
+    );
     expect(filtered.eligible.map((d) => d.uuid)).toEqual(['a']);
     expect(filtered.filteredOut).toBe(1);
+  });
+});
+
+describe('batch membership drawn from the rollout seed', () => {
+  const fleet = Array.from({ length: 100 }, (_, i) => ({
+    uuid: `device-${String(i).padStart(3, '0')}`,
+    name: `pump-${String(i).padStart(3, '0')}`,
+    online: true,
+    releaseId: OLD,
+    tags: {},
+    createdAt: `2026-01-01T00:00:${String(i % 60).padStart(2, '0')}Z`,
+  }));
+  const firstBatch = (seed: number, devices = fleet): string[] =>
+    selectDevices(devices, NEW, null, seed)
+      .eligible.slice(0, 5)
+      .map((d) => d.uuid);
+
+  it('gives the same order for the same seed, whatever order the devices come in', () => {
+    expect(firstBatch(42)).toEqual(firstBatch(42, [...fleet].reverse()));
+    expect(selectDevices(fleet, NEW, null, 42).eligible).toHaveLength(100);
+  });
+
+  it('does not put the same devices first for every rollout (not name or age order)', () => {
+    const firsts = new Set<string>();
+    for (let seed = 0; seed < 200; seed += 1) firsts.add(firstBatch(seed)[0]!);
+    // 200 draws from 100 devices: a fair draw hits about 87 distinct devices; name order would hit 1.
+    expect(firsts.size).toBeGreaterThan(60);
+    expect(firstBatch(1)).not.toEqual(firstBatch(2));
+    expect(firstBatch(1)).not.toEqual(fleet.slice(0, 5).map((d) => d.uuid));
+  });
+
+  it('still puts online devices before offline ones', () => {
+    const mixed = fleet.map((d, i) => ({ ...d, online: i % 2 === 0 }));
+    const order = selectDevices(mixed, NEW, null, 9).eligible;
+    expect(order.slice(0, 50).every((d) => d.online)).toBe(true);
   });
 });
 
@@ -438,5 +514,290 @@ describe('rollout engine', () => {
     r.step();
     expect(r.stateOf('d1')).toBe('canceled');
     expect(r.batchState(1)).toBe('baking');
+  });
+});
+
+describe('late joiners and departures', () => {
+  const joiner = (uuid: string) => ({
+    uuid,
+    name: uuid,
+    fromReleaseId: OLD,
+    projectedBytes: 10,
+    fullBytes: 20,
+  });
+
+  it('puts a device that appears while batch 1 runs into batch 2, told when batch 2 starts', () => {
+    const r = new FakeRollout([1, 2]);
+    r.step();
+    r.snapshot.joiners = [joiner('late')];
+    const decision = r.step();
+    expect(decision.joined).toEqual([{ ...joiner('late'), batch: 2 }]);
+    expect(decision.addedBatches).toEqual([]);
+    expect(r.stateOf('late')).toBe('pending');
+    expect(r.notices.map((n) => n.uuid)).toEqual(['d1']);
+    r.upgrade(1);
+    r.step();
+    r.advance(60);
+    r.step();
+    expect(r.batchState(2)).toBe('running');
+    expect(r.notices.map((n) => n.uuid)).toEqual(['d1', 'd2', 'd3', 'late']);
+    r.upgrade(2);
+    r.step();
+    r.advance(60);
+    r.step();
+    expect(r.stateOf('late')).toBe('succeeded');
+    expect(r.snapshot.rollout.state).toBe('completed');
+  });
+
+  it('adds a late batch after the last one when every batch has started, and completes only after it', () => {
+    const r = new FakeRollout([2]);
+    r.step();
+    r.upgrade(1);
+    r.step();
+    expect(r.batchState(1)).toBe('baking');
+    r.snapshot.joiners = [joiner('late-b'), joiner('late-a')];
+    const decision = r.step();
+    expect(decision.addedBatches).toEqual([2]);
+    expect(decision.joined!.map((j) => [j.uuid, j.batch])).toEqual([
+      ['late-b', 2],
+      ['late-a', 2],
+    ]);
+    r.advance(60);
+    r.step();
+    expect(r.batchState(1)).toBe('passed');
+    expect(r.batchState(2)).toBe('running');
+    expect(r.snapshot.rollout.state).toBe('running');
+    expect(r.notices.map((n) => n.uuid).sort()).toEqual(['d1', 'd2', 'late-a', 'late-b']);
+    r.upgrade(2);
+    r.step();
+    r.advance(60);
+    r.step();
+    expect(r.snapshot.rollout.state).toBe('completed');
+  });
+
+  it('adds a device only once, keeps joiners of a paused rollout pending, and takes none once it ended', () => {
+    const r = new FakeRollout([1, 1]);
+    r.step();
+    r.act('pause');
+    r.snapshot.joiners = [joiner('late'), joiner('d1')];
+    expect(r.step().joined!.map((j) => j.uuid)).toEqual(['late']);
+    r.snapshot.joiners = [joiner('late')];
+    expect(r.step().joined).toBeUndefined();
+    expect(r.stateOf('late')).toBe('pending');
+    r.act('abort');
+    expect(r.stateOf('late')).toBe('canceled');
+    r.snapshot.joiners = [joiner('later')];
+    expect(r.step().joined).toBeUndefined();
+  });
+
+  it('cancels a device deprovisioned before its batch started, so it never times out or fails the batch', () => {
+    const r = new FakeRollout([1, 2], { maxFailurePercent: 0 });
+    r.step();
+    r.snapshot.devices.find((d) => d.uuid === 'd3')!.report.exists = false;
+    r.upgrade(1);
+    r.step();
+    expect(r.stateOf('d3')).toBe('canceled');
+    expect(r.snapshot.devices.find((d) => d.uuid === 'd3')!.reason).toBe('device deprovisioned');
+    r.advance(60);
+    r.step();
+    expect(r.notices.map((n) => n.uuid)).toEqual(['d1', 'd2']);
+    r.advance(10);
+    r.report('d2', { status: 'running', releaseId: NEW });
+    r.step();
+    r.advance(60);
+    r.step();
+    expect(r.batchState(2)).toBe('passed');
+    expect(r.snapshot.rollout.state).toBe('completed');
+  });
+});
+
+describe('rollout engine: health against a control group', () => {
+  const group = (devices: number, affected: GroupHealth['affected'] = {}): GroupHealth => ({
+    devices,
+    affected,
+    events: { ...affected },
+  });
+  /** Runs batch 1 up to its bake end and hands the engine this window. */
+  const bakeBatchOne = (r: FakeRollout, updated: GroupHealth, control: GroupHealth): void => {
+    r.step();
+    r.upgrade(1);
+    r.step();
+    expect(r.batchState(1)).toBe('baking');
+    r.advance(30);
+    expect(healthWindowNeeded(r.snapshot, r.now)).toBeNull();
+    r.advance(31);
+    expect(healthWindowNeeded(r.snapshot, r.now)?.number).toBe(1);
+    r.snapshot.health = { from: 'a', to: 'b', updated, control };
+  };
+
+  it('pauses when the updated group restarts far more often than the control group', () => {
+    const r = new FakeRollout([5, 40], {
+      healthComparison: { marginPercent: 10, alpha: 0.05, minAffected: 2, onWorse: 'pause', metrics: [] },
+    });
+    bakeBatchOne(r, group(5, { restarts: 5 }), group(40, { restarts: 2 }));
+    const decision = r.step();
+    expect(r.batchState(1)).toBe('failed');
+    expect(r.snapshot.rollout.state).toBe('paused');
+    expect(r.snapshot.rollout.reason).toContain('batch 1 worse than the control group: restarts: 5 of 5');
+    expect(decision.batches[0]?.health).toMatchObject({ verdict: 'worse', interim: false });
+    expect(r.batchState(2)).toBe('pending');
+    expect(r.batchOf(1).every((uuid) => r.stateOf(uuid) === 'verifying')).toBe(true);
+  });
+
+  it('aborts instead when told to, cancelling the devices not told yet', () => {
+    const r = new FakeRollout([5, 40], {
+      healthComparison: { marginPercent: 10, alpha: 0.05, minAffected: 2, onWorse: 'abort', metrics: [] },
+    });
+    bakeBatchOne(r, group(5, { offline: 4 }), group(40, { offline: 1 }));
+    r.step();
+    expect(r.snapshot.rollout.state).toBe('aborted');
+    expect(r.batchOf(2).every((uuid) => r.stateOf(uuid) === 'canceled')).toBe(true);
+  });
+
+  it('passes a batch no worse than its control group and keeps the verdict on the batch', () => {
+    const r = new FakeRollout([5, 40], {
+      healthComparison: { marginPercent: 10, alpha: 0.05, minAffected: 2, onWorse: 'pause', metrics: [] },
+    });
+    bakeBatchOne(r, group(5, { restarts: 1 }), group(40, { restarts: 6 }));
+    const decision = r.step();
+    expect(r.batchState(1)).toBe('passed');
+    expect(decision.batches.find((b) => b.number === 1)?.health?.verdict).toBe('ok');
+    expect(r.batchState(2)).toBe('running');
+  });
+
+  it('does not pause a canary of one that restarted, against a quiet fleet', () => {
+    const r = new FakeRollout([1, 200], {
+      healthComparison: { marginPercent: 10, alpha: 0.05, minAffected: 2, onWorse: 'pause', metrics: [] },
+    });
+    bakeBatchOne(r, group(1, { restarts: 1, errors: 1 }), group(200));
+    r.step();
+    expect(r.batchState(1)).toBe('passed');
+    expect(r.snapshot.rollout.state).toBe('running');
+  });
+
+  it('does not judge without a strategy that asks, nor before the bake ends', () => {
+    const r = new FakeRollout([5, 40]);
+    r.step();
+    r.upgrade(1);
+    r.step();
+    r.advance(61);
+    expect(healthWindowNeeded(r.snapshot, r.now)).toBeNull();
+    r.snapshot.health = { from: 'a', to: 'b', updated: group(5, { restarts: 5 }), control: group(40) };
+    r.step();
+    expect(r.batchState(1)).toBe('passed');
+  });
+});
+
+describe('scheduled start', () => {
+  /** A rollout created scheduled, as the service stores one whose startAt is ahead. */
+  function scheduled(startInSeconds: number): FakeRollout {
+    const r = new FakeRollout([1, 2], { startAt: new Date(T0 + startInSeconds * 1000).toISOString() });
+    r.snapshot.rollout.state = 'scheduled';
+    return r;
+  }
+
+  it('tells no device before its start time, then runs like any rollout', () => {
+    const r = scheduled(3600);
+    expect(r.step()).toEqual({ rollout: null, batches: [], devices: [] });
+    r.advance(3599);
+    r.step();
+    expect(r.snapshot.rollout.state).toBe('scheduled');
+    expect(r.notices).toEqual([]);
+    r.advance(1);
+    r.step();
+    expect(r.snapshot.rollout.state).toBe('running');
+    expect(r.snapshot.rollout.reason).toBeNull();
+    expect(r.batchState(1)).toBe('running');
+    expect(r.notices.map((n) => n.uuid)).toEqual(['d1']);
+  });
+
+  it('takes late joiners while scheduled; an operator can start it early with resume or abort it, not pause it', () => {
+    const early = scheduled(3600);
+    early.snapshot.joiners = [
+      { uuid: 'late', name: 'late', fromReleaseId: OLD, projectedBytes: 1, fullBytes: 1 },
+    ];
+    expect(early.step().joined?.map((j) => [j.uuid, j.batch])).toEqual([['late', 1]]);
+    expect(() => early.act('pause')).toThrow(ConflictError);
+    early.act('resume');
+    early.step();
+    expect(early.snapshot.rollout.state).toBe('running');
+    expect(early.notices.map((n) => n.uuid).sort()).toEqual(['d1', 'late']);
+
+    const dropped = scheduled(3600);
+    dropped.act('abort');
+    expect(dropped.snapshot.rollout.state).toBe('aborted');
+    expect(dropped.snapshot.devices.every((d) => d.state === 'canceled')).toBe(true);
+    dropped.advance(7200);
+    dropped.step();
+    expect(dropped.notices).toEqual([]);
+  });
+});
+
+describe('devices waiting for their maintenance window', () => {
+  const waitFor = (r: FakeRollout, uuid: string, opens: string): void =>
+    r.report(uuid, {
+      status: 'deferred',
+      releaseId: NEW,
+      bytesDone: 100,
+      bytesTotal: 100,
+      error: `${MAINTENANCE_WAIT} (opens ${opens})`,
+    });
+
+  it('does not time out a device that downloaded and waits for its window, and times it again once the window opened', () => {
+    const r = new FakeRollout([2], { deviceTimeoutSeconds: 300, rollback: 'none', maxFailurePercent: 100 });
+    r.step();
+    r.advance(10);
+    waitFor(r, 'd1', '2026-01-03T02:00:00.000Z');
+    r.step();
+    expect(r.stateOf('d1')).toBe('updating');
+    const d1 = r.snapshot.devices.find((d) => d.uuid === 'd1')!;
+    expect(d1.deadline).toBeNull();
+    expect(d1.reason).toBe(`${MAINTENANCE_WAIT} (opens 2026-01-03T02:00:00.000Z)`);
+    // A day later: d2 (silent) has timed out, d1 is still waiting and the batch is not judged yet.
+    r.advance(24 * 3600);
+    r.step();
+    expect(r.stateOf('d2')).toBe('timed_out');
+    expect(r.stateOf('d1')).toBe('updating');
+    expect(r.batchState(1)).toBe('running');
+    // The window opens: installing, with a fresh timeout from now.
+    r.advance(3600);
+    r.report('d1', { status: 'installing', releaseId: NEW, error: null });
+    r.step();
+    expect(d1.reason).toBeNull();
+    expect(r.snapshot.devices.find((d) => d.uuid === 'd1')!.deadline).toBe(
+      new Date(r.now + 300_000).toISOString(),
+    );
+    r.advance(301);
+    r.step();
+    expect(r.stateOf('d1')).toBe('timed_out');
+  });
+
+  it('completes once the waiting device comes up inside its window', () => {
+    const r = new FakeRollout([1], { deviceTimeoutSeconds: 60 });
+    r.step();
+    r.advance(1);
+    waitFor(r, 'd1', 'later');
+    r.step();
+    r.advance(7 * 24 * 3600);
+    r.step();
+    expect(r.stateOf('d1')).toBe('updating');
+    r.upgrade(1);
+    r.step();
+    r.advance(60);
+    r.step();
+    expect(r.stateOf('d1')).toBe('succeeded');
+    expect(r.snapshot.rollout.state).toBe('completed');
+  });
+
+  it('still times out a device deferred for another reason (an update lock)', () => {
+    const r = new FakeRollout([1], { deviceTimeoutSeconds: 60, rollback: 'none' });
+    r.step();
+    r.advance(1);
+    r.report('d1', { status: 'deferred', releaseId: NEW, error: 'update lock held (main)' });
+    r.step();
+    expect(r.snapshot.devices[0]!.reason).toBe('deferred: update lock held (main)');
+    r.advance(60);
+    r.step();
+    expect(r.stateOf('d1')).toBe('timed_out');
   });
 });

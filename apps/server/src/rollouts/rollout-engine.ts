@@ -2,14 +2,17 @@ import {
   BatchState,
   DeviceCounts,
   FAILED_DEVICE_STATES,
+  HealthVerdict,
+  MAINTENANCE_WAIT,
   RolloutDeviceState,
   RolloutState,
   RolloutStrategy,
 } from '@ferry/protocol';
+import { HealthWindow, judgeHealth } from './health-comparison';
 import { IN_FLIGHT, assertTransition, isTerminalRollout } from './rollout-states';
 
 /** What the database says a device last reported (devices table), as the engine reads it. */
-export interface DeviceReport {
+export interface EngineReport {
   /** False when the device was deprovisioned. */
   exists: boolean;
   status: string | null;
@@ -32,7 +35,7 @@ export interface EngineDevice {
   deadline: string | null;
   bytesSent: number;
   reason: string | null;
-  report: DeviceReport;
+  report: EngineReport;
 }
 
 export interface EngineBatch {
@@ -41,6 +44,8 @@ export interface EngineBatch {
   startedAt: string | null;
   bakeUntil: string | null;
   finishedAt: string | null;
+  /** The control-group verdict given when its bake ended. */
+  health?: HealthVerdict | null;
 }
 
 export interface EngineRollout {
@@ -60,6 +65,30 @@ export interface RolloutSnapshot {
   devices: EngineDevice[];
   /** Deltas of the release are queued or being built (read only when the strategy waits for them). */
   deltasPending?: boolean;
+  /**
+   * Devices the rollout covers now but does not list (registered, or newly matching its tag filter,
+   * after it started), in the order the rollout's seed draws them. The step adds them to its next batch.
+   */
+  joiners?: EngineJoiner[];
+  /**
+   * The current batch's updated devices and control group over its bake window (read only when the
+   * strategy compares health and the bake has ended; see {@link healthWindowNeeded}).
+   */
+  health?: HealthWindow;
+}
+
+/** A late joiner: the engine only places it; name and bytes travel with it to be written. */
+export interface EngineJoiner {
+  uuid: string;
+  name: string;
+  fromReleaseId: string | null;
+  projectedBytes: number;
+  fullBytes: number;
+}
+
+/** A late joiner as a step placed it. */
+export interface JoinedDevice extends EngineJoiner {
+  batch: number;
 }
 
 export interface DeviceChange {
@@ -76,7 +105,12 @@ export interface DeviceChange {
 /** The changes one step makes. Persist them all, then carry out the `notify` effects. */
 export interface Decision {
   rollout: EngineRollout | null;
+  /** Batches whose state changed; those listed in `addedBatches` are new (write them first). */
   batches: EngineBatch[];
+  /** Late joiners added as `pending` to a batch (write them before `devices`, which may tell them). */
+  joined?: JoinedDevice[];
+  /** Batches added for late joiners when no batch was left to start. */
+  addedBatches?: number[];
   devices: DeviceChange[];
 }
 
@@ -108,6 +142,8 @@ class Step {
   readonly devices: EngineDevice[];
   private rolloutChanged = false;
   private readonly changedBatches = new Set<number>();
+  private readonly addedBatches: number[] = [];
+  private readonly joined: JoinedDevice[] = [];
   private readonly changedDevices = new Map<string, string | null>();
 
   constructor(
@@ -159,6 +195,34 @@ class Step {
     if (!this.changedDevices.has(device.uuid)) this.changedDevices.set(device.uuid, null);
   }
 
+  /** Adds a late joiner as `pending` to batch `n`, adding that batch first when it does not exist. */
+  join(joiner: EngineJoiner, n: number): void {
+    if (!this.batches.some((b) => b.number === n)) {
+      this.batches.push({ number: n, state: 'pending', startedAt: null, bakeUntil: null, finishedAt: null });
+      this.addedBatches.push(n);
+    }
+    this.joined.push({ ...joiner, batch: n });
+    this.devices.push({
+      uuid: joiner.uuid,
+      batch: n,
+      state: 'pending',
+      fromReleaseId: joiner.fromReleaseId,
+      notifiedAt: null,
+      deadline: null,
+      bytesSent: 0,
+      reason: null,
+      report: {
+        exists: true,
+        status: null,
+        releaseId: null,
+        bytesDone: null,
+        bytesTotal: null,
+        error: null,
+        at: null,
+      },
+    });
+  }
+
   batchDevices(n: number): EngineDevice[] {
     return this.devices.filter((d) => d.batch === n);
   }
@@ -167,6 +231,7 @@ class Step {
     return {
       rollout: this.rolloutChanged ? this.rollout : null,
       batches: this.batches.filter((b) => this.changedBatches.has(b.number)),
+      ...(this.joined.length > 0 ? { joined: this.joined, addedBatches: this.addedBatches } : {}),
       devices: this.devices
         .filter((d) => this.changedDevices.has(d.uuid))
         .map((d) => ({
@@ -233,7 +298,16 @@ function observeDevice(step: Step, device: EngineDevice, releaseId: string, time
     if (report.status !== null && UPDATING_STATUSES.has(report.status) && about === releaseId) {
       if (device.state !== 'updating') step.setDevice(device, 'updating', { bytesSent: bytes });
       else if (bytes !== device.bytesSent) step.touchDevice(device, { bytesSent: bytes });
-      if (report.status === 'deferred' && report.error && report.error !== device.reason)
+      const waiting = report.status === 'deferred' && (report.error ?? '').startsWith(MAINTENANCE_WAIT);
+      if (waiting) {
+        // Downloaded, waiting for its maintenance window (maybe days away): not timed out meanwhile.
+        if (device.deadline !== null || device.reason !== report.error)
+          step.setDevice(device, 'updating', { deadline: null, reason: report.error });
+      } else if (device.deadline === null && device.reason?.startsWith(MAINTENANCE_WAIT)) {
+        // Its window opened: the timeout runs again, from now.
+        step.setDevice(device, 'updating', { deadline: iso(step.now + timeoutMs), reason: null });
+      }
+      if (!waiting && report.status === 'deferred' && report.error && report.error !== device.reason)
         step.touchDevice(device, { reason: `deferred: ${report.error}` });
     }
   }
@@ -297,6 +371,46 @@ function notifyPending(step: Step, batch: EngineBatch): void {
     step.setDevice(device, 'notified', { notifiedAt: iso(step.now), deadline }, releaseId);
 }
 
+/**
+ * Late joiners go to the rollout's next batch: the first one not started yet, or, when every batch
+ * has started, a new batch after the last (it starts once the current one passed, like any other).
+ */
+function placeJoiners(step: Step, joiners: readonly EngineJoiner[]): void {
+  const listed = new Set(step.devices.map((d) => d.uuid));
+  const newcomers = joiners.filter((j) => !listed.has(j.uuid));
+  if (newcomers.length === 0) return;
+  const next = step.batches.filter((b) => b.state === 'pending').sort((a, b) => a.number - b.number)[0];
+  const n = next?.number ?? Math.max(0, ...step.batches.map((b) => b.number)) + 1;
+  for (const joiner of newcomers) step.join(joiner, n);
+}
+
+/**
+ * Fails a batch (sending it back when the strategy says `batch`) and pauses or aborts the rollout.
+ */
+function failBatch(step: Step, batch: EngineBatch, reason: string, action: 'pause' | 'abort'): void {
+  step.setBatch(batch, 'failed');
+  if (step.rollout.strategy.rollback === 'batch') {
+    for (const device of step.batchDevices(batch.number))
+      if (['notified', 'updating', 'verifying'].includes(device.state)) rollBack(step, device);
+  }
+  if (action === 'abort') {
+    step.setRollout('aborted', reason);
+    cancelPending(step);
+  } else if (step.rollout.state === 'running') step.setRollout('paused', reason);
+}
+
+/**
+ * Whether the next step judges the current batch against its control group: the strategy compares
+ * health and the batch's bake has ended. The caller then reads {@link RolloutSnapshot.health}.
+ */
+export function healthWindowNeeded(snapshot: RolloutSnapshot, now: number): EngineBatch | null {
+  const { rollout } = snapshot;
+  if (!rollout.strategy.healthComparison || isTerminalRollout(rollout.state)) return null;
+  const batch = snapshot.batches.find((b) => b.number === rollout.currentBatch);
+  if (batch?.state !== 'baking' || batch.bakeUntil === null || now < Date.parse(batch.bakeUntil)) return null;
+  return batch;
+}
+
 function cancelPending(step: Step): void {
   for (const batch of step.batches) if (batch.state === 'pending') step.setBatch(batch, 'canceled');
   for (const device of step.devices)
@@ -314,9 +428,20 @@ export function decide(snapshot: RolloutSnapshot, now: number): Decision {
   if (isTerminalRollout(rollout.state)) return step.decision();
   const { strategy } = rollout;
   const timeoutMs = strategy.deviceTimeoutSeconds * 1000;
+  placeJoiners(step, snapshot.joiners ?? []);
+  if (rollout.state === 'scheduled') {
+    const start = scheduledStart(rollout);
+    if (start !== null && now < start) return step.decision();
+    step.setRollout('running', null);
+  }
 
   for (const device of step.devices) {
     const before = device.state;
+    if (before === 'pending' && !device.report.exists) {
+      // Deprovisioned before its batch: it leaves the rollout rather than time out later.
+      step.setDevice(device, 'canceled', { reason: 'device deprovisioned' });
+      continue;
+    }
     if (['notified', 'updating', 'verifying', 'rolling_back'].includes(before))
       observeDevice(step, device, rollout.releaseId, timeoutMs);
     if (
@@ -332,18 +457,8 @@ export function decide(snapshot: RolloutSnapshot, now: number): Decision {
     const devices = step.batchDevices(batch.number);
     const failed = failurePercent(devices);
     if (failed > strategy.maxFailurePercent) {
-      step.setBatch(batch, 'failed');
-      if (strategy.rollback === 'batch') {
-        for (const device of devices)
-          if (['notified', 'updating', 'verifying'].includes(device.state)) rollBack(step, device);
-      }
       const reason = `batch ${batch.number} failed: ${failed.toFixed(0)} % of its devices failed (more than ${strategy.maxFailurePercent} %)`;
-      if (strategy.onFailure === 'abort') {
-        step.setRollout('aborted', reason);
-        cancelPending(step);
-        return step.decision();
-      }
-      if (rollout.state === 'running') step.setRollout('paused', reason);
+      failBatch(step, batch, reason, strategy.onFailure);
       return step.decision();
     }
     if (batch.state === 'running' && rollout.state === 'running') notifyPending(step, batch);
@@ -354,6 +469,15 @@ export function decide(snapshot: RolloutSnapshot, now: number): Decision {
       step.setBatch(batch, 'baking', { bakeUntil: iso(now + strategy.bakeSeconds * 1000) });
     }
     if (batch.state === 'baking' && batch.bakeUntil !== null && now >= Date.parse(batch.bakeUntil)) {
+      const comparison = strategy.healthComparison;
+      if (comparison && snapshot.health) {
+        const health = judgeHealth(snapshot.health, comparison, false);
+        batch.health = health;
+        if (health.verdict === 'worse') {
+          failBatch(step, batch, `batch ${batch.number} ${health.summary}`, comparison.onWorse);
+          return step.decision();
+        }
+      }
       step.setBatch(batch, 'passed');
       for (const device of devices) if (device.state === 'verifying') step.setDevice(device, 'succeeded');
     }
@@ -375,6 +499,12 @@ export function decide(snapshot: RolloutSnapshot, now: number): Decision {
     anyFailed ? 'completed after an operator resumed past a failed batch' : 'every batch passed',
   );
   return step.decision();
+}
+
+/** When a scheduled rollout starts (epoch ms), or null when it is not scheduled. */
+export function scheduledStart(rollout: Pick<EngineRollout, 'state' | 'strategy'>): number | null {
+  if (rollout.state !== 'scheduled' || rollout.strategy.startAt === undefined) return null;
+  return Date.parse(rollout.strategy.startAt);
 }
 
 /**

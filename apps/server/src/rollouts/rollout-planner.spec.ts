@@ -21,6 +21,7 @@ function release(id: string, layers: ReturnType<typeof layer>[]): Release {
     totalSize: 0,
     manifest: { schemaVersion: 1, fleetId: 'f', releaseId: id, version: 1, createdAt: '', services },
     signature: '',
+    ownerSignatures: null,
   };
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   BatchSize,
   DeltaRecord,
@@ -5,11 +6,12 @@ import {
   PlannedDevice,
   Release,
   ReleaseLayer,
+  RolloutStrategy,
   TagFilter,
   ValidationError,
   isPinned,
 } from '@ferry/protocol';
-import { chooseDownload } from '../device-target/layer-choice';
+import { chooseDownload } from '../targets/layer-choice';
 
 /**
  * Turns cumulative batch ends into batch sizes for `total` devices: `[1, "10%", "50%", "100%"]` of 50
@@ -30,6 +32,49 @@ export function resolveBatches(spec: readonly BatchSize[], total: number): numbe
   }
   if (done < total) sizes.push(total - done);
   return sizes;
+}
+
+/** At most this many batches; a ramp that would need more puts the rest in the last one. */
+export const MAX_BATCHES = 100;
+
+/**
+ * Batch sizes by exponential ramp (AWS IoT Jobs' rate increase) for `total` devices: batch k (from 0)
+ * holds `ceil(base × factor^k)` devices, at most `max`, until all have one. `{ base: 1, factor: 2 }`
+ * of 20 devices → `[1, 2, 4, 8, 5]`; with `max: 5` → `[1, 2, 4, 5, 5, 3]`.
+ */
+export function rampBatches(ramp: NonNullable<RolloutStrategy['ramp']>, total: number): number[] {
+  const sizes: number[] = [];
+  let done = 0;
+  for (let k = 0; done < total; k += 1) {
+    if (sizes.length === MAX_BATCHES - 1) {
+      sizes.push(total - done);
+      break;
+    }
+    const size = Math.min(ramp.max ?? Infinity, Math.ceil(ramp.base * ramp.factor ** k - 1e-9), total - done);
+    sizes.push(size);
+    done += size;
+  }
+  return sizes;
+}
+
+/** A strategy's batch sizes for `total` devices: its ramp when it has one, else its list of batch ends. */
+export function strategyBatches(
+  strategy: Pick<RolloutStrategy, 'batches' | 'ramp'>,
+  total: number,
+): number[] {
+  return strategy.ramp ? rampBatches(strategy.ramp, total) : resolveBatches(strategy.batches, total);
+}
+
+/** How far ahead a rollout may be scheduled. */
+export const MAX_SCHEDULE_AHEAD_MS = 365 * 24 * 3600 * 1000;
+
+/** Checks a strategy's start time: at most a year after `now` (a time already past starts at once). */
+export function checkStartAt(startAt: string | undefined, now: number): void {
+  if (startAt === undefined) return;
+  if (Date.parse(startAt) - now > MAX_SCHEDULE_AHEAD_MS)
+    throw new ValidationError(`strategy.startAt: ${startAt} is more than a year ahead`, {
+      field: 'strategy.startAt',
+    });
 }
 
 /** Checks that counts and percentages each grow along the list. */
@@ -70,15 +115,22 @@ export interface Selection {
   filteredOut: number;
 }
 
+/** A device's place in the order drawn from `seed`: a keyed hash, so it does not depend on list order. */
+function drawnRank(seed: number, uuid: string): string {
+  return createHash('sha256').update(`${seed}:${uuid}`).digest('hex');
+}
+
 /**
  * Which devices a rollout covers, in the order they are updated: online devices first (a canary that
- * is offline would only time out), then oldest first. Pinned devices and those already on the release
- * are left alone.
+ * is offline would only time out), then in an order drawn from `seed` (not by name or age, so the
+ * same devices do not always take the first batch; the same seed gives the same order). Pinned
+ * devices and those already on the release are left alone.
  */
 export function selectDevices(
   devices: readonly CandidateDevice[],
   releaseId: string,
   tagFilter: TagFilter | null,
+  seed: number,
 ): Selection {
   const selection: Selection = { eligible: [], pinned: [], upToDate: [], filteredOut: 0 };
   for (const device of devices) {
@@ -93,10 +145,11 @@ export function selectDevices(
     else if (device.releaseId === releaseId) selection.upToDate.push(device.uuid);
     else selection.eligible.push(device);
   }
+  const rank = new Map(selection.eligible.map((d) => [d.uuid, drawnRank(seed, d.uuid)]));
   selection.eligible.sort(
     (a, b) =>
       Number(b.online) - Number(a.online) ||
-      a.createdAt.localeCompare(b.createdAt) ||
+      rank.get(a.uuid)!.localeCompare(rank.get(b.uuid)!) ||
       a.uuid.localeCompare(b.uuid),
   );
   return selection;

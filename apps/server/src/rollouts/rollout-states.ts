@@ -5,6 +5,7 @@ import { BatchState, ConflictError, RolloutDeviceState, RolloutState } from '@fe
  * makes goes through {@link assertTransition}; a change not listed here is a bug, never written.
  */
 export const ROLLOUT_TRANSITIONS: Record<RolloutState, readonly RolloutState[]> = {
+  scheduled: ['running', 'aborted'],
   running: ['paused', 'completed', 'aborted'],
   paused: ['running', 'aborted'],
   completed: [],

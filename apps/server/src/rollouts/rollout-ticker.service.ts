@@ -9,9 +9,8 @@ import { Subscription } from 'rxjs';
 import { FERRY_CONFIG } from '../config/config.module';
 import { FerryConfig } from '../config/config';
 import { EventBus } from '../events/event-bus.service';
-import { ReleaseEvents } from '../releases/release-events';
 import { RolloutLockRepository } from './rollout-lock.repository';
-import { RolloutsService } from './rollouts.service';
+import { RolloutRunningService } from './rollout-running.service';
 
 /** How soon after a device report of an active fleet the engine looks again. */
 const PROMPT_MS = 50;
@@ -33,26 +32,23 @@ export class RolloutTicker implements OnApplicationBootstrap, BeforeApplicationS
   private readonly subscriptions: Subscription[] = [];
 
   constructor(
-    private readonly rollouts: RolloutsService,
+    private readonly rollouts: RolloutRunningService,
     private readonly lock: RolloutLockRepository,
     private readonly bus: EventBus,
-    private readonly releaseEvents: ReleaseEvents,
     @Inject(FERRY_CONFIG) private readonly config: FerryConfig,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    for (const rollout of await this.rollouts.active()) await this.rollouts.resendInFlight(rollout.id);
+    // Only a lone embedded broker loses retained notices with its process; a clustered (Redis) or
+    // external broker keeps them, and re-sending would notify devices twice for the same step.
+    if (this.config.mqtt.cluster === 'none' && this.config.mqtt.externalUrl === null)
+      await this.lock.run(async () => {
+        for (const rollout of await this.rollouts.active()) await this.rollouts.resendInFlight(rollout.id);
+      });
     this.subscriptions.push(
       this.bus.events$.subscribe((event) => {
         if (event.type !== 'device.state' && event.type !== 'device.presence') return;
         if (event.fleetId && this.activeFleets.has(event.fleetId)) this.soon();
-      }),
-      this.releaseEvents.pushed$.subscribe((release) => {
-        this.rollouts
-          .onReleasePushed(release)
-          .catch((error: Error) =>
-            this.logger.warn(`track latest for release ${release.id}: ${error.message}`),
-          );
       }),
     );
     this.timer = setInterval(() => this.kick(), this.config.rolloutTickMs);
@@ -74,10 +70,10 @@ export class RolloutTicker implements OnApplicationBootstrap, BeforeApplicationS
     const active = await this.rollouts.active();
     this.activeFleets = new Set(active.map((r) => r.fleetId));
     if (active.length === 0) return;
-    if (!(await this.lock.acquire(Math.max(10_000, this.config.rolloutTickMs * 5)))) return;
-    try {
+    await this.lock.run(async (held) => {
       for (const rollout of active) {
-        if (this.stopped) return;
+        // A leader that lost its lease (it stalled past the TTL) stops: another process leads now.
+        if (this.stopped || !held()) return;
         try {
           await this.rollouts.step(rollout.id);
         } catch (error) {
@@ -86,9 +82,7 @@ export class RolloutTicker implements OnApplicationBootstrap, BeforeApplicationS
           );
         }
       }
-    } finally {
-      await this.lock.release().catch(() => undefined);
-    }
+    });
   }
 
   private soon(): void {
@@ -107,7 +101,10 @@ export class RolloutTicker implements OnApplicationBootstrap, BeforeApplicationS
       return;
     }
     this.running = this.tick()
-      .catch((error: Error) => this.logger.warn(`rollout tick failed: ${error.message}`))
+      .catch((error: Error) => {
+        // While Redis is away (no lease) the outage line says so once, not once per tick.
+        if (!this.lock.redisAway) this.logger.warn(`rollout tick failed: ${error.message}`);
+      })
       .finally(() => {
         this.running = null;
         if (this.again) {

@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Kysely, Selectable } from 'kysely';
+import { Insertable, Kysely, Selectable, Transaction, sql } from 'kysely';
 import {
   BatchState,
   ConflictError,
-  DeviceCounts,
+  HealthVerdict,
   RolloutDeviceState,
   RolloutDeviceView,
   RolloutState,
@@ -11,8 +11,20 @@ import {
   TagFilter,
 } from '@ferry/protocol';
 import { DATABASE } from '../database/database.module';
-import { Database, RolloutTable } from '../database/database.types';
+import { Database, RolloutBatchTable, RolloutDeviceTable, RolloutTable } from '../database/database.types';
 import { Decision, EngineBatch, EngineDevice, RolloutSnapshot } from './rollout-engine';
+import { CandidateDevice } from './rollout-planner';
+
+function toBatch(b: Selectable<RolloutBatchTable>): EngineBatch {
+  return {
+    number: b.number,
+    state: b.state as BatchState,
+    startedAt: b.started_at,
+    bakeUntil: b.bake_until,
+    finishedAt: b.finished_at,
+    health: b.health ? (JSON.parse(b.health) as HealthVerdict) : null,
+  };
+}
 
 export interface RolloutRecord {
   id: string;
@@ -37,13 +49,7 @@ export type RolloutDeviceRecord = RolloutDeviceView;
 export interface NewRollout {
   rollout: RolloutRecord;
   batches: { number: number; size: number }[];
-  devices: Omit<RolloutDeviceRecord, 'state' | 'bytesSent' | 'reason' | 'updatedAt'>[];
-}
-
-/** A notice still to be sent: set the device's target to `releaseId` and publish it. */
-export interface PendingNotice {
-  uuid: string;
-  releaseId: string;
+  devices: Omit<RolloutDeviceRecord, 'state' | 'bytesSent' | 'reason' | 'deadline' | 'updatedAt'>[];
 }
 
 function toRollout(row: Selectable<RolloutTable>): RolloutRecord {
@@ -65,82 +71,92 @@ function toRollout(row: Selectable<RolloutTable>): RolloutRecord {
   };
 }
 
-const ACTIVE: RolloutState[] = ['running', 'paused'];
+/** A device's row as it enters a rollout: pending, told nothing yet. */
+function pendingDeviceRow(
+  rolloutId: string,
+  d: Pick<RolloutDeviceRecord, 'uuid' | 'name' | 'batch' | 'fromReleaseId' | 'projectedBytes' | 'fullBytes'>,
+  at: string,
+): Insertable<RolloutDeviceTable> {
+  return {
+    rollout_id: rolloutId,
+    device_uuid: d.uuid,
+    name: d.name,
+    batch: d.batch,
+    state: 'pending',
+    from_release_id: d.fromReleaseId,
+    projected_bytes: d.projectedBytes,
+    full_bytes: d.fullBytes,
+    bytes_sent: 0,
+    reason: null,
+    notified_at: null,
+    deadline: null,
+    notice_sent: 1,
+    notice_release_id: null,
+    updated_at: at,
+  };
+}
+
+const ACTIVE: RolloutState[] = ['scheduled', 'running', 'paused'];
 /** Rows per statement: keeps inserts under SQLite's and PostgreSQL's parameter limits. */
 const CHUNK = 200;
+/** Devices per `in (…)` list in one statement, for the same reason. */
+const UUIDS = 500;
 
-/** Rollouts, their batches and devices, count samples and fleets' rollout settings. */
+/**
+ * The rollout aggregate: a rollout, its batches and its devices' states (`rollouts`,
+ * `rollout_batches`, `rollout_devices`). Its two writes of many rows, {@link insert} and
+ * {@link apply}, run in the caller's transaction, which also writes the count sample that goes
+ * with them.
+ */
 @Injectable()
 export class RolloutsRepository {
   constructor(@Inject(DATABASE) private readonly db: Kysely<Database>) {}
 
-  async insert(input: NewRollout, counts: DeviceCounts): Promise<void> {
+  async insert(input: NewRollout, trx: Transaction<Database>): Promise<void> {
     const { rollout } = input;
-    await this.db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('rollouts')
+      .values({
+        id: rollout.id,
+        fleet_id: rollout.fleetId,
+        release_id: rollout.releaseId,
+        state: rollout.state,
+        reason: rollout.reason,
+        trigger: rollout.trigger,
+        strategy: JSON.stringify(rollout.strategy),
+        tag_filter: rollout.tagFilter ? JSON.stringify(rollout.tagFilter) : null,
+        current_batch: rollout.currentBatch,
+        projected_bytes: rollout.projectedBytes,
+        full_bytes: rollout.fullBytes,
+        created_at: rollout.createdAt,
+        updated_at: rollout.updatedAt,
+        finished_at: rollout.finishedAt,
+      })
+      .execute();
+    if (input.batches.length > 0) {
       await trx
-        .insertInto('rollouts')
-        .values({
-          id: rollout.id,
-          fleet_id: rollout.fleetId,
-          release_id: rollout.releaseId,
-          state: rollout.state,
-          reason: rollout.reason,
-          trigger: rollout.trigger,
-          strategy: JSON.stringify(rollout.strategy),
-          tag_filter: rollout.tagFilter ? JSON.stringify(rollout.tagFilter) : null,
-          current_batch: rollout.currentBatch,
-          projected_bytes: rollout.projectedBytes,
-          full_bytes: rollout.fullBytes,
-          created_at: rollout.createdAt,
-          updated_at: rollout.updatedAt,
-          finished_at: rollout.finishedAt,
-        })
+        .insertInto('rollout_batches')
+        .values(
+          input.batches.map((b) => ({
+            rollout_id: rollout.id,
+            number: b.number,
+            state: 'pending',
+            size: b.size,
+            started_at: null,
+            bake_until: null,
+            finished_at: null,
+          })),
+        )
         .execute();
-      if (input.batches.length > 0) {
-        await trx
-          .insertInto('rollout_batches')
-          .values(
-            input.batches.map((b) => ({
-              rollout_id: rollout.id,
-              number: b.number,
-              state: 'pending',
-              size: b.size,
-              started_at: null,
-              bake_until: null,
-              finished_at: null,
-            })),
-          )
-          .execute();
-      }
-      for (let i = 0; i < input.devices.length; i += CHUNK) {
-        await trx
-          .insertInto('rollout_devices')
-          .values(
-            input.devices.slice(i, i + CHUNK).map((d) => ({
-              rollout_id: rollout.id,
-              device_uuid: d.uuid,
-              name: d.name,
-              batch: d.batch,
-              state: 'pending',
-              from_release_id: d.fromReleaseId,
-              projected_bytes: d.projectedBytes,
-              full_bytes: d.fullBytes,
-              bytes_sent: 0,
-              reason: null,
-              notified_at: null,
-              deadline: null,
-              notice_sent: 1,
-              notice_release_id: null,
-              updated_at: rollout.createdAt,
-            })),
-          )
-          .execute();
-      }
+    }
+    for (let i = 0; i < input.devices.length; i += CHUNK) {
       await trx
-        .insertInto('rollout_samples')
-        .values({ rollout_id: rollout.id, at: rollout.createdAt, counts: JSON.stringify(counts) })
+        .insertInto('rollout_devices')
+        .values(
+          input.devices.slice(i, i + CHUNK).map((d) => pendingDeviceRow(rollout.id, d, rollout.createdAt)),
+        )
         .execute();
-    });
+    }
   }
 
   async find(id: string): Promise<RolloutRecord | null> {
@@ -220,13 +236,7 @@ export class RolloutsRepository {
         createdAt: rollout.createdAt,
         finishedAt: rollout.finishedAt,
       },
-      batches: batches.map((b): EngineBatch => ({
-        number: b.number,
-        state: b.state as BatchState,
-        startedAt: b.started_at,
-        bakeUntil: b.bake_until,
-        finishedAt: b.finished_at,
-      })),
+      batches: batches.map(toBatch),
       devices: devices.map((d): EngineDevice => ({
         uuid: d.device_uuid,
         batch: d.batch,
@@ -247,6 +257,38 @@ export class RolloutsRepository {
         },
       })),
     };
+  }
+
+  /**
+   * Devices of the rollout's fleet it does not list and that do not run its release yet: the
+   * candidates for late joiners (the planner applies the tag filter and pins).
+   */
+  async unlisted(rollout: RolloutRecord): Promise<CandidateDevice[]> {
+    const rows = await this.db
+      .selectFrom('devices as d')
+      .select(['d.uuid', 'd.name', 'd.online', 'd.release_id', 'd.tags', 'd.created_at'])
+      .where('d.fleet_id', '=', rollout.fleetId)
+      .where((eb) => eb.or([eb('d.release_id', 'is', null), eb('d.release_id', '!=', rollout.releaseId)]))
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('rollout_devices as r')
+              .select('r.device_uuid')
+              .where('r.rollout_id', '=', rollout.id)
+              .whereRef('r.device_uuid', '=', 'd.uuid'),
+          ),
+        ),
+      )
+      .execute();
+    return rows.map((d) => ({
+      uuid: d.uuid,
+      name: d.name,
+      online: d.online === 1,
+      releaseId: d.release_id,
+      tags: JSON.parse(d.tags) as Record<string, string>,
+      createdAt: d.created_at,
+    }));
   }
 
   /**
@@ -285,105 +327,140 @@ export class RolloutsRepository {
   }
 
   /**
-   * Writes a decision in one transaction, before any of its effects: a device to be told a new target
-   * is marked `notice_sent = 0` until {@link markNoticesSent}.
+   * Writes a decision's state changes, before any of its effects (the notices it asks for go to the
+   * outbox, `RolloutNoticesRepository.enqueue`, in the same transaction).
    */
   async apply(
     rolloutId: string,
     expectedUpdatedAt: string,
     decision: Decision,
     at: string,
-    counts: DeviceCounts | null,
+    trx: Transaction<Database>,
   ): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      // Optimistic: a decision made from a snapshot another writer has changed since is not written.
-      const result = await trx
-        .updateTable('rollouts')
+    // Optimistic: a decision made from a snapshot another writer has changed since is not written.
+    const result = await trx
+      .updateTable('rollouts')
+      .set({
+        updated_at: at,
+        ...(decision.rollout
+          ? {
+              state: decision.rollout.state,
+              reason: decision.rollout.reason,
+              current_batch: decision.rollout.currentBatch,
+              finished_at: decision.rollout.finishedAt,
+            }
+          : {}),
+      })
+      .where('id', '=', rolloutId)
+      .where('updated_at', '=', expectedUpdatedAt)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1)
+      throw new ConflictError(`rollout ${rolloutId} changed meanwhile; try again`);
+    await this.addJoiners(rolloutId, decision, at, trx);
+    for (const b of decision.batches) {
+      await trx
+        .updateTable('rollout_batches')
         .set({
-          updated_at: at,
-          ...(decision.rollout
-            ? {
-                state: decision.rollout.state,
-                reason: decision.rollout.reason,
-                current_batch: decision.rollout.currentBatch,
-                finished_at: decision.rollout.finishedAt,
-              }
-            : {}),
+          state: b.state,
+          started_at: b.startedAt,
+          bake_until: b.bakeUntil,
+          finished_at: b.finishedAt,
+          ...(b.health && { health: JSON.stringify(b.health) }),
         })
-        .where('id', '=', rolloutId)
-        .where('updated_at', '=', expectedUpdatedAt)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1)
-        throw new ConflictError(`rollout ${rolloutId} changed meanwhile; try again`);
-      for (const b of decision.batches) {
+        .where('rollout_id', '=', rolloutId)
+        .where('number', '=', b.number)
+        .execute();
+    }
+    // Devices that change the same way (a batch being notified, a batch passing) share one
+    // statement per 500: starting a batch of 5,000 devices is 10 statements, not 5,000.
+    const groups = new Map<string, { change: Decision['devices'][number]; uuids: string[] }>();
+    for (const d of decision.devices) {
+      const key = JSON.stringify([d.state, d.reason, d.bytesSent, d.notifiedAt, d.deadline]);
+      const group = groups.get(key);
+      if (group) group.uuids.push(d.uuid);
+      else groups.set(key, { change: d, uuids: [d.uuid] });
+    }
+    for (const { change: d, uuids } of groups.values()) {
+      for (let i = 0; i < uuids.length; i += UUIDS) {
         await trx
-          .updateTable('rollout_batches')
+          .updateTable('rollout_devices')
           .set({
-            state: b.state,
-            started_at: b.startedAt,
-            bake_until: b.bakeUntil,
-            finished_at: b.finishedAt,
+            state: d.state,
+            reason: d.reason,
+            bytes_sent: d.bytesSent,
+            notified_at: d.notifiedAt,
+            deadline: d.deadline,
+            updated_at: at,
           })
           .where('rollout_id', '=', rolloutId)
-          .where('number', '=', b.number)
+          .where('device_uuid', 'in', uuids.slice(i, i + UUIDS))
           .execute();
       }
-      // Devices that change the same way (a batch being notified, a batch passing) share one
-      // statement per 500: starting a batch of 5,000 devices is 10 statements, not 5,000.
-      const groups = new Map<string, { change: Decision['devices'][number]; uuids: string[] }>();
-      for (const d of decision.devices) {
-        const key = JSON.stringify([d.state, d.reason, d.bytesSent, d.notifiedAt, d.deadline, d.notify]);
-        const group = groups.get(key);
-        if (group) group.uuids.push(d.uuid);
-        else groups.set(key, { change: d, uuids: [d.uuid] });
-      }
-      for (const { change: d, uuids } of groups.values()) {
-        for (let i = 0; i < uuids.length; i += 500) {
-          await trx
-            .updateTable('rollout_devices')
-            .set({
-              state: d.state,
-              reason: d.reason,
-              bytes_sent: d.bytesSent,
-              notified_at: d.notifiedAt,
-              deadline: d.deadline,
-              updated_at: at,
-              ...(d.notify ? { notice_sent: 0, notice_release_id: d.notify } : {}),
-            })
-            .where('rollout_id', '=', rolloutId)
-            .where('device_uuid', 'in', uuids.slice(i, i + 500))
-            .execute();
-        }
-      }
-      if (counts) {
-        await trx
-          .insertInto('rollout_samples')
-          .values({ rollout_id: rolloutId, at, counts: JSON.stringify(counts) })
-          .execute();
-      }
-    });
+    }
   }
 
-  async pendingNotices(rolloutId: string): Promise<PendingNotice[]> {
-    const rows = await this.db
-      .selectFrom('rollout_devices')
-      .select(['device_uuid', 'notice_release_id'])
-      .where('rollout_id', '=', rolloutId)
-      .where('notice_sent', '=', 0)
+  /** Writes a step's late joiners as pending devices of their batch (adding the batch if new). */
+  private async addJoiners(
+    rolloutId: string,
+    decision: Decision,
+    at: string,
+    trx: Transaction<Database>,
+  ): Promise<void> {
+    const joined = decision.joined ?? [];
+    if (joined.length === 0) return;
+    const added = new Set(decision.addedBatches ?? []);
+    const sizes = new Map<number, number>();
+    for (const d of joined) sizes.set(d.batch, (sizes.get(d.batch) ?? 0) + 1);
+    for (const [number, size] of sizes) {
+      if (added.has(number))
+        await trx
+          .insertInto('rollout_batches')
+          .values({
+            rollout_id: rolloutId,
+            number,
+            state: 'pending',
+            size,
+            started_at: null,
+            bake_until: null,
+            finished_at: null,
+          })
+          .execute();
+      else
+        await trx
+          .updateTable('rollout_batches')
+          .set({ size: sql<number>`size + ${size}` })
+          .where('rollout_id', '=', rolloutId)
+          .where('number', '=', number)
+          .execute();
+    }
+    for (let i = 0; i < joined.length; i += CHUNK) {
+      await trx
+        .insertInto('rollout_devices')
+        .values(joined.slice(i, i + CHUNK).map((d) => pendingDeviceRow(rolloutId, d, at)))
+        .execute();
+    }
+    const bytes = joined.reduce(
+      (s, d) => ({ projected: s.projected + d.projectedBytes, full: s.full + d.fullBytes }),
+      { projected: 0, full: 0 },
+    );
+    await trx
+      .updateTable('rollouts')
+      .set({
+        projected_bytes: sql<number>`projected_bytes + ${bytes.projected}`,
+        full_bytes: sql<number>`full_bytes + ${bytes.full}`,
+      })
+      .where('id', '=', rolloutId)
       .execute();
-    return rows
-      .filter((r) => r.notice_release_id !== null)
-      .map((r) => ({ uuid: r.device_uuid, releaseId: r.notice_release_id as string }));
   }
 
   async fromReleasesOf(rolloutId: string, uuids: string[]): Promise<Map<string, string | null>> {
     const out = new Map<string, string | null>();
-    for (let i = 0; i < uuids.length; i += 500) {
+    for (let i = 0; i < uuids.length; i += UUIDS) {
       const rows = await this.db
         .selectFrom('rollout_devices')
         .select(['device_uuid', 'from_release_id'])
         .where('rollout_id', '=', rolloutId)
-        .where('device_uuid', 'in', uuids.slice(i, i + 500))
+        .where('device_uuid', 'in', uuids.slice(i, i + UUIDS))
         .execute();
       for (const row of rows) out.set(row.device_uuid, row.from_release_id);
     }
@@ -392,12 +469,12 @@ export class RolloutsRepository {
 
   /** Sets devices' projected bytes. Leaves `updated_at` alone: this is not a state change. */
   async setProjected(rolloutId: string, uuids: string[], bytes: number): Promise<void> {
-    for (let i = 0; i < uuids.length; i += 500) {
+    for (let i = 0; i < uuids.length; i += UUIDS) {
       await this.db
         .updateTable('rollout_devices')
         .set({ projected_bytes: bytes })
         .where('rollout_id', '=', rolloutId)
-        .where('device_uuid', 'in', uuids.slice(i, i + 500))
+        .where('device_uuid', 'in', uuids.slice(i, i + UUIDS))
         .execute();
     }
   }
@@ -412,31 +489,6 @@ export class RolloutsRepository {
       .updateTable('rollouts')
       .set({ projected_bytes: Number(row?.total ?? 0) })
       .where('id', '=', rolloutId)
-      .execute();
-  }
-
-  async markNoticesSent(rolloutId: string, uuids: string[]): Promise<void> {
-    for (let i = 0; i < uuids.length; i += 500) {
-      await this.db
-        .updateTable('rollout_devices')
-        .set({ notice_sent: 1 })
-        .where('rollout_id', '=', rolloutId)
-        .where('device_uuid', 'in', uuids.slice(i, i + 500))
-        .execute();
-    }
-  }
-
-  /**
-   * After a restart: the embedded broker may have lost retained notices, so every device still on its
-   * way is told its target again (devices ignore a notice for what they already do).
-   */
-  async resendInFlightNotices(rolloutId: string): Promise<void> {
-    await this.db
-      .updateTable('rollout_devices')
-      .set({ notice_sent: 0 })
-      .where('rollout_id', '=', rolloutId)
-      .where('state', 'in', ['notified', 'updating', 'rolling_back'])
-      .where('notice_release_id', 'is not', null)
       .execute();
   }
 
@@ -458,6 +510,7 @@ export class RolloutsRepository {
       fullBytes: Number(r.full_bytes),
       bytesSent: Number(r.bytes_sent),
       reason: r.reason,
+      deadline: r.deadline,
       updatedAt: r.updated_at,
     }));
   }
@@ -469,54 +522,6 @@ export class RolloutsRepository {
       .where('rollout_id', '=', rolloutId)
       .orderBy('number')
       .execute();
-    return rows.map((b) => ({
-      number: b.number,
-      state: b.state as BatchState,
-      size: b.size,
-      startedAt: b.started_at,
-      bakeUntil: b.bake_until,
-      finishedAt: b.finished_at,
-    }));
-  }
-
-  /** The last `limit` count samples, oldest first. */
-  async samples(rolloutId: string, limit: number): Promise<{ at: string; counts: DeviceCounts }[]> {
-    const rows = await this.db
-      .selectFrom('rollout_samples')
-      .select(['at', 'counts'])
-      .where('rollout_id', '=', rolloutId)
-      .orderBy('at', 'desc')
-      .limit(limit)
-      .execute();
-    return rows.reverse().map((r) => ({ at: r.at, counts: JSON.parse(r.counts) as DeviceCounts }));
-  }
-
-  async settings(
-    fleetId: string,
-  ): Promise<{ trackLatest: boolean; defaultStrategy: RolloutStrategy } | null> {
-    const row = await this.db
-      .selectFrom('fleet_rollout_settings')
-      .selectAll()
-      .where('fleet_id', '=', fleetId)
-      .executeTakeFirst();
-    return row
-      ? {
-          trackLatest: row.track_latest === 1,
-          defaultStrategy: JSON.parse(row.default_strategy) as RolloutStrategy,
-        }
-      : null;
-  }
-
-  async saveSettings(fleetId: string, trackLatest: boolean, strategy: RolloutStrategy): Promise<void> {
-    const values = {
-      track_latest: trackLatest ? 1 : 0,
-      default_strategy: JSON.stringify(strategy),
-      updated_at: new Date().toISOString(),
-    };
-    await this.db
-      .insertInto('fleet_rollout_settings')
-      .values({ fleet_id: fleetId, ...values })
-      .onConflict((oc) => oc.column('fleet_id').doUpdateSet(values))
-      .execute();
+    return rows.map((b) => ({ ...toBatch(b), size: b.size }));
   }
 }

@@ -1,5 +1,6 @@
 import { Body, Controller, Param, Put } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Requires } from '../auth/auth.decorators';
 import { Device, SetTargetSchema, parseWith } from '@ferry/protocol';
 import { TargetsService } from './targets.service';
 
@@ -14,6 +15,7 @@ export class TargetsController {
    * release, 400 for a release of another fleet.
    */
   @Put(':uuid/target')
+  @Requires('deployer', { device: 'uuid' })
   async setTarget(@Param('uuid') uuid: string, @Body() body: unknown): Promise<Device> {
     return this.targets.setTarget(uuid, parseWith(SetTargetSchema, body, 'target'));
   }

@@ -1,37 +1,22 @@
 import { Injectable } from '@nestjs/common';
-import { Device, Release, SetTarget, TargetNotice, ValidationError } from '@ferry/protocol';
-import { DeviceNotifier } from '../broker/device-notifier.service';
+import { Device, Release, SetTarget, ValidationError } from '@ferry/protocol';
 import { DevicesService, publicDevice } from '../devices/devices.service';
 import { ReleasesService } from '../releases/releases.service';
-import { TargetsRepository } from './targets.repository';
-
-/** The notice that tells a device to run `release`. */
-export function targetNotice(release: Release, blobsUrl: string): TargetNotice {
-  return {
-    releaseId: release.id,
-    version: release.version,
-    fleetId: release.fleetId,
-    issuedAt: new Date().toISOString(),
-    blobsUrl,
-    manifest: release.manifest as unknown as Record<string, unknown>,
-    signature: release.signature,
-  };
-}
+import { TargetNotifier } from './target-notifier.service';
 
 /**
- * Which release a device should run. For now an operator sets it per device; the rollout engine will
- * set it for batches of devices through the same repository and {@link DeviceNotifier}.
+ * Which release a device should run: set by an operator for one device, or by a rollout step for a
+ * batch of devices; stored (by the devices feature) first, then pushed to the devices as notices.
  */
 @Injectable()
 export class TargetsService {
   constructor(
-    private readonly targets: TargetsRepository,
     private readonly devices: DevicesService,
     private readonly releases: ReleasesService,
-    private readonly notifier: DeviceNotifier,
+    private readonly notifier: TargetNotifier,
   ) {}
 
-  /** Stores the device's target and notifies it at once (retained, so also when it is offline). */
+  /** An operator's target change: the release must belong to the device's fleet. */
   async setTarget(uuid: string, input: SetTarget): Promise<Device> {
     const device = await this.devices.get(uuid);
     const release = await this.releases.get(input.releaseId);
@@ -39,8 +24,19 @@ export class TargetsService {
       throw new ValidationError(`release ${release.id} belongs to another fleet than device ${uuid}`, {
         field: 'releaseId',
       });
-    await this.targets.setTarget([uuid], release.id);
-    await this.notifier.notifyTarget(uuid, targetNotice(release, this.notifier.blobsUrl()));
+    await this.releases.requireDeployable(release);
+    await this.tell([uuid], release, input.rollback === true);
     return publicDevice({ ...device, targetReleaseId: release.id });
+  }
+
+  /**
+   * Stores `release` as the target of every listed device and notifies them at once (retained, so
+   * also the ones that are offline); resolves when the broker has taken every notice. `rollback`: the
+   * release is older than one they ran, on purpose (the signed target says so).
+   */
+  async tell(uuids: string[], release: Release, rollback = false): Promise<void> {
+    await this.devices.setTargets(uuids, release.id, rollback);
+    const notice = this.notifier.notice(release);
+    await this.notifier.notifyTargets(uuids.map((uuid) => ({ uuid, notice })));
   }
 }

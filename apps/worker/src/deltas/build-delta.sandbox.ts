@@ -1,32 +1,26 @@
 /**
  * The sandboxed BullMQ processor: BullMQ runs this file in a child process per worker slot, so a
- * crash or out-of-memory while encoding fails the job instead of killing the worker.
+ * crash or out-of-memory while encoding fails the job instead of killing the worker. Which code runs a
+ * job is decided by its name (delta-job-handlers.ts).
  */
-import { Job, UnrecoverableError } from 'bullmq';
-import { DeltaJobDataSchema, DeltaJobResult, parseWith } from '@ferry/protocol';
-import { BlobStore } from '@ferry/storage';
-import { loadWorkerConfig } from '../config/worker-config';
-import { CorruptDeltaInputError, buildDelta } from './delta-builder';
+import { Job } from 'bullmq';
+import { exitWithParent } from '@ferry/delta';
+import { DeltaJobResult } from '@ferry/protocol';
+import { createBlobStore } from '@ferry/storage';
+import { loadSandboxConfig } from '../config/worker-config';
+import { DELTA_JOB_HANDLERS, runDeltaJob } from './delta-job-handlers';
 
-const store = new BlobStore(loadWorkerConfig(process.env).dataDir);
+const config = loadSandboxConfig(process.env);
+const store = createBlobStore(config.blobs, config.dataDir);
 
-export default async function processDeltaJob(job: Job): Promise<DeltaJobResult> {
-  let data;
-  try {
-    data = parseWith(DeltaJobDataSchema, job.data, 'delta job');
-  } catch (error) {
-    throw new UnrecoverableError((error as Error).message);
-  }
-  let last = 0;
-  try {
-    return await buildDelta(store, data, (progress) => {
-      const now = Date.now();
-      if (now - last < 500) return;
-      last = now;
-      void job.updateProgress({ phase: progress.phase, done: progress.done, total: progress.total });
-    });
-  } catch (error) {
-    if (error instanceof CorruptDeltaInputError) throw new UnrecoverableError(error.message);
-    throw error;
-  }
+// A worker killed outright (SIGKILL, OOM killer) cannot stop this child, and BullMQ's child only
+// finishes its job on SIGTERM: without this an orphan kept encoding (80 % CPU, GBs of memory) for a
+// job the stalled-job check had already handed to another worker. Its bsdiff children die with it.
+exitWithParent({ onParentGone: () => store.discardOpenStagingNow() });
+
+export default function processDeltaJob(job: Job): Promise<DeltaJobResult> {
+  return runDeltaJob(store, job, DELTA_JOB_HANDLERS, {
+    memoryBudget: config.deltaMemoryBytes,
+    install: { id: config.installId, dataDir: config.dataDir, queuePrefix: config.queuePrefix },
+  });
 }

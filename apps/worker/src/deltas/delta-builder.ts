@@ -1,13 +1,9 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { DeltaError, DeltaInputError, encodeDelta, type EncodeProgress } from '@ferry/delta';
 import { DeltaJobData, DeltaJobResult } from '@ferry/protocol';
-import { BlobStore } from '@ferry/storage';
+import { BlobDigestMismatchError, BlobStore, sha256File } from '@ferry/storage';
 
 /** The inputs of a delta job are unusable: retrying cannot help. */
 export class CorruptDeltaInputError extends Error {
@@ -17,18 +13,16 @@ export class CorruptDeltaInputError extends Error {
   }
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(
-    createReadStream(path),
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        callback();
-      },
-    }),
-  );
-  return `sha256:${hash.digest('hex')}`;
+/** An input layer of a delta job is not in the worker's blob store. */
+export class MissingDeltaInputError extends CorruptDeltaInputError {
+  constructor(
+    readonly digest: string,
+    /** Which input it is, e.g. `base layer 1 of 2` or `target layer`. */
+    readonly role: string,
+  ) {
+    super(`${role} ${digest} is not in the blob store`);
+    this.name = 'MissingDeltaInputError';
+  }
 }
 
 /**
@@ -40,39 +34,52 @@ export async function buildDelta(
   store: BlobStore,
   job: DeltaJobData,
   onProgress: (progress: EncodeProgress) => void = () => undefined,
+  memoryBudget?: number,
 ): Promise<DeltaJobResult> {
-  for (const digest of [...job.bases, job.target]) {
-    if ((await store.size(digest)) === null)
-      throw new CorruptDeltaInputError(`layer ${digest} is not in the blob store`);
-    const actual = await sha256File(store.pathOf(digest));
-    if (actual !== digest)
-      throw new CorruptDeltaInputError(`stored layer ${digest} is corrupt (its content hashes to ${actual})`);
-  }
-  const scratch = await store.stagingDir();
-  const out = join(scratch, `${randomUUID()}.delta`);
+  const scratch = await store.openStaging();
+  const out = join(scratch.path, `${randomUUID()}.delta`);
   const started = Date.now();
   try {
+    // Local files of the inputs: the stored files themselves (file store) or copies from the layer
+    // cache (object store), each checked against its digest.
+    const local = new Map<string, string>();
+    const inputs = [
+      ...job.bases.map((digest, i) => ({ digest, role: `base layer ${i + 1} of ${job.bases.length}` })),
+      { digest: job.target, role: 'target layer' },
+    ];
+    for (const { digest, role } of inputs) {
+      const path = await store.localFile(digest, scratch).catch((error: unknown) => {
+        if (error instanceof BlobDigestMismatchError)
+          throw new CorruptDeltaInputError(`stored layer ${digest} is corrupt (${error.message})`);
+        throw error;
+      });
+      if (path === null) throw new MissingDeltaInputError(digest, role);
+      const actual = await sha256File(path);
+      if (actual !== digest)
+        throw new CorruptDeltaInputError(
+          `stored layer ${digest} is corrupt (its content hashes to ${actual})`,
+        );
+      local.set(digest, path);
+    }
     await encodeDelta({
-      bases: job.bases.map((digest) => store.pathOf(digest)),
-      target: store.pathOf(job.target),
+      bases: job.bases.map((digest) => local.get(digest) as string),
+      target: local.get(job.target) as string,
       out,
-      tempDir: scratch,
+      tempDir: scratch.path,
       onProgress,
+      ...(memoryBudget !== undefined ? { memoryBudget } : {}),
     });
-  } catch (error) {
-    await store.discard(scratch);
-    if (error instanceof DeltaInputError) throw new CorruptDeltaInputError(error.message);
-    if (error instanceof DeltaError) throw new CorruptDeltaInputError(error.message);
-    throw error;
-  }
-  try {
     const size = (await stat(out)).size;
     const encodeMs = Date.now() - started;
     if (size >= job.targetGzipSize) return { kind: 'full', deltaSize: size, encodeMs };
     const digest = await sha256File(out);
     await store.adopt(out, digest);
     return { kind: 'delta', digest, size, encodeMs };
+  } catch (error) {
+    if (error instanceof DeltaInputError) throw new CorruptDeltaInputError(error.message);
+    if (error instanceof DeltaError) throw new CorruptDeltaInputError(error.message);
+    throw error;
   } finally {
-    await rm(scratch, { recursive: true, force: true });
+    await scratch.discard();
   }
 }

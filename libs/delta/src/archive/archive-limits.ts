@@ -16,6 +16,8 @@ export interface ArchiveLimits {
   maxJsonBytes: number;
   /** Most members an archive may hold. @defaultValue 10,000 */
   maxMembers: number;
+  /** Most images (services) one archive may hold. @defaultValue 64 */
+  maxImages: number;
 }
 
 export function archiveLimits(
@@ -27,6 +29,7 @@ export function archiveLimits(
     ratioFloorBytes: 16 * 1024 * 1024,
     maxJsonBytes: 4 * 1024 * 1024,
     maxMembers: 10_000,
+    maxImages: 64,
     ...overrides,
   };
 }

@@ -10,15 +10,24 @@ export interface WrittenFile {
   size: number;
 }
 
+export interface WriteHashedOptions {
+  /** Keep the first this many bytes in memory (for small JSON members that are parsed later). */
+  keepBytes?: number;
+  /** Transforms between `source` and the file (a gunzip, a size guard), joined by one pipeline. */
+  through?: Transform[];
+}
+
 /**
- * Streams `source` into `path` while hashing it, and keeps the first `keepBytes` bytes in memory
- * (for small JSON members that are parsed later). The file is fsynced before the promise resolves.
+ * Streams `source` (through `through`) into `path` while hashing what reaches the file. Every stage
+ * is joined by one `stream.pipeline`, so a failure anywhere destroys them all and closes every file
+ * descriptor before the promise settles. The file is fsynced before the promise resolves.
  */
 export async function writeHashedFile(
-  source: Readable | AsyncIterable<Buffer>,
+  source: Readable,
   path: string,
-  keepBytes = 0,
+  options: WriteHashedOptions = {},
 ): Promise<WrittenFile & { head: Buffer }> {
+  const keepBytes = options.keepBytes ?? 0;
   const hash = createHash('sha256');
   let size = 0;
   const kept: Buffer[] = [];
@@ -63,7 +72,7 @@ export async function writeHashedFile(
     },
   });
   try {
-    await pipeline(source, tap, sink);
+    await pipeline([source, ...(options.through ?? []), tap, sink]);
   } finally {
     await whenClosed;
   }

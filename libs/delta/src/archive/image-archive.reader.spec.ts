@@ -148,6 +148,14 @@ describe('readImageArchive', () => {
     );
   });
 
+  it('refuses an archive of more members than the limit, naming it', async () => {
+    const few = archiveLimits({ maxArchiveBytes: 50 * 1024 * 1024, maxMembers: 20 });
+    const body = await tarOf(Array.from({ length: 21 }, (_, i) => ({ name: `m${i}`, body: 'x' })));
+    await expect(readImageArchive(Readable.from(body), staging(), few)).rejects.toThrow(
+      'archive has more than 20 members',
+    );
+  });
+
   it('refuses a layer with a traversal name inside it', async () => {
     const layer = await tarOf([{ name: '../../root/.ssh/authorized_keys', body: 'key' }]);
     await reject(await dockerArchive([layer]), UnusableArchiveError, /unsafe member name/);

@@ -1,13 +1,21 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
-import { FerryError, UnusableArchiveError, isDigest } from '@ferry/protocol';
+import {
+  FerryError,
+  PayloadTooLargeError,
+  UnusableArchiveError,
+  isDigest,
+  isDiskFullError,
+} from '@ferry/protocol';
 import { z } from 'zod';
 import { ArchiveLimits } from './archive-limits';
-import { byteLimit, tooLarge } from './byte-limit';
+import { SourceClosedError, borrowStream, isZlibError, peekFirstChunk } from './borrowed-stream';
+import { byteLimit, expansionGuard, tooLarge } from './byte-limit';
 import { WrittenFile, writeHashedFile } from './hashing-file-writer';
 import { StagedLayer, stageLayer } from './layer-stager';
 import {
@@ -53,22 +61,27 @@ const SMALL_MEMBER = 4 * 1024 * 1024;
  * whole), staging its members under `stagingDir` (which must be empty and on the blob store's
  * filesystem), and verifies everything: member names, link targets, digests of configs and layers
  * against their names and the config's diff_ids, declared sizes, and size/ratio limits.
- * Never holds a layer in memory. Throws {@link UnusableArchiveError} or PayloadTooLargeError.
+ * Never holds a layer in memory. Throws {@link UnusableArchiveError} or PayloadTooLargeError,
+ * RequestTimeoutError when the input stalls past `idleTimeoutMs`, {@link SourceClosedError} when it
+ * closes early, or the file system's error (ENOSPC…). `input` is never destroyed: on failure it is
+ * left paused, so an HTTP request can still carry the answer.
  */
 export async function readImageArchive(
   input: Readable,
   stagingDir: string,
   limits: ArchiveLimits,
+  options: { idleTimeoutMs?: number } = {},
 ): Promise<ImageArchive> {
   await mkdir(stagingDir, { recursive: true });
   const received = byteLimit(limits.maxArchiveBytes, tooLarge(limits.maxArchiveBytes));
   const members = new Map<string, Member>();
   const links = new Map<string, string>();
-  await extractMembers(input.pipe(received), stagingDir, limits, members, links);
+  const source = borrowStream(input, options);
+  await extractMembers(await archiveStages(source, received, limits), stagingDir, limits, members, links);
   resolveLinks(members, links);
 
   const images = members.has('manifest.json')
-    ? await dockerArchiveImages(members)
+    ? await dockerArchiveImages(members, limits)
     : members.has('index.json')
       ? await ociArchiveImages(members, limits)
       : null;
@@ -81,43 +94,41 @@ export async function readImageArchive(
   return { format: images.format, images: staged, receivedBytes: received.seen() };
 }
 
-/** Peeks at the first bytes and inserts a gunzip when the whole archive is gzip'd. */
-function maybeGunzip(): Transform {
-  let decided = false;
-  let gunzip: Transform | null = null;
-  const out = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      if (!decided) {
-        decided = true;
-        if (chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b) {
-          gunzip = createGunzip();
-          gunzip.on('data', (data: Buffer) => {
-            if (!out.push(data)) gunzip?.pause();
-          });
-          gunzip.on('error', (error) =>
-            out.destroy(new UnusableArchiveError(`archive is not valid gzip: ${error.message}`)),
-          );
-        }
-      }
-      if (gunzip) {
-        gunzip.write(chunk, () => callback());
-      } else callback(null, chunk);
-    },
-    flush(callback) {
-      if (!gunzip) return callback();
-      gunzip.once('end', () => callback());
-      gunzip.end();
-    },
-    read(size) {
-      gunzip?.resume();
-      Transform.prototype._read.call(this, size);
-    },
+/**
+ * The stages the archive's bytes flow through before the tar parser: the input (borrowed, never
+ * destroyed), the received-bytes cap, and, when the whole archive is gzip'd, a gunzip with a cap on
+ * how far it may expand (the same ratio and size limits as for gzip'd layers).
+ */
+async function archiveStages(
+  source: Readable,
+  received: Transform & { seen(): number },
+  limits: ArchiveLimits,
+): Promise<[Readable, ...Transform[]]> {
+  const head = await peekFirstChunk(source).catch((error: unknown) => {
+    source.destroy();
+    throw error;
   });
-  return out;
+  if (head === null || head.length < 2 || head[0] !== 0x1f || head[1] !== 0x8b) return [source, received];
+  const guard = expansionGuard({
+    compressedBytes: () => received.seen(),
+    maxRatio: limits.maxCompressionRatio,
+    floorBytes: limits.ratioFloorBytes,
+    maxBytes: limits.maxUncompressedBytes,
+    tooLarge: () =>
+      new PayloadTooLargeError(
+        `release archive expands past the ${limits.maxUncompressedBytes}-byte limit when decompressed (FERRY_MAX_RELEASE_BYTES)`,
+        { limit: limits.maxUncompressedBytes },
+      ),
+    bomb: () =>
+      new UnusableArchiveError(
+        `release archive expands more than ${limits.maxCompressionRatio}x when decompressed (suspected gzip bomb, FERRY_MAX_DECOMPRESSION_RATIO)`,
+      ),
+  });
+  return [source, received, createGunzip(), guard];
 }
 
 async function extractMembers(
-  input: Readable,
+  stages: [Readable, ...Transform[]],
   dir: string,
   limits: ArchiveLimits,
   members: Map<string, Member>,
@@ -143,11 +154,9 @@ async function extractMembers(
         case undefined: {
           if (members.has(name) || links.has(name))
             throw new UnusableArchiveError(`duplicate archive member: ${name}`);
-          const written = await writeHashedFile(
-            entry as unknown as Readable,
-            join(dir, `member-${count}`),
-            SMALL_MEMBER,
-          );
+          const written = await writeHashedFile(entry as unknown as Readable, join(dir, `member-${count}`), {
+            keepBytes: SMALL_MEMBER,
+          });
           members.set(name, written);
           break;
         }
@@ -176,7 +185,7 @@ async function extractMembers(
       }
     }
   })();
-  const pumped = pipeline(input, maybeGunzip(), parser).catch((error: unknown) => {
+  const pumped = pipeline([...stages, parser]).catch((error: unknown) => {
     // A truncated archive ends the parser but not the member being read: end both, so the consumer
     // stops and settleAll cannot wait forever.
     current?.destroy(error as Error);
@@ -186,7 +195,10 @@ async function extractMembers(
   try {
     await settleAll([consume, pumped]);
   } catch (error) {
-    if (error instanceof FerryError) throw error;
+    if (error instanceof FerryError || isDiskFullError(error) || error instanceof SourceClosedError)
+      throw error;
+    if (isZlibError(error))
+      throw new UnusableArchiveError(`archive is not valid gzip: ${(error as Error).message}`);
     throw new UnusableArchiveError(`archive is not a readable tar: ${(error as Error).message}`);
   }
 }
@@ -205,7 +217,22 @@ function resolveLinks(members: Map<string, Member>, links: Map<string, string>):
   }
 }
 
-function parseJson<S extends z.ZodType>(member: Member, schema: S, what: string, limit: number): z.output<S> {
+/** Parsed JSON members by schema: a config shared by many images is parsed once, not once per image. */
+const parsedMembers = new WeakMap<Member, Map<z.ZodType, unknown>>();
+
+/**
+ * Parses a small member as JSON and validates it with `schema`, once per member and schema.
+ * `precheck` sees the raw value first, to refuse what is too big before validating it.
+ */
+function parseJson<S extends z.ZodType>(
+  member: Member,
+  schema: S,
+  what: string,
+  limit: number,
+  precheck?: (value: unknown) => void,
+): z.output<S> {
+  const cached = parsedMembers.get(member)?.get(schema);
+  if (cached !== undefined) return cached as z.output<S>;
   if (member.size > Math.min(limit, SMALL_MEMBER))
     throw new UnusableArchiveError(`${what} is too large to be JSON metadata`);
   let value: unknown;
@@ -214,6 +241,7 @@ function parseJson<S extends z.ZodType>(member: Member, schema: S, what: string,
   } catch {
     throw new UnusableArchiveError(`${what} is not valid JSON`);
   }
+  precheck?.(value);
   const result = schema.safeParse(value);
   if (!result.success) {
     const reasons = result.error.issues
@@ -221,7 +249,17 @@ function parseJson<S extends z.ZodType>(member: Member, schema: S, what: string,
       .join('; ');
     throw new UnusableArchiveError(`${what} is malformed: ${reasons}`);
   }
+  const bySchema = parsedMembers.get(member) ?? new Map<z.ZodType, unknown>();
+  bySchema.set(schema, result.data);
+  parsedMembers.set(member, bySchema);
   return result.data;
+}
+
+function tooManyImages(count: number | string, limits: ArchiveLimits): PayloadTooLargeError {
+  return new PayloadTooLargeError(
+    `archive holds ${count} images; a release takes at most ${limits.maxImages} (FERRY_MAX_IMAGES_PER_RELEASE)`,
+    { limit: limits.maxImages },
+  );
 }
 
 interface ImageRefs {
@@ -239,12 +277,16 @@ function need(members: Map<string, Member>, name: string, what: string): Member 
 
 async function dockerArchiveImages(
   members: Map<string, Member>,
+  limits: ArchiveLimits,
 ): Promise<{ format: ArchiveFormat; list: ImageRefs[] }> {
   const manifest = parseJson(
     members.get('manifest.json') as Member,
     DockerArchiveManifestSchema,
     'manifest.json',
     SMALL_MEMBER,
+    (value) => {
+      if (Array.isArray(value) && value.length > limits.maxImages) throw tooManyImages(value.length, limits);
+    },
   );
   const list = manifest.map((image, index): ImageRefs => {
     const configMember = need(members, image.Config, 'image config');
@@ -314,6 +356,7 @@ async function ociArchiveImages(
         visit(nested.manifests, reference, depth + 1);
       } else {
         manifests.push({ descriptor, reference });
+        if (manifests.length > limits.maxImages) throw tooManyImages(`more than ${limits.maxImages}`, limits);
       }
     }
   };
@@ -364,6 +407,8 @@ async function stageImages(refs: ImageRefs[], dir: string, limits: ArchiveLimits
   let layerId = 0;
   const images: ArchiveImage[] = [];
   for (const [index, ref] of refs.entries()) {
+    // Images are few (maxImages) but each may cost a JSON parse: let other requests in between.
+    await yieldToEventLoop();
     const json = parseJson(
       ref.configMember,
       ImageConfigSchema,

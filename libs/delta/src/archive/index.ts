@@ -4,3 +4,4 @@ export * from './layer-stager';
 export * from './member-name';
 export * from './service-name';
 export * from './hashing-file-writer';
+export * from './release-bundle.reader';

@@ -39,69 +39,98 @@ function hashAt(buf: Uint8Array, at: number, window: number): number {
 }
 
 /**
- * LZ-style matching of `target` against `ref`, like zstd's --patch-from: the reference is
- * sampled every `step` bytes into a hash table, the target is scanned with a rolling hash
- * at every byte, and each hit is verified and extended both ways. Returns runs covering the
- * whole target in order.
+ * A hash index of a reference, built once and queried for many targets: the reference is
+ * sampled every `step` bytes into a hash table, like zstd's --patch-from.
  */
+export class BlockIndex {
+  private readonly window: number;
+  private readonly minMatch: number;
+  private readonly table: Int32Array;
+  private readonly shift: number;
+
+  constructor(
+    readonly ref: Uint8Array,
+    options: BlockMatcherOptions = {},
+  ) {
+    this.window = options.window ?? 16;
+    this.minMatch = Math.max(this.window, options.minMatch ?? 24);
+    const maxSlots = options.maxSlots ?? 1 << 24;
+    let step = 8;
+    while (ref.length / step > maxSlots / 2) step *= 2;
+    let bits = 10;
+    while (1 << bits < (ref.length / step) * 2 && 1 << bits < maxSlots) bits++;
+    this.table = new Int32Array(1 << bits);
+    this.shift = 32 - bits;
+    for (let p = 0; p + this.window <= ref.length; p += step)
+      this.table[this.slot(hashAt(ref, p, this.window))] = p + 1;
+  }
+
+  /** Bytes of memory the index holds besides the reference. */
+  get tableBytes(): number {
+    return this.table.byteLength;
+  }
+
+  private slot(h: number): number {
+    return Math.imul(h, 0x9e3779b1) >>> this.shift;
+  }
+
+  /**
+   * Scans `target` with a rolling hash at every byte; each hit is verified and extended both
+   * ways. Returns runs covering the whole target in order.
+   */
+  match(target: Uint8Array): MatchRun[] {
+    const { ref, window, minMatch, table } = this;
+    const runs: MatchRun[] = [];
+    const pushLiteral = (from: number, to: number) => {
+      if (to > from) runs.push({ refOffset: -1, targetOffset: from, length: to - from });
+    };
+    if (ref.length < window || target.length < window) {
+      pushLiteral(0, target.length);
+      return runs;
+    }
+    const outFactor = powMod(PRIME, window - 1);
+    let literalStart = 0;
+    let i = 0;
+    let h = hashAt(target, 0, window);
+    const last = target.length - window;
+    while (i <= last) {
+      const candidate = table[this.slot(h)]! - 1;
+      if (candidate >= 0) {
+        let forward = 0;
+        const maxForward = Math.min(ref.length - candidate, target.length - i);
+        while (forward < maxForward && ref[candidate + forward] === target[i + forward]) forward++;
+        if (forward >= window) {
+          let back = 0;
+          while (
+            back < candidate &&
+            i - back > literalStart &&
+            ref[candidate - back - 1] === target[i - back - 1]
+          ) {
+            back++;
+          }
+          if (forward + back >= minMatch) {
+            pushLiteral(literalStart, i - back);
+            runs.push({ refOffset: candidate - back, targetOffset: i - back, length: forward + back });
+            i += forward;
+            literalStart = i;
+            if (i <= last) h = hashAt(target, i, window);
+            continue;
+          }
+        }
+      }
+      if (i < last) h = (Math.imul(h - Math.imul(target[i]!, outFactor), PRIME) + target[i + window]!) | 0;
+      i++;
+    }
+    pushLiteral(literalStart, target.length);
+    return runs;
+  }
+}
+
+/** LZ-style matching of `target` against `ref` (a one-off BlockIndex). */
 export function matchBlocks(
   ref: Uint8Array,
   target: Uint8Array,
   options: BlockMatcherOptions = {},
 ): MatchRun[] {
-  const window = options.window ?? 16;
-  const minMatch = Math.max(window, options.minMatch ?? 24);
-  const maxSlots = options.maxSlots ?? 1 << 24;
-  const runs: MatchRun[] = [];
-  const pushLiteral = (from: number, to: number) => {
-    if (to > from) runs.push({ refOffset: -1, targetOffset: from, length: to - from });
-  };
-  if (ref.length < window || target.length < window) {
-    pushLiteral(0, target.length);
-    return runs;
-  }
-  let step = 8;
-  while (ref.length / step > maxSlots / 2) step *= 2;
-  let bits = 10;
-  while (1 << bits < (ref.length / step) * 2 && 1 << bits < maxSlots) bits++;
-  const table = new Int32Array(1 << bits);
-  const shift = 32 - bits;
-  const slot = (h: number) => Math.imul(h, 0x9e3779b1) >>> shift;
-  for (let p = 0; p + window <= ref.length; p += step) table[slot(hashAt(ref, p, window))] = p + 1;
-
-  const outFactor = powMod(PRIME, window - 1);
-  let literalStart = 0;
-  let i = 0;
-  let h = hashAt(target, 0, window);
-  const last = target.length - window;
-  while (i <= last) {
-    const candidate = table[slot(h)]! - 1;
-    if (candidate >= 0) {
-      let forward = 0;
-      const maxForward = Math.min(ref.length - candidate, target.length - i);
-      while (forward < maxForward && ref[candidate + forward] === target[i + forward]) forward++;
-      if (forward >= window) {
-        let back = 0;
-        while (
-          back < candidate &&
-          i - back > literalStart &&
-          ref[candidate - back - 1] === target[i - back - 1]
-        ) {
-          back++;
-        }
-        if (forward + back >= minMatch) {
-          pushLiteral(literalStart, i - back);
-          runs.push({ refOffset: candidate - back, targetOffset: i - back, length: forward + back });
-          i += forward;
-          literalStart = i;
-          if (i <= last) h = hashAt(target, i, window);
-          continue;
-        }
-      }
-    }
-    if (i < last) h = (Math.imul(h - Math.imul(target[i]!, outFactor), PRIME) + target[i + window]!) | 0;
-    i++;
-  }
-  pushLiteral(literalStart, target.length);
-  return runs;
+  return new BlockIndex(ref, options).match(target);
 }

@@ -2,9 +2,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PARENT_WATCH_THREAD_SOURCE } from './parent-watch';
 
-/** Runs in the child: bsdiff-node's diffSync, one job per IPC message. */
+/**
+ * Runs in the child: bsdiff-node's diffSync, one job per IPC message. diffSync holds the child's
+ * only thread for as long as a diff takes, so a watchdog thread kills the child as soon as its
+ * parent is gone (argv[2] is the parent's pid) instead of letting an orphan finish a diff nobody
+ * will read.
+ */
 const CHILD_SOURCE = `
+const { Worker } = require('node:worker_threads');
+new Worker(${JSON.stringify(PARENT_WATCH_THREAD_SOURCE)}, {
+  eval: true,
+  workerData: { parent: Number(process.argv[2]), intervalMs: 500, graceMs: 0 },
+}).unref();
 const bsdiff = require(process.argv[1]);
 process.on('message', (job) => {
   let error;
@@ -13,6 +24,20 @@ process.on('message', (job) => {
 });
 process.on('disconnect', () => process.exit(0));
 `;
+
+/** Every live bsdiff child of this process: killed when this process exits, however it exits. */
+const children = new Set<ChildProcess>();
+let killOnExit = false;
+
+function track(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  if (killOnExit) return;
+  killOnExit = true;
+  process.once('exit', () => {
+    for (const running of children) running.kill('SIGKILL');
+  });
+}
 
 interface Job {
   id: number;
@@ -48,24 +73,28 @@ export class BsdiffPool {
    * @param timeoutMs - a job running longer is killed and reported as failed
    * @param memoryBudget - jobs start only while the estimated memory of running jobs
    *   (about 17x the old file each, as measured for bsdiff-node) stays under this; one job
-   *   always may run
+   *   always may run, unless `strict`
+   * @param strict - a job whose own estimate exceeds the budget fails at once (the caller falls
+   *   back to another encoding) instead of running alone
    */
   constructor(
     private readonly tempDir: string,
     private readonly size = 1,
     private readonly timeoutMs = 300_000,
     private readonly memoryBudget = 320 * 2 ** 20,
+    private readonly strict = false,
   ) {}
 
   /** BSDIFF40 patch turning `oldData` into `newData`, or undefined when bsdiff failed. */
   async diff(oldData: Buffer, newData: Buffer): Promise<Buffer | undefined> {
+    if (this.strict && BsdiffPool.cost(oldData.length, newData.length) > this.memoryBudget) return undefined;
     const stem = join(this.tempDir, `bsdiff-${randomBytes(6).toString('hex')}`);
     const job = { oldFile: `${stem}.old`, newFile: `${stem}.new`, patchFile: `${stem}.patch` };
     try {
       await writeFile(job.oldFile, oldData);
       await writeFile(job.newFile, newData);
       const ok = await new Promise<boolean>((resolve) => {
-        const cost = 17 * oldData.length + 2 * newData.length + (8 << 20);
+        const cost = BsdiffPool.cost(oldData.length, newData.length);
         this.queue.push({ ...job, id: this.nextId++, cost, resolve });
         this.pump();
       });
@@ -75,10 +104,18 @@ export class BsdiffPool {
     }
   }
 
+  /** Estimated peak memory of a bsdiff child for these input sizes. */
+  static cost(oldLength: number, newLength: number): number {
+    return 17 * oldLength + 2 * newLength + (8 << 20);
+  }
+
   private spawnWorker(): Worker {
-    const child = spawn(process.execPath, ['-e', CHILD_SOURCE, require.resolve('bsdiff-node')], {
-      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['-e', CHILD_SOURCE, require.resolve('bsdiff-node'), String(process.pid)],
+      { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] },
+    );
+    track(child);
     const worker: Worker = { child };
     child.on('message', (message: { id: number; error?: string }) => {
       if (worker.job?.id === message.id) this.finish(worker, message.error === undefined, true);

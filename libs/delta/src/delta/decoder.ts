@@ -1,17 +1,21 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 
+import { syncDir } from '@ferry/storage/files';
 import { openDelta, type OpenedDelta } from './delta-file';
 import {
   DeltaBaseMismatchError,
   DeltaCorruptError,
   DeltaInputError,
+  DeltaNoSpaceError,
   DeltaTargetMismatchError,
 } from './errors';
-import { OpKind, unzigzag, type SectionName } from './format';
+import { maxWindowBits, OpKind, sectionInfo, unzigzag, type DeltaHeader, type SectionName } from './format';
+import { OpFieldReader } from './op-fields';
 import { RunLengthReader, SectionReader } from './section-reader';
 
 /** Options shared by the decoder's stream and file APIs. */
@@ -28,6 +32,12 @@ export interface DecodeDeltaOptions {
   verifyBases?: boolean;
   /** Called after each output chunk with bytes written so far and the target size. */
   onProgress?: (written: number, total: number) => void;
+  /**
+   * The layer the caller asked for (sha256, with or without `sha256:`, and size). A delta whose
+   * header names another target or size is refused before a byte is written; without them the
+   * result is only checked against the delta's own header.
+   */
+  expected?: { digest?: string; size?: number };
 }
 
 export interface ApplyDeltaOptions extends DecodeDeltaOptions {
@@ -167,6 +177,28 @@ class BaseReader {
   }
 }
 
+/** Refuses a delta that builds another layer than the one the caller asked for. */
+function checkExpected(header: DeltaHeader, expected: DecodeDeltaOptions['expected']): void {
+  const want = expected?.digest?.replace(/^sha256:/, '') ?? header.targetDigest;
+  const size = expected?.size ?? header.targetSize;
+  if (header.targetDigest !== want || header.targetSize !== size) {
+    throw new DeltaTargetMismatchError(
+      `delta rebuilds sha256:${header.targetDigest} (${header.targetSize} bytes), not the layer asked for ` +
+        `(sha256:${want}, ${size} bytes)`,
+      want,
+      header.targetDigest,
+    );
+  }
+}
+
+/** Free bytes where `dir` lives (statfs, Node 18.15+), or undefined where the runtime lacks it. */
+async function freeSpace(dir: string): Promise<number | undefined> {
+  const statfs = (fsp as { statfs?: (path: string) => Promise<{ bavail: number; bsize: number }> }).statfs;
+  if (!statfs) return undefined;
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}
+
 /**
  * Rebuilds the target layer as a sequence of chunks, checking every operation against the
  * base sizes and the declared target size, and the final sha256 against the target digest
@@ -188,14 +220,24 @@ async function* decode(
 ): AsyncGenerator<Buffer, ApplyDeltaResult> {
   const delta = await openDelta(options.delta);
   const { header, offsets } = delta;
+  checkExpected(header, options.expected);
   const handles = await openBases(delta, options.bases, options.verifyBases ?? true);
   const windowSize = handles.length <= 8 ? 1 << 20 : 1 << 16;
   const bases = handles.map((b) => new BaseReader(b.fh, b.size, windowSize));
-  const section = (name: SectionName) =>
-    new SectionReader(delta.file, offsets[name], header[name].compressedSize, header[name].rawSize, name);
-  const sections = { ops: section('ops'), diff: section('diff'), literal: section('literal') };
-  const { ops, literal } = sections;
-  const diff = new RunLengthReader(sections.diff);
+  const readers: SectionReader[] = [];
+  const section = (name: SectionName) => {
+    const info = sectionInfo(header, name);
+    const reader = new SectionReader(
+      delta.file,
+      offsets[name]!,
+      info.compressedSize,
+      info.rawSize,
+      name,
+      maxWindowBits(name, header.version),
+    );
+    readers.push(reader);
+    return reader;
+  };
   const hash = createHash('sha256');
   let written = 0;
   let claimed = 0;
@@ -214,24 +256,31 @@ async function* decode(
     return chunk;
   };
   const claim = (length: number): void => {
+    // Every operation writes something: zero-length ones would cost time and buy nothing.
+    if (length === 0) throw corrupt('has length zero');
     if (length > header.targetSize - claimed) throw corrupt('writes past the end of the target');
     claimed += length;
   };
-  const baseAt = async (): Promise<BaseReader> => {
-    const index = await ops.readVarint();
+  const baseAt = (ops: OpFieldReader): BaseReader => {
+    const index = ops.base();
     const base = bases[index];
     if (!base) throw corrupt(`refers to missing base ${index}`);
     return base;
   };
 
   try {
+    // Inside the try: a section that fails its checks must not leave the others (or the base
+    // files) open.
+    const ops = OpFieldReader.create(header.version, section);
+    const diff = new RunLengthReader(section('diff'));
+    const literal = section('literal');
     for (let n = 0; n < header.opCount; n++) {
-      const kind = (await ops.readByte()) as OpKind;
+      const kind = ops.kind() as OpKind;
       switch (kind) {
         case OpKind.Copy: {
-          const base = await baseAt();
-          const offset = base.cursor + unzigzag(await ops.readVarint());
-          const length = await ops.readVarint();
+          const base = baseAt(ops);
+          const offset = base.cursor + unzigzag(ops.offset());
+          const length = ops.length();
           if (offset < 0 || offset + length > base.size) throw corrupt('copies outside its base');
           base.cursor = offset + length;
           claim(length);
@@ -246,12 +295,12 @@ async function* decode(
         }
         case OpKind.Insert:
         case OpKind.Zero: {
-          const length = await ops.readVarint();
+          const length = ops.length();
           claim(length);
           for (let done = 0; done < length;) {
             let step = Math.min(CHUNK - fill, length - done);
             if (kind === OpKind.Zero) out.fill(0, fill, fill + step);
-            else step = (await literal.readChunk(step)).copy(out, fill);
+            else step = literal.readChunk(step).copy(out, fill);
             fill += step;
             done += step;
             if (fill === CHUNK) yield take();
@@ -259,25 +308,30 @@ async function* decode(
           break;
         }
         case OpKind.Patch: {
-          const base = await baseAt();
-          const oldOffset = base.cursor + unzigzag(await ops.readVarint());
-          const oldLength = await ops.readVarint();
-          let oldPos = unzigzag(await ops.readVarint());
-          const newLength = await ops.readVarint();
-          const controls = await ops.readVarint();
+          const base = baseAt(ops);
+          const oldOffset = base.cursor + unzigzag(ops.offset());
+          const oldLength = ops.length();
+          let oldPos = unzigzag(ops.offset());
+          const newLength = ops.length();
+          const controls = ops.length();
           if (oldOffset < 0 || oldOffset + oldLength > base.size) throw corrupt('patches outside its base');
           if (Math.abs(oldPos) > MAX_SEEK) throw corrupt('patch starts out of range');
           claim(newLength);
           let produced = 0;
+          let idle = false;
           for (let c = 0; c < controls; c++) {
-            const addLength = await ops.readVarint();
-            const extraLength = await ops.readVarint();
-            const seek = unzigzag(await ops.readVarint());
+            const addLength = ops.add();
+            const extraLength = ops.extra();
+            const seek = unzigzag(ops.seek());
             // [CVE-2020-14315] every length is checked against what is left before it is used.
             if (addLength + extraLength > newLength - produced)
               throw corrupt('patch control exceeds its output');
+            // A control that writes nothing only seeks; two in a row could have been one, so the
+            // number of controls stays bounded by the bytes they write.
+            if (addLength + extraLength === 0 && idle) throw corrupt('patch has consecutive empty controls');
+            idle = addLength + extraLength === 0;
             for (let done = 0; done < addLength;) {
-              const chunk = await diff.readChunk(Math.min(CHUNK - fill, addLength - done));
+              const chunk = diff.readChunk(Math.min(CHUNK - fill, addLength - done));
               const step = chunk.copy(out, fill);
               // bspatch semantics: old bytes outside the old range count as zero.
               const from = Math.max(0, oldPos + done);
@@ -288,10 +342,7 @@ async function* decode(
               if (fill === CHUNK) yield take();
             }
             for (let done = 0; done < extraLength;) {
-              const step = (await literal.readChunk(Math.min(CHUNK - fill, extraLength - done))).copy(
-                out,
-                fill,
-              );
+              const step = literal.readChunk(Math.min(CHUNK - fill, extraLength - done)).copy(out, fill);
               fill += step;
               done += step;
               if (fill === CHUNK) yield take();
@@ -309,9 +360,9 @@ async function* decode(
       }
     }
     if (fill > 0) yield take();
-    await ops.expectEnd();
-    await diff.expectEnd();
-    await literal.expectEnd();
+    ops.expectEnd();
+    diff.expectEnd();
+    literal.expectEnd();
     const digest = hash.digest('hex');
     if (written !== header.targetSize || digest !== header.targetDigest) {
       throw new DeltaTargetMismatchError(
@@ -322,7 +373,7 @@ async function* decode(
     }
     return { digest, size: written };
   } finally {
-    for (const reader of Object.values(sections)) reader.close();
+    for (const reader of readers) reader.close();
     await Promise.allSettled(handles.map((b) => b.fh.close()));
   }
 }
@@ -340,6 +391,16 @@ export function createDeltaReadStream(options: DecodeDeltaOptions): Readable {
  * renamed only after its sha256 matched; on any failure nothing is left at `out`.
  */
 export async function applyDelta(options: ApplyDeltaOptions): Promise<ApplyDeltaResult> {
+  const { header } = await openDelta(options.delta, false);
+  checkExpected(header, options.expected);
+  const free = await freeSpace(dirname(options.out));
+  if (free !== undefined && free < header.targetSize) {
+    throw new DeltaNoSpaceError(
+      `the delta builds a ${header.targetSize}-byte layer but ${dirname(options.out)} has ${free} bytes free`,
+      header.targetSize,
+      free,
+    );
+  }
   const temp = join(
     dirname(options.out),
     `.${basename(options.out)}.${randomBytes(6).toString('hex')}.partial`,
@@ -357,6 +418,7 @@ export async function applyDelta(options: ApplyDeltaOptions): Promise<ApplyDelta
     await fh.close();
     closed = true;
     await rename(temp, options.out);
+    await syncDir(dirname(options.out));
     return step.value;
   } catch (err) {
     if (!closed) await fh.close().catch(() => undefined);

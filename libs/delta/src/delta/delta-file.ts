@@ -6,7 +6,10 @@ import {
   decodeHeaderBody,
   decodePrefix,
   expectedDeltaSize,
+  maxWindowBits,
   PREFIX_SIZE,
+  sectionInfo,
+  sectionNames,
   TRAILER_SIZE,
   type DeltaHeader,
   type SectionName,
@@ -16,8 +19,21 @@ import {
 export interface OpenedDelta {
   file: string;
   header: DeltaHeader;
-  /** Byte offset of each section in the file. */
-  offsets: Record<SectionName, number>;
+  /** Byte offset of each section in the file (version 1 has no field sections). */
+  offsets: Partial<Record<SectionName, number>>;
+}
+
+/**
+ * The window (log2 bytes) a brotli stream declares in its first bits (RFC 7932 §9.1), which is
+ * what its decoder allocates; undefined for the reserved code (large windows).
+ */
+export function brotliWindowBits(first: number): number | undefined {
+  if ((first & 1) === 0) return 16;
+  const n = (first >> 1) & 7;
+  if (n !== 0) return 17 + n;
+  const m = (first >> 4) & 7;
+  if (m === 1) return undefined;
+  return m === 0 ? 17 : 8 + m;
 }
 
 async function readExactly(fh: FileHandle, length: number, position: number, file: string): Promise<Buffer> {
@@ -50,8 +66,8 @@ export async function openDelta(file: string, verifyChecksum = true): Promise<Op
       }
       throw new DeltaFormatError(`${file}: not a Ferry delta (${size} bytes)`);
     }
-    const bodySize = decodePrefix(await readExactly(fh, PREFIX_SIZE, 0, file));
-    const header = decodeHeaderBody(await readExactly(fh, bodySize, PREFIX_SIZE, file));
+    const { version, bodySize } = decodePrefix(await readExactly(fh, PREFIX_SIZE, 0, file));
+    const header = decodeHeaderBody(await readExactly(fh, bodySize, PREFIX_SIZE, file), version);
     const expected = expectedDeltaSize(header);
     if (size < expected) {
       throw new DeltaTruncatedError(`${file}: delta is truncated (${size} of ${expected} bytes)`);
@@ -74,10 +90,23 @@ export async function openDelta(file: string, verifyChecksum = true): Promise<Op
         throw new DeltaCorruptError(`${file}: delta checksum mismatch (the file is corrupt)`);
       }
     }
-    const opsAt = PREFIX_SIZE + bodySize;
-    const diffAt = opsAt + header.ops.compressedSize;
-    const literalAt = diffAt + header.diff.compressedSize;
-    return { file, header, offsets: { ops: opsAt, diff: diffAt, literal: literalAt } };
+    const offsets: OpenedDelta['offsets'] = {};
+    let at = PREFIX_SIZE + bodySize;
+    for (const name of sectionNames(version)) {
+      const { compressedSize } = sectionInfo(header, name);
+      offsets[name] = at;
+      if (compressedSize > 0) {
+        // The decoder's memory is bounded only if no stream may ask for a larger window.
+        const bits = brotliWindowBits((await readExactly(fh, 1, at, file))[0]!);
+        if (bits === undefined || bits > maxWindowBits(name, version)) {
+          throw new DeltaCorruptError(
+            `${file}: delta ${name} section asks for a ${bits === undefined ? 'large' : `2^${bits}-byte`} brotli window (at most 2^${maxWindowBits(name, version)})`,
+          );
+        }
+      }
+      at += compressedSize;
+    }
+    return { file, header, offsets };
   } finally {
     await fh.close();
   }

@@ -5,7 +5,21 @@ import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { constants, createBrotliCompress } from 'node:zlib';
 
-import { encodeHeader, OpKind, pushVarint, zigzag, type DeltaHeader, type SectionInfo } from './format';
+import { syncDir } from '@ferry/storage/files';
+import {
+  DELTA_VERSION,
+  encodeHeader,
+  FIELD_NAMES,
+  maxWindowBits,
+  OpKind,
+  pushVarint,
+  sectionNames,
+  zigzag,
+  type DeltaHeader,
+  type FieldName,
+  type SectionInfo,
+  type SectionName,
+} from './format';
 
 /** Count and target bytes of each operation kind. */
 export type OpStats = Record<'copy' | 'insert' | 'patch' | 'zero', { count: number; bytes: number }>;
@@ -31,7 +45,8 @@ export interface CompressionOptions {
    */
   strongLimit?: number;
   /**
-   * Brotli window bits of the literal section (ops and diff use at most 20); the decoder needs 2^bits bytes for it.
+   * Brotli window bits of the literal section (the others use what the format allows them, see
+   * `maxWindowBits`); the decoder needs 2^bits bytes for it.
    * @defaultValue 22
    */
   windowBits?: number;
@@ -125,13 +140,23 @@ class RawSection {
 
 /**
  * Collects operations, merging neighbours (contiguous copies, consecutive inserts and zero
- * runs), spools the three sections to temporary files, then compresses them and writes the
- * finished delta through a temporary file and a rename.
+ * runs), spools every section (kinds, each operation field, diff and literal bytes) to its own
+ * temporary file, then compresses them and writes the finished delta (format version 2)
+ * through a temporary file and a rename.
  */
 export class DeltaWriter {
   readonly stats = emptyOpStats();
   opCount = 0;
-  private ops: number[] = [];
+  /** Kind bytes and field varints not yet spooled. */
+  private readonly pending: Record<'ops' | FieldName, number[]> = {
+    ops: [],
+    bases: [],
+    offsets: [],
+    lengths: [],
+    adds: [],
+    extras: [],
+    seeks: [],
+  };
   private pendingCopy: { base: number; offset: number; length: number } | undefined;
   private pendingInsert = 0;
   private pendingZero = 0;
@@ -139,48 +164,77 @@ export class DeltaWriter {
   private readonly cursors: number[] = [];
 
   private constructor(
-    private readonly opsRaw: RawSection,
-    private readonly diffRaw: RawSection,
-    private readonly literalRaw: RawSection,
+    private readonly raws: Record<SectionName, RawSection>,
     private readonly temps: string[],
   ) {}
 
+  private get diffRaw(): RawSection {
+    return this.raws.diff;
+  }
+
+  private get literalRaw(): RawSection {
+    return this.raws.literal;
+  }
+
   static async create(tempDir: string): Promise<DeltaWriter> {
     const stem = join(tempDir, `delta-${randomBytes(6).toString('hex')}`);
-    const names = ['ops', 'diff', 'literal'].map((s) => `${stem}.${s}.raw`);
-    const handles = await Promise.all(names.map((name) => open(name, 'w')));
-    const sections = handles.map((fh, i) => new RawSection(fh, names[i]!));
-    const temps = [...names, ...names.map((n) => n.replace(/raw$/, 'br'))];
-    return new DeltaWriter(sections[0]!, sections[1]!, sections[2]!, temps);
+    const sections = sectionNames(DELTA_VERSION);
+    const files = sections.map((s) => `${stem}.${s}.raw`);
+    const raws: Partial<Record<SectionName, RawSection>> = {};
+    try {
+      for (const [i, name] of sections.entries())
+        raws[name] = new RawSection(await open(files[i]!, 'w'), files[i]!);
+    } catch (err) {
+      await Promise.allSettled(Object.values(raws).map((r) => r.close()));
+      await Promise.allSettled(files.map((file) => unlink(file)));
+      throw err;
+    }
+    const temps = [...files, ...files.map((n) => n.replace(/raw$/, 'br'))];
+    return new DeltaWriter(raws as Record<SectionName, RawSection>, temps);
+  }
+
+  /** Appends a field value to its stream. */
+  private field(name: FieldName, value: number): void {
+    pushVarint(this.pending[name], value);
+  }
+
+  /** Spools streams holding at least `atLeast` pending bytes. */
+  private async spool(atLeast: number): Promise<void> {
+    for (const name of ['ops', ...FIELD_NAMES] as const) {
+      if (this.pending[name].length < atLeast || this.pending[name].length === 0) continue;
+      await this.raws[name].write(Buffer.from(this.pending[name]));
+      this.pending[name] = [];
+    }
   }
 
   private async flushPending(): Promise<void> {
     if (this.pendingCopy) {
       const { base, offset, length } = this.pendingCopy;
       this.pendingCopy = undefined;
-      this.op(OpKind.Copy, [base, zigzag(offset - (this.cursors[base] ?? 0)), length]);
+      this.op(OpKind.Copy);
+      this.field('bases', base);
+      this.field('offsets', zigzag(offset - (this.cursors[base] ?? 0)));
+      this.field('lengths', length);
       this.cursors[base] = offset + length;
       this.count('copy', length);
     }
     if (this.pendingInsert > 0) {
-      this.op(OpKind.Insert, [this.pendingInsert]);
+      this.op(OpKind.Insert);
+      this.field('lengths', this.pendingInsert);
       this.count('insert', this.pendingInsert);
       this.pendingInsert = 0;
     }
     if (this.pendingZero > 0) {
-      this.op(OpKind.Zero, [this.pendingZero]);
+      this.op(OpKind.Zero);
+      this.field('lengths', this.pendingZero);
       this.count('zero', this.pendingZero);
       this.pendingZero = 0;
     }
-    if (this.ops.length >= FLUSH_AT) {
-      await this.opsRaw.write(Buffer.from(this.ops));
-      this.ops = [];
-    }
+    await this.spool(FLUSH_AT);
   }
 
-  private op(kind: OpKind, values: number[]): void {
-    this.ops.push(kind);
-    for (const value of values) pushVarint(this.ops, value);
+  private op(kind: OpKind): void {
+    this.pending.ops.push(kind);
     this.opCount++;
   }
 
@@ -276,9 +330,12 @@ export class DeltaWriter {
         diffAt += run.length;
         add -= run.offset + run.length;
       }
-      // A bare seek needs no control when no piece is open: the next piece records its start.
-      if (add === 0 && ext === 0 && piece.length === 0) oldPos += seek;
-      else push(add, ext, seek);
+      // A bare seek needs no control of its own: the next piece records its start, or the
+      // previous control seeks further (the decoder refuses runs of controls that write nothing).
+      if (add === 0 && ext === 0) {
+        if (piece.length > 0) piece[piece.length - 1]! += seek;
+        oldPos += seek;
+      } else push(add, ext, seek);
     }
     await flush();
   }
@@ -296,11 +353,17 @@ export class DeltaWriter {
     await this.flushPending();
     const newLength = diff.length + extra.length;
     const relative = oldOffset - (this.cursors[base] ?? 0);
-    this.op(OpKind.Patch, [base, zigzag(relative), oldLength, zigzag(start), newLength, controls.length / 3]);
+    this.op(OpKind.Patch);
+    this.field('bases', base);
+    this.field('offsets', zigzag(relative));
+    this.field('lengths', oldLength);
+    this.field('offsets', zigzag(start));
+    this.field('lengths', newLength);
+    this.field('lengths', controls.length / 3);
     for (let i = 0; i < controls.length; i += 3) {
-      pushVarint(this.ops, controls[i]!);
-      pushVarint(this.ops, controls[i + 1]!);
-      pushVarint(this.ops, zigzag(controls[i + 2]!));
+      this.field('adds', controls[i]!);
+      this.field('extras', controls[i + 1]!);
+      this.field('seeks', zigzag(controls[i + 2]!));
     }
     this.cursors[base] = oldOffset + Math.min(Math.max(end, 0), oldLength);
     this.count('patch', newLength);
@@ -314,25 +377,38 @@ export class DeltaWriter {
    */
   async finish(
     out: string,
-    header: Omit<DeltaHeader, 'opCount' | 'ops' | 'diff' | 'literal' | 'version'>,
+    header: Omit<DeltaHeader, 'opCount' | 'ops' | 'diff' | 'literal' | 'version' | 'fields'>,
     compression: CompressionOptions = {},
     verify?: (file: string) => Promise<void>,
   ): Promise<{ header: DeltaHeader; size: number }> {
     await this.flushPending();
-    await this.opsRaw.write(Buffer.from(this.ops));
-    this.ops = [];
-    const raws = [this.opsRaw, this.diffRaw, this.literalRaw];
+    await this.spool(0);
+    const names = sectionNames(DELTA_VERSION);
+    const raws = names.map((name) => this.raws[name]);
     await Promise.all(raws.map((r) => r.close()));
-    // Operations and run-length coded diff bytes gain little from a large window, and every
-    // window bit doubles the decoder's memory for that section.
-    const windows = [20, 20, compression.windowBits ?? 22].map((bits) =>
-      Math.min(bits, compression.windowBits ?? 22),
-    );
+    // Kinds, fields and run-length coded diff bytes gain little from a large window, and every
+    // window bit doubles the decoder's memory for that section; no window exceeds the section.
     const infos = await Promise.all(
-      raws.map((raw, i) => compressSection(raw.file, raw.size, { ...compression, windowBits: windows[i] })),
+      raws.map((raw, i) => {
+        const cap = Math.min(maxWindowBits(names[i]!, DELTA_VERSION), compression.windowBits ?? 22);
+        const fit = Math.max(16, Math.ceil(Math.log2(Math.max(raw.size, 1))));
+        return compressSection(raw.file, raw.size, { ...compression, windowBits: Math.min(cap, fit) });
+      }),
     );
-    const [ops, diff, literal] = infos as [SectionInfo, SectionInfo, SectionInfo];
-    const full: DeltaHeader = { ...header, version: 1, opCount: this.opCount, ops, diff, literal };
+    const [ops, diff, literal, ...rest] = infos as [SectionInfo, SectionInfo, SectionInfo, ...SectionInfo[]];
+    const fields = Object.fromEntries(FIELD_NAMES.map((name, i) => [name, rest[i]!])) as Record<
+      FieldName,
+      SectionInfo
+    >;
+    const full: DeltaHeader = {
+      ...header,
+      version: DELTA_VERSION,
+      opCount: this.opCount,
+      ops,
+      diff,
+      literal,
+      fields,
+    };
     const temp = join(dirname(out), `.${basename(out)}.${randomBytes(6).toString('hex')}.partial`);
     const fh = await open(temp, 'wx');
     try {
@@ -352,6 +428,7 @@ export class DeltaWriter {
       await fh.close();
       await verify?.(temp);
       await rename(temp, out);
+      await syncDir(dirname(out));
     } catch (err) {
       await fh.close().catch(() => undefined);
       await unlink(temp).catch(() => undefined);
@@ -362,7 +439,7 @@ export class DeltaWriter {
 
   /** Removes the spooled sections; safe to call more than once. */
   async dispose(): Promise<void> {
-    await Promise.allSettled([this.opsRaw, this.diffRaw, this.literalRaw].map((r) => r.close()));
+    await Promise.allSettled(Object.values(this.raws).map((r) => r.close()));
     await Promise.allSettled(this.temps.map((file) => unlink(file)));
   }
 }

@@ -4,12 +4,17 @@ import { dirname, join } from 'node:path';
 
 import { decodeDelta } from './decoder';
 import { BsdiffPool } from './bsdiff-pool';
-import { BaseCatalog, type BaseMember } from './candidates';
+import { BaseCatalog } from './candidates';
 import { DeltaWriter, type CompressionOptions, type OpStats } from './delta-writer';
-import { estimate, matchPieces, readRange, tryParseBsdiff40, type Piece } from './pieces';
 import { DeltaInputError } from './errors';
 import { MAX_BASES, type DeltaHeader } from './format';
-import { indexTar, isZero, type TarEntry, type TarIndex } from './tar-index';
+import { GlobalIndex } from './global-index';
+import { MemberPlanner, type EncodingChoice } from './member-planner';
+import { PieceEmitter } from './piece-emitter';
+import type { Piece } from './pieces';
+import { indexTar, type TarIndex } from './tar-index';
+
+export type { EncodingChoice } from './member-planner';
 
 export interface EncodeProgress {
   phase: 'index' | 'encode' | 'compress';
@@ -42,6 +47,13 @@ export interface EncodeDeltaOptions extends CompressionOptions {
    */
   matcherMaxSize?: number;
   /**
+   * Target bytes encoded at once in a file over `matcherMaxSize`: LZ matches against four times
+   * as much of the similar file around the same relative position, or bsdiff against twice as
+   * much (one bsdiff child, about 17x that, within the bsdiff budget).
+   * @defaultValue 8 MiB
+   */
+  windowSize?: number;
+  /**
    * bsdiff child processes running at once.
    * @defaultValue 2
    */
@@ -69,10 +81,21 @@ export interface EncodeDeltaOptions extends CompressionOptions {
    * @defaultValue true
    */
   verify?: boolean;
+  /**
+   * Memory the whole-base-set index may hold (every base layer in memory plus its hash table);
+   * when the bases need more, members are matched against their most similar base file only.
+   * @defaultValue 384 MiB, or 40 % of `memoryBudget`
+   */
+  globalIndexBudget?: number;
+  /**
+   * The encoder's memory budget for its large structures, split 40 % whole-base index, 40 %
+   * bsdiff children, 20 % plans held ahead; each is enforced by falling back (per-file matching,
+   * no bsdiff for a file whose estimate exceeds its share, fewer plans ahead), never by failing.
+   * Explicit per-structure options win over the split.
+   * @defaultValue unset: 384 + 320 + 192 MiB
+   */
+  memoryBudget?: number;
 }
-
-/** How target members' data ended up encoded. */
-export type EncodingChoice = 'copy' | 'zero' | 'bsdiff' | 'match' | 'literal' | 'windowed';
 
 export interface EncodeDeltaResult {
   header: DeltaHeader;
@@ -86,17 +109,12 @@ export interface EncodeDeltaResult {
 }
 
 const MiB = 2 ** 20;
-/** Target bytes matched at once for files too large to match whole. */
-const WINDOW = 32 * MiB;
 
-/**
- * Builds a delta that rebuilds `target` byte for byte from `bases`. Every base member is
- * indexed; each target member's header and data take the cheapest of: a copy of identical
- * base bytes (found by content hash, so renames and moves between layers cost nothing), a
- * bsdiff patch or LZ matches against the most similar base file, or new bytes. All new and
- * patch bytes are then compressed in one strong brotli pass per section.
- */
-export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDeltaResult> {
+/** Stage 1: checks the inputs and indexes every member of every base and of the target. */
+async function indexInputs(
+  options: EncodeDeltaOptions,
+  progress: (p: EncodeProgress) => void,
+): Promise<{ bases: TarIndex[]; target: TarIndex }> {
   if (options.bases.length < 1 || options.bases.length > MAX_BASES) {
     throw new DeltaInputError(
       `a delta needs between 1 and ${MAX_BASES} base layers, got ${options.bases.length}`,
@@ -114,8 +132,6 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
       }
     }),
   );
-  const progress = options.onProgress ?? (() => undefined);
-  const started = Date.now();
   const totalIndex = sizes.reduce((a, b) => a + b, 0);
   let indexed = 0;
   const indexes: TarIndex[] = [];
@@ -128,6 +144,64 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
     );
   }
   const target = indexes.pop()!;
+  return { bases: indexes, target };
+}
+
+/**
+ * Stages 2 and 3 together: members are planned ahead (bsdiff jobs in parallel) but emitted in
+ * target order; the bytes plans may hold (target file, similar base file, candidate encodings)
+ * are capped by `lookahead`.
+ */
+async function planAndEmit(
+  target: TarIndex,
+  planner: MemberPlanner,
+  emitter: PieceEmitter,
+  limits: { concurrency: number; lookahead: number; matcherMax: number },
+  progress: (p: EncodeProgress) => void,
+): Promise<void> {
+  const inflight: { plan: Promise<Piece[]>; bytes: number }[] = [];
+  let inflightBytes = 0;
+  const drain = async () => {
+    const next = inflight.shift()!;
+    inflightBytes -= next.bytes;
+    await emitter.emit(await next.plan);
+  };
+  let position = 0;
+  for (const entry of target.entries) {
+    if (entry.start !== position) throw new DeltaInputError(`${target.file}: tar members are not contiguous`);
+    position = entry.end;
+    const bytes = 3 * Math.min(entry.size, limits.matcherMax) + 4096;
+    while (
+      inflight.length > 0 &&
+      (inflight.length >= limits.concurrency * 2 || inflightBytes + bytes > limits.lookahead)
+    ) {
+      await drain();
+    }
+    const plan = planner.plan(entry);
+    // Avoid unhandled rejections while a plan waits its turn.
+    plan.catch(() => undefined);
+    inflight.push({ plan, bytes });
+    inflightBytes += bytes;
+    progress({ phase: 'encode', done: entry.start, total: target.size });
+  }
+  while (inflight.length > 0) await drain();
+  await emitter.raw(target.tailOffset, target.size);
+  progress({ phase: 'encode', done: target.size, total: target.size });
+}
+
+/**
+ * Builds a delta that rebuilds `target` byte for byte from `bases`, in four stages: index every
+ * member (`indexInputs`); plan each target member's header and data as the cheapest of a copy
+ * of identical base bytes (found by content hash, so renames and moves between layers cost
+ * nothing), a bsdiff patch or LZ matches against the most similar base file or against every
+ * base at once, or new bytes (`MemberPlanner`); emit the plans as operations in target order
+ * (`PieceEmitter`); then compress all new and patch bytes in one strong brotli pass per section
+ * and decode the result once to verify it (`DeltaWriter.finish`).
+ */
+export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDeltaResult> {
+  const progress = options.onProgress ?? (() => undefined);
+  const started = Date.now();
+  const { bases: indexes, target } = await indexInputs(options, progress);
   const indexDone = Date.now();
   const catalog = new BaseCatalog(indexes);
 
@@ -137,196 +211,50 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
   );
   await mkdir(scratch, { recursive: true });
   const concurrency = Math.max(1, options.concurrency ?? 2);
+  const budget = options.memoryBudget;
   const pool = new BsdiffPool(
     scratch,
     concurrency,
     options.bsdiffTimeoutMs ?? 300_000,
-    options.bsdiffMemoryBudget ?? 320 * MiB,
+    options.bsdiffMemoryBudget ?? (budget !== undefined ? budget * 0.4 : 320 * MiB),
+    budget !== undefined || options.bsdiffMemoryBudget !== undefined,
   );
-  const lookahead = options.lookaheadBytes ?? 192 * MiB;
-  const bsdiffMax = options.bsdiffMaxSize ?? 16 * MiB;
-  const matcherMax = options.matcherMaxSize ?? 64 * MiB;
+  const limits = {
+    bsdiffMax: options.bsdiffMaxSize ?? 16 * MiB,
+    matcherMax: options.matcherMaxSize ?? 64 * MiB,
+  };
   const baseHandles: FileHandle[] = [];
   let targetHandle: FileHandle | undefined;
   let writer: DeltaWriter | undefined;
-  const choices: Record<EncodingChoice, number> = {
-    copy: 0,
-    zero: 0,
-    bsdiff: 0,
-    match: 0,
-    literal: 0,
-    windowed: 0,
-  };
   try {
     for (const file of options.bases) baseHandles.push(await open(file, 'r'));
-    const tfh = (targetHandle = await open(options.target, 'r'));
+    targetHandle = await open(options.target, 'r');
     const w = (writer = await DeltaWriter.create(scratch));
-    const baseFh = (i: number) => baseHandles[i]!;
-
-    const planHeader = async (entry: TarEntry): Promise<Piece[]> => {
-      const length = entry.dataOffset - entry.start;
-      const same = catalog.sameHeader(entry);
-      if (same) return [{ kind: 'copy', base: same.base, offset: same.entry.start, length }];
-      const bytes = await readRange(tfh, entry.start, length);
-      const like = catalog.similar(entry, false);
-      if (like && like.entry.dataOffset - like.entry.start === length) {
-        const old = await readRange(baseFh(like.base), like.entry.start, length);
-        for (let i = 0; i < length; i++) bytes[i] = (bytes[i]! - old[i]!) & 0xff;
-        return [
-          {
-            kind: 'patch',
-            base: like.base,
-            offset: like.entry.start,
-            length,
-            controls: [length, 0, 0],
-            diff: bytes,
-            extra: Buffer.alloc(0),
-          },
-        ];
-      }
-      return [{ kind: 'insert', data: bytes }];
-    };
-
-    const planData = async (entry: TarEntry): Promise<Piece[]> => {
-      const padding = entry.end - entry.dataOffset - entry.size;
-      const paddingPiece: Piece = entry.zeroPadding
-        ? { kind: 'zero', length: padding }
-        : { kind: 'insert', data: await readRange(tfh, entry.dataOffset + entry.size, padding) };
-      if (entry.size === 0) return [paddingPiece];
-      const same = catalog.sameContent(entry);
-      if (same) {
-        choices.copy++;
-        const withPadding = same.entry.zeroPadding && entry.zeroPadding;
-        const length = withPadding ? entry.end - entry.dataOffset : entry.size;
-        const copy: Piece = { kind: 'copy', base: same.base, offset: same.entry.dataOffset, length };
-        return withPadding ? [copy] : [copy, paddingPiece];
-      }
-      if (entry.zeroData) {
-        choices.zero++;
-        return [
-          { kind: 'zero', length: entry.end - entry.dataOffset - (entry.zeroPadding ? 0 : padding) },
-          ...(entry.zeroPadding ? [] : [paddingPiece]),
-        ];
-      }
-      const member = catalog.similar(entry);
-      if (entry.size > matcherMax || (member && member.entry.size > matcherMax)) {
-        choices.windowed++;
-        return [{ kind: 'windowed', entry, member }, paddingPiece];
-      }
-      const data = await readRange(tfh, entry.dataOffset, entry.size);
-      const options: { choice: EncodingChoice; pieces: Piece[] }[] = [
-        { choice: 'literal', pieces: [{ kind: 'insert', data }] },
-      ];
-      if (member && entry.size >= 64) {
-        const ref = await readRange(baseFh(member.base), member.entry.dataOffset, member.entry.size);
-        const matched = matchPieces(ref, member.entry.dataOffset, member.base, data);
-        options.push({ choice: 'match', pieces: matched });
-        const nearlyAllCopied = matched.length <= 4 && matched.every((p) => p.kind !== 'insert');
-        if (!nearlyAllCopied && member.entry.size <= bsdiffMax && entry.size <= bsdiffMax) {
-          const patch = await pool.diff(ref, data);
-          const parsed = patch && tryParseBsdiff40(patch);
-          if (parsed) {
-            options.push({
-              choice: 'bsdiff',
-              pieces: [
-                {
-                  kind: 'patch',
-                  base: member.base,
-                  offset: member.entry.dataOffset,
-                  length: member.entry.size,
-                  controls: parsed.controls,
-                  diff: parsed.diff,
-                  extra: parsed.extra,
-                },
-              ],
-            });
-          }
-        }
-      }
-      let best = options[0]!;
-      let bestCost = Infinity;
-      for (const option of options) {
-        const cost = estimate(option.pieces);
-        if (cost < bestCost) {
-          best = option;
-          bestCost = cost;
-        }
-      }
-      choices[best.choice]++;
-      return [...best.pieces, paddingPiece];
-    };
-
-    const emitWindowed = async (entry: TarEntry, member: BaseMember | undefined): Promise<void> => {
-      for (let at = 0; at < entry.size; at += WINDOW) {
-        const data = await readRange(tfh, entry.dataOffset + at, Math.min(WINDOW, entry.size - at));
-        if (!member || isZero(data)) {
-          await emit(isZero(data) ? [{ kind: 'zero', length: data.length }] : [{ kind: 'insert', data }]);
-          continue;
-        }
-        const centre = Math.floor((at / entry.size) * member.entry.size);
-        const refStart = Math.max(0, Math.min(member.entry.size - 2 * WINDOW, centre - WINDOW / 2));
-        const refLength = Math.min(2 * WINDOW, member.entry.size - refStart);
-        const ref = await readRange(baseFh(member.base), member.entry.dataOffset + refStart, refLength);
-        await emit(matchPieces(ref, member.entry.dataOffset + refStart, member.base, data));
-      }
-    };
-
-    const emit = async (pieces: Piece[]): Promise<void> => {
-      for (const piece of pieces) {
-        switch (piece.kind) {
-          case 'copy':
-            await w.copy(piece.base, piece.offset, piece.length);
-            break;
-          case 'insert':
-            await w.insert(piece.data);
-            break;
-          case 'zero':
-            await w.zero(piece.length);
-            break;
-          case 'patch':
-            await w.patch(piece.base, piece.offset, piece.length, piece.controls, piece.diff, piece.extra);
-            break;
-          case 'windowed':
-            await emitWindowed(piece.entry, piece.member);
-            break;
-        }
-      }
-    };
-
-    // Plans run ahead (bsdiff jobs in parallel) but are emitted in target order; the bytes
-    // they may hold (target file, similar base file, candidate encodings) are capped.
-    const inflight: { plan: Promise<Piece[]>; bytes: number }[] = [];
-    let inflightBytes = 0;
-    const drain = async () => {
-      const next = inflight.shift()!;
-      inflightBytes -= next.bytes;
-      await emit(await next.plan);
-    };
-    let position = 0;
-    for (const entry of target.entries) {
-      if (entry.start !== position)
-        throw new DeltaInputError(`${options.target}: tar members are not contiguous`);
-      position = entry.end;
-      const bytes = 3 * Math.min(entry.size, matcherMax) + 4096;
-      while (
-        inflight.length > 0 &&
-        (inflight.length >= concurrency * 2 || inflightBytes + bytes > lookahead)
-      ) {
-        await drain();
-      }
-      const plan = Promise.all([planHeader(entry), planData(entry)]).then(([h, d]) => [...h, ...d]);
-      // Avoid unhandled rejections while a plan waits its turn.
-      plan.catch(() => undefined);
-      inflight.push({ plan, bytes });
-      inflightBytes += bytes;
-      progress({ phase: 'encode', done: entry.start, total: target.size });
-    }
-    while (inflight.length > 0) await drain();
-    for (let at = target.tailOffset; at < target.size; at += MiB) {
-      const data = await readRange(tfh, at, Math.min(MiB, target.size - at));
-      await emit(isZero(data) ? [{ kind: 'zero', length: data.length }] : [{ kind: 'insert', data }]);
-    }
-    progress({ phase: 'encode', done: target.size, total: target.size });
+    const global = await GlobalIndex.build(
+      indexes,
+      baseHandles,
+      options.globalIndexBudget ?? (budget !== undefined ? budget * 0.4 : 384 * MiB),
+    );
+    const planner = new MemberPlanner(catalog, targetHandle, baseHandles, pool, limits, global);
+    const emitter = new PieceEmitter(
+      w,
+      targetHandle,
+      baseHandles,
+      pool,
+      options.windowSize,
+      limits.bsdiffMax,
+    );
+    await planAndEmit(
+      target,
+      planner,
+      emitter,
+      {
+        concurrency,
+        lookahead: options.lookaheadBytes ?? (budget !== undefined ? budget * 0.2 : 192 * MiB),
+        matcherMax: limits.matcherMax,
+      },
+      progress,
+    );
     progress({ phase: 'compress', done: 0, total: 1 });
     const encoded = Date.now();
     const header = {
@@ -352,7 +280,7 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
       encode: encoded - indexDone,
       compress: Date.now() - encoded,
     };
-    return { ...result, stats: w.stats, choices, timings };
+    return { ...result, stats: w.stats, choices: planner.choices, timings };
   } finally {
     pool.close();
     await writer?.dispose();

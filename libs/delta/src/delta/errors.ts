@@ -60,6 +60,20 @@ export class DeltaTargetMismatchError extends DeltaError {
   }
 }
 
+/**
+ * The delta declares a target larger than the free space where it would be written: refused
+ * before the first byte, so a crafted header cannot fill a disk.
+ */
+export class DeltaNoSpaceError extends DeltaError {
+  constructor(
+    message: string,
+    readonly needed: number,
+    readonly available: number,
+  ) {
+    super(message, 'DELTA_NO_SPACE');
+  }
+}
+
 /** The encoder was given unusable input (missing file, no base, unreadable tar). */
 export class DeltaInputError extends DeltaError {
   constructor(message: string) {

@@ -2,8 +2,10 @@ import { DeltaCorruptError, DeltaFormatError, DeltaUnsupportedVersionError } fro
 
 /** The eight bytes every Ferry delta starts with. */
 export const DELTA_MAGIC = Buffer.from('FERRYDLT', 'latin1');
-/** The format version this code writes and reads. */
-export const DELTA_VERSION = 1;
+/** The format version this code writes; it reads this one and every earlier one. */
+export const DELTA_VERSION = 2;
+/** Versions the decoder reads. */
+export const READABLE_VERSIONS: readonly number[] = [1, 2];
 /** Magic (8) + version (1) + flags (1) + reserved (2) + header length (4). */
 export const PREFIX_SIZE = 16;
 /** sha256 of every byte before it. */
@@ -34,6 +36,14 @@ export interface SectionInfo {
   rawSize: number;
 }
 
+/**
+ * Version 2 keeps each field of the operations in its own stream (after the three sections of
+ * version 1, whose `ops` section then holds only the kind bytes), so the entropy coder models
+ * base indexes, offsets, lengths and the three parts of bsdiff controls each on its own.
+ */
+export const FIELD_NAMES = ['bases', 'offsets', 'lengths', 'adds', 'extras', 'seeks'] as const;
+export type FieldName = (typeof FIELD_NAMES)[number];
+
 export interface DeltaHeader {
   version: number;
   targetDigest: string;
@@ -43,14 +53,39 @@ export interface DeltaHeader {
   ops: SectionInfo;
   diff: SectionInfo;
   literal: SectionInfo;
+  /** Version 2 only: one stream per operation field. */
+  fields?: Record<FieldName, SectionInfo>;
 }
 
 export const SECTION_NAMES = ['ops', 'diff', 'literal'] as const;
-export type SectionName = (typeof SECTION_NAMES)[number];
+export type SectionName = (typeof SECTION_NAMES)[number] | FieldName;
+
+/** Every section of a delta of `version`, in file order. */
+export function sectionNames(version: number): SectionName[] {
+  return version >= 2 ? [...SECTION_NAMES, ...FIELD_NAMES] : [...SECTION_NAMES];
+}
+
+/** A section's sizes, whichever version holds it. */
+export function sectionInfo(header: DeltaHeader, name: SectionName): SectionInfo {
+  if (name === 'ops' || name === 'diff' || name === 'literal') return header[name];
+  const info = header.fields?.[name];
+  if (!info) throw new DeltaCorruptError(`delta header: no ${name} section in version ${header.version}`);
+  return info;
+}
+
+/**
+ * Largest brotli window (log2 bytes) the decoder accepts per section, so its memory is bounded
+ * by a constant whatever the delta says. Version 2: 4 MiB for literals, 1 MiB for diff bytes,
+ * 256 KiB for the kinds and each field stream: 6.75 MiB of windows at most. Version 1 deltas were written with windows up to 4 MiB in each of their 3 sections.
+ */
+export function maxWindowBits(name: SectionName, version: number): number {
+  if (version < 2 || name === 'literal') return 22;
+  return name === 'diff' ? 20 : 18;
+}
 
 /** Header body size for a delta with `baseCount` bases. */
-export function headerBodySize(baseCount: number): number {
-  return 32 + 8 + 2 + baseCount * 40 + 8 + 3 * 16;
+export function headerBodySize(baseCount: number, version = DELTA_VERSION): number {
+  return 32 + 8 + 2 + baseCount * 40 + 8 + sectionNames(version).length * 16;
 }
 
 function writeU64(buf: Buffer, value: number, offset: number): number {
@@ -67,10 +102,10 @@ function readU64(buf: Buffer, offset: number, what: string): number {
 
 /** Serialises the fixed prefix and the header body. */
 export function encodeHeader(header: DeltaHeader): Buffer {
-  const body = headerBodySize(header.bases.length);
+  const body = headerBodySize(header.bases.length, header.version);
   const buf = Buffer.alloc(PREFIX_SIZE + body);
   DELTA_MAGIC.copy(buf, 0);
-  buf.writeUInt8(DELTA_VERSION, 8);
+  buf.writeUInt8(header.version, 8);
   buf.writeUInt32LE(body, 12);
   let o = PREFIX_SIZE;
   o += Buffer.from(header.targetDigest, 'hex').copy(buf, o);
@@ -81,32 +116,33 @@ export function encodeHeader(header: DeltaHeader): Buffer {
     o = writeU64(buf, base.size, o);
   }
   o = writeU64(buf, header.opCount, o);
-  for (const section of [header.ops, header.diff, header.literal]) {
+  for (const name of sectionNames(header.version)) {
+    const section = sectionInfo(header, name);
     o = writeU64(buf, section.compressedSize, o);
     o = writeU64(buf, section.rawSize, o);
   }
   return buf;
 }
 
-/** Parses the 16-byte prefix; returns the header body length. */
-export function decodePrefix(prefix: Buffer): number {
+/** Parses the 16-byte prefix; returns the format version and the header body length. */
+export function decodePrefix(prefix: Buffer): { version: number; bodySize: number } {
   if (prefix.length < PREFIX_SIZE || !prefix.subarray(0, 8).equals(DELTA_MAGIC)) {
     throw new DeltaFormatError('not a Ferry delta (bad magic)');
   }
   const version = prefix.readUInt8(8);
-  if (version !== DELTA_VERSION) throw new DeltaUnsupportedVersionError(version);
+  if (!READABLE_VERSIONS.includes(version)) throw new DeltaUnsupportedVersionError(version);
   if (prefix.readUInt8(9) !== 0 || prefix.readUInt16LE(10) !== 0) {
     throw new DeltaUnsupportedVersionError(version);
   }
   const bodySize = prefix.readUInt32LE(12);
-  if (bodySize < headerBodySize(1) || bodySize > MAX_HEADER_SIZE) {
+  if (bodySize < headerBodySize(1, version) || bodySize > MAX_HEADER_SIZE) {
     throw new DeltaCorruptError(`delta header: impossible header length ${bodySize}`);
   }
-  return bodySize;
+  return { version, bodySize };
 }
 
 /** Parses the header body that follows the prefix. */
-export function decodeHeaderBody(body: Buffer): DeltaHeader {
+export function decodeHeaderBody(body: Buffer, version: number): DeltaHeader {
   let o = 0;
   const targetDigest = body.subarray(o, o + 32).toString('hex');
   o += 32;
@@ -114,7 +150,7 @@ export function decodeHeaderBody(body: Buffer): DeltaHeader {
   o += 8;
   const baseCount = body.readUInt16LE(o);
   o += 2;
-  if (baseCount < 1 || baseCount > MAX_BASES || headerBodySize(baseCount) !== body.length) {
+  if (baseCount < 1 || baseCount > MAX_BASES || headerBodySize(baseCount, version) !== body.length) {
     throw new DeltaCorruptError(`delta header: base count ${baseCount} does not fit the header length`);
   }
   const bases: DeltaHeader['bases'] = [];
@@ -127,27 +163,69 @@ export function decodeHeaderBody(body: Buffer): DeltaHeader {
   const opCount = readU64(body, o, 'operation count');
   o += 8;
   const sections: SectionInfo[] = [];
-  for (const name of SECTION_NAMES) {
+  for (const name of sectionNames(version)) {
     sections.push({
       compressedSize: readU64(body, o, `${name} compressed size`),
       rawSize: readU64(body, o + 8, `${name} raw size`),
     });
     o += 16;
   }
-  const [ops, diff, literal] = sections as [SectionInfo, SectionInfo, SectionInfo];
-  return { version: DELTA_VERSION, targetDigest, targetSize, bases, opCount, ops, diff, literal };
+  const [ops, diff, literal, ...rest] = sections as [SectionInfo, SectionInfo, SectionInfo, ...SectionInfo[]];
+  const header: DeltaHeader = { version, targetDigest, targetSize, bases, opCount, ops, diff, literal };
+  if (version >= 2)
+    header.fields = Object.fromEntries(FIELD_NAMES.map((name, i) => [name, rest[i]!])) as Record<
+      FieldName,
+      SectionInfo
+    >;
+  checkDeclaredSizes(header);
+  return header;
+}
+
+/**
+ * Sizes a header can declare only if it lies, refused before any section is read, so a few
+ * hundred crafted bytes cannot buy unbounded work: every operation writes at least one target
+ * byte (zero-length operations are refused), so there are at most as many operations as target
+ * bytes and each takes at least two bytes of the ops section; literal bytes are target bytes;
+ * a diff record (zero count, byte count, bytes) expands to at least a third of its length.
+ */
+export function checkDeclaredSizes(header: DeltaHeader): void {
+  const lie = (what: string) => new DeltaCorruptError(`delta header: ${what}`);
+  if (header.opCount > header.targetSize)
+    throw lie(`${header.opCount} operations cannot build a ${header.targetSize}-byte target`);
+  if (!header.fields && header.opCount * 2 > header.ops.rawSize)
+    throw lie(`${header.opCount} operations do not fit in ${header.ops.rawSize} bytes`);
+  if (header.fields && header.opCount !== header.ops.rawSize)
+    throw lie(`${header.opCount} operations need ${header.opCount} kind bytes, not ${header.ops.rawSize}`);
+  if (header.literal.rawSize > header.targetSize)
+    throw lie(`${header.literal.rawSize} literal bytes exceed the ${header.targetSize}-byte target`);
+  if (header.diff.rawSize > 3 * header.targetSize)
+    throw lie(`${header.diff.rawSize} diff bytes exceed what a ${header.targetSize}-byte target can use`);
+  if (header.fields) {
+    // At most 8 bytes a varint; an operation has at most 1 base, 2 offsets and 3 lengths, and
+    // every control but one in a row of empty ones writes a target byte.
+    const controls = 2 * header.targetSize + header.opCount;
+    const most: Record<FieldName, number> = {
+      bases: 8 * header.opCount,
+      offsets: 16 * header.opCount,
+      lengths: 24 * header.opCount,
+      adds: 8 * controls,
+      extras: 8 * controls,
+      seeks: 8 * controls,
+    };
+    for (const name of FIELD_NAMES) {
+      if (header.fields[name].rawSize > most[name])
+        throw lie(
+          `${header.fields[name].rawSize} bytes of ${name} exceed what ${header.opCount} operations can use`,
+        );
+    }
+  }
 }
 
 /** Total file size a delta with this header must have. */
 export function expectedDeltaSize(header: DeltaHeader): number {
-  return (
-    PREFIX_SIZE +
-    headerBodySize(header.bases.length) +
-    header.ops.compressedSize +
-    header.diff.compressedSize +
-    header.literal.compressedSize +
-    TRAILER_SIZE
-  );
+  let size = PREFIX_SIZE + headerBodySize(header.bases.length, header.version) + TRAILER_SIZE;
+  for (const name of sectionNames(header.version)) size += sectionInfo(header, name).compressedSize;
+  return size;
 }
 
 /** Appends an unsigned LEB128 varint (values up to 2^53). */

@@ -4,6 +4,7 @@ export { encodeDelta } from './encoder';
 export type { EncodeDeltaOptions, EncodeDeltaResult, EncodeProgress, EncodingChoice } from './encoder';
 export type { CompressionOptions, OpStats } from './delta-writer';
 export { readDeltaInfo } from './inspect';
+export { exitWithParent, type ParentWatchOptions } from './parent-watch';
 export type { DeltaInfo } from './inspect';
 export { DELTA_MAGIC, DELTA_VERSION, type DeltaHeader, type SectionInfo } from './format';
 export { indexTar, type TarEntry, type TarIndex } from './tar-index';
@@ -13,6 +14,7 @@ export {
   DeltaError,
   DeltaFormatError,
   DeltaInputError,
+  DeltaNoSpaceError,
   DeltaTargetMismatchError,
   DeltaTruncatedError,
   DeltaUnsupportedVersionError,

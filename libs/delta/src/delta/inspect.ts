@@ -1,7 +1,15 @@
 import { openDelta } from './delta-file';
 import { emptyOpStats, type OpStats } from './delta-writer';
 import { DeltaCorruptError } from './errors';
-import { expectedDeltaSize, OP_KIND_NAMES, OpKind, type DeltaHeader } from './format';
+import {
+  expectedDeltaSize,
+  maxWindowBits,
+  OP_KIND_NAMES,
+  OpKind,
+  sectionInfo,
+  type DeltaHeader,
+} from './format';
+import { OpFieldReader } from './op-fields';
 import { SectionReader } from './section-reader';
 
 export interface DeltaInfo {
@@ -18,38 +26,48 @@ export interface DeltaInfo {
 export async function readDeltaInfo(file: string): Promise<DeltaInfo> {
   const delta = await openDelta(file);
   const { header } = delta;
-  const ops = new SectionReader(
-    file,
-    delta.offsets.ops,
-    header.ops.compressedSize,
-    header.ops.rawSize,
-    'ops',
-  );
+  const readers: SectionReader[] = [];
+  const ops = OpFieldReader.create(header.version, (name) => {
+    const info = sectionInfo(header, name);
+    const reader = new SectionReader(
+      file,
+      delta.offsets[name]!,
+      info.compressedSize,
+      info.rawSize,
+      name,
+      maxWindowBits(name, header.version),
+    );
+    readers.push(reader);
+    return reader;
+  });
   const stats = emptyOpStats();
   let patchControls = 0;
   try {
     for (let n = 0; n < header.opCount; n++) {
-      const kind = (await ops.readByte()) as OpKind;
+      const kind = ops.kind() as OpKind;
       let bytes: number;
       switch (kind) {
         case OpKind.Copy:
-          await ops.readVarint();
-          await ops.readVarint();
-          bytes = await ops.readVarint();
+          ops.base();
+          ops.offset();
+          bytes = ops.length();
           break;
         case OpKind.Insert:
         case OpKind.Zero:
-          bytes = await ops.readVarint();
+          bytes = ops.length();
           break;
         case OpKind.Patch: {
-          for (let i = 0; i < 4; i++) await ops.readVarint();
-          await ops.readVarint();
+          ops.base();
+          ops.offset();
+          ops.length();
+          ops.offset();
+          ops.length();
           bytes = 0;
-          const controls = await ops.readVarint();
+          const controls = ops.length();
           for (let c = 0; c < controls; c++) {
-            bytes += await ops.readVarint();
-            bytes += await ops.readVarint();
-            await ops.readVarint();
+            bytes += ops.add();
+            bytes += ops.extra();
+            ops.seek();
           }
           patchControls += controls;
           break;
@@ -61,9 +79,9 @@ export async function readDeltaInfo(file: string): Promise<DeltaInfo> {
       entry.count++;
       entry.bytes += bytes;
     }
-    await ops.expectEnd();
+    ops.expectEnd();
   } finally {
-    ops.close();
+    for (const reader of readers) reader.close();
   }
   const size = expectedDeltaSize(header);
   return { header, size, stats, patchControls };

@@ -154,6 +154,21 @@ describe('delta round trips', () => {
     expect(r.deltaSize).toBeLessThan(big.length / 100);
   });
 
+  it('patches a file over the cap with bsdiff window by window, not only block matching', async () => {
+    // A binary-like file with a change every 64 bytes: block matches stay short, bsdiff does not.
+    const big = noise(3 * 2 ** 20, 33);
+    const changed = mutate(big, 64);
+    const base = join(dir, 'base.tar');
+    const target = join(dir, 'target.tar');
+    await writeTar(base, [{ name: 'lib/big.so', data: big }]);
+    await writeTar(target, [{ name: 'lib/big.so', data: changed }]);
+    const options = { matcherMaxSize: 2 ** 20, windowSize: 2 ** 20 };
+    const r = await roundTrip([base], target, options);
+    expect(r.choices.windowed).toBe(1);
+    expect(r.stats.patch.bytes).toBeGreaterThan(big.length / 2);
+    expect(r.deltaSize).toBeLessThan(big.length / 20);
+  });
+
   it('rebuilds hard links, symlinks and directories written by GNU tar', async () => {
     const root = join(dir, 'root');
     await mkdir(join(root, 'bin'), { recursive: true });
@@ -264,5 +279,40 @@ describe('delta round trips', () => {
     await writeFile(base, Buffer.concat([Buffer.from('garbage header'), data]));
     await writeTar(target, [{ name: 'x.bin', data }]);
     await roundTrip([base], target);
+  });
+
+  it('finds code that moved between files across the whole base set (a bundle split in two)', async () => {
+    const core = prose(150_000, 21);
+    const glue = noise(40_000, 22);
+    const base = join(dir, 'base.tar');
+    const target = join(dir, 'target.tar');
+    // Old: one bundle holding core + glue. New: the core moved to its own, differently named file.
+    await writeTar(base, [{ name: 'build/bundle.module.js', data: Buffer.concat([core, glue]) }]);
+    await writeTar(target, [
+      { name: 'build/bundle.core.js', data: mutate(core, 5000) },
+      {
+        name: 'build/bundle.module.js',
+        data: Buffer.concat([Buffer.from('import "./bundle.core.js";\n'), glue]),
+      },
+    ]);
+    const withGlobal = await roundTrip([base], target);
+    expect(withGlobal.choices.global + withGlobal.choices.bsdiff).toBeGreaterThanOrEqual(1);
+    const perFileOnly = await roundTrip([base], target, { globalIndexBudget: 0 });
+    // Per file, the new core file has no similar old file and is sent as new bytes.
+    expect(withGlobal.deltaSize * 4).toBeLessThan(perFileOnly.deltaSize);
+  });
+
+  it('keeps within an explicit memory budget by falling back to cheaper matching, not by failing', async () => {
+    const text = prose(190_000, 31);
+    const base = join(dir, 'base.tar');
+    const target = join(dir, 'target.tar');
+    await writeTar(base, [{ name: 'app/main.js', data: text }]);
+    await writeTar(target, [{ name: 'app/main.js', data: mutate(text, 3000) }]);
+    const roomy = await roundTrip([base], target);
+    expect(roomy.choices.bsdiff + roomy.choices.global).toBe(1);
+    // Half a MiB: neither the whole-base index (bases + table) nor a bsdiff child (~17x) fits.
+    const tight = await roundTrip([base], target, { memoryBudget: 512 * 1024 });
+    expect(tight.choices.bsdiff + tight.choices.global).toBe(0);
+    expect(tight.choices.match).toBe(1);
   });
 });

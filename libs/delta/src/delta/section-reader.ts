@@ -1,22 +1,27 @@
-import { createReadStream } from 'node:fs';
-import { pipeline, type Readable } from 'node:stream';
-import { createBrotliDecompress } from 'node:zlib';
+import { closeSync, openSync, readSync } from 'node:fs';
 
+import { BrotliDecoder } from './brotli/brotli-decoder';
+import { BrotliFormatError } from './brotli/brotli-error';
 import { DeltaCorruptError } from './errors';
 
 const EMPTY: Buffer = Buffer.alloc(0);
+/** Compressed bytes read from the delta file at a time, per section. */
+const INPUT_CHUNK = 1 << 14;
 
 /**
- * Pulls the decompressed bytes of one section of a delta file on demand. Memory stays at one
- * brotli window plus one output chunk; reading past the declared raw size, or finishing
- * short of it, is corruption.
+ * Pulls the decompressed bytes of one section of a delta file on demand, with Ferry's own
+ * brotli decoder (`brotli/`) on the calling thread: no native stream, no thread-pool buffers,
+ * no garbage per chunk. Memory stays at one 16 KiB input buffer, a ring buffer no larger than
+ * the section's window (or its raw size, if smaller) and the prefix tables of one meta-block;
+ * reading past the declared raw size, or finishing short of it, is corruption.
  */
 export class SectionReader {
-  private readonly iterator: AsyncIterator<Buffer> | undefined;
-  private readonly streams: Readable[] = [];
+  private readonly decoder: BrotliDecoder | undefined;
+  private fd: number | undefined;
   private buf: Buffer = EMPTY;
   private pos = 0;
   private received = 0;
+  private failure: DeltaCorruptError | undefined;
 
   constructor(
     file: string,
@@ -24,53 +29,68 @@ export class SectionReader {
     compressedSize: number,
     private readonly rawSize: number,
     private readonly name: string,
+    maxWindowBits: number,
   ) {
     if (compressedSize === 0) {
       if (rawSize !== 0)
         throw new DeltaCorruptError(`${name} section is empty but should hold ${rawSize} bytes`);
       return;
     }
-    const source = createReadStream(file, { start, end: start + compressedSize - 1, highWaterMark: 1 << 16 });
-    const brotli = createBrotliDecompress({ chunkSize: 1 << 16 });
-    pipeline(source, brotli, () => undefined);
-    this.streams.push(source, brotli);
-    this.iterator = brotli[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const fd = openSync(file, 'r');
+    this.fd = fd;
+    let position = start;
+    const end = start + compressedSize;
+    this.decoder = new BrotliDecoder(
+      (into) => {
+        const bytesRead = readSync(fd, into, 0, Math.min(into.length, end - position), position);
+        position += bytesRead;
+        return bytesRead;
+      },
+      { maxWindowBits, maxOutput: rawSize, inputBufferSize: Math.min(INPUT_CHUNK, compressedSize) },
+    );
   }
 
   private corrupt(what: string): DeltaCorruptError {
     return new DeltaCorruptError(`delta ${this.name} section: ${what}`);
   }
 
-  private async next(): Promise<Buffer | undefined> {
-    if (!this.iterator) return undefined;
-    let result: IteratorResult<Buffer>;
+  private next(): Buffer | undefined {
+    if (this.failure) throw this.failure;
+    if (!this.decoder) return undefined;
+    let chunk: Buffer | undefined;
     try {
-      result = await this.iterator.next();
+      chunk = this.decoder.pull();
     } catch (err) {
-      throw this.corrupt(`cannot decompress (${(err as Error).message})`);
+      if (!(err instanceof BrotliFormatError)) throw err;
+      this.failure = this.corrupt(
+        /more bytes than declared/.test(err.message)
+          ? 'longer than declared'
+          : `cannot decompress (${err.message})`,
+      );
+      throw this.failure;
     }
-    if (result.done) return undefined;
-    this.received += result.value.length;
+    if (!chunk) return undefined;
+    this.received += chunk.length;
     if (this.received > this.rawSize) throw this.corrupt('longer than declared');
-    return result.value;
+    return chunk;
   }
 
-  private async refill(): Promise<void> {
+  private refill(): void {
     while (this.pos >= this.buf.length) {
-      const chunk = await this.next();
+      const chunk = this.next();
       if (!chunk) throw this.corrupt('ends early');
       this.buf = chunk;
       this.pos = 0;
     }
   }
 
-  readByte(): number | Promise<number> {
-    if (this.pos < this.buf.length) return this.buf[this.pos++]!;
-    return this.refill().then(() => this.buf[this.pos++]!);
+  readByte(): number {
+    if (this.pos >= this.buf.length) this.refill();
+    return this.buf[this.pos++]!;
   }
 
   /** Unsigned LEB128, at most 2^53; synchronous when the whole varint is buffered. */
-  readVarint(): number | Promise<number> {
+  readVarint(): number {
     let value = 0;
     let scale = 1;
     for (let i = this.pos; i < this.buf.length && i < this.pos + 8; i++) {
@@ -86,11 +106,11 @@ export class SectionReader {
     return this.readVarintSlowly();
   }
 
-  private async readVarintSlowly(): Promise<number> {
+  private readVarintSlowly(): number {
     let value = 0;
     let scale = 1;
     for (let i = 0; i < 8; i++) {
-      const byte = await this.readByte();
+      const byte = this.readByte();
       value += (byte & 0x7f) * scale;
       if (byte < 0x80) {
         if (value > Number.MAX_SAFE_INTEGER) break;
@@ -102,8 +122,8 @@ export class SectionReader {
   }
 
   /** Between 1 and `max` bytes; the buffer is only valid until the next call. */
-  async readChunk(max: number): Promise<Buffer> {
-    if (this.pos >= this.buf.length) await this.refill();
+  readChunk(max: number): Buffer {
+    if (this.pos >= this.buf.length) this.refill();
     const take = Math.min(max, this.buf.length - this.pos);
     const out = this.buf.subarray(this.pos, this.pos + take);
     this.pos += take;
@@ -111,14 +131,14 @@ export class SectionReader {
   }
 
   /** Fails unless every declared byte was consumed and nothing follows. */
-  async expectEnd(): Promise<void> {
-    if (this.pos < this.buf.length || (await this.next()) !== undefined)
-      throw this.corrupt('has unused bytes');
+  expectEnd(): void {
+    if (this.pos < this.buf.length || this.next() !== undefined) throw this.corrupt('has unused bytes');
     if (this.received !== this.rawSize) throw this.corrupt('shorter than declared');
   }
 
   close(): void {
-    for (const stream of this.streams) stream.destroy();
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 
@@ -136,25 +156,28 @@ export class RunLengthReader {
   constructor(private readonly section: SectionReader) {}
 
   /** Between 1 and `max` expanded bytes; valid until the next call. */
-  async readChunk(max: number): Promise<Buffer> {
-    while (this.zeros === 0 && this.literals === 0) {
-      this.zeros = await this.section.readVarint();
-      this.literals = await this.section.readVarint();
+  readChunk(max: number): Buffer {
+    if (this.zeros === 0 && this.literals === 0) {
+      this.zeros = this.section.readVarint();
+      this.literals = this.section.readVarint();
+      // An empty record expands to nothing: a stream of them would spin without output.
+      if (this.zeros === 0 && this.literals === 0)
+        throw new DeltaCorruptError('delta diff section: empty run-length record');
     }
     if (this.zeros > 0) {
       const take = Math.min(max, this.zeros, ZEROS.length);
       this.zeros -= take;
       return ZEROS.subarray(0, take);
     }
-    const chunk = await this.section.readChunk(Math.min(max, this.literals));
+    const chunk = this.section.readChunk(Math.min(max, this.literals));
     this.literals -= chunk.length;
     return chunk;
   }
 
   /** Fails unless every record was used up. */
-  async expectEnd(): Promise<void> {
+  expectEnd(): void {
     if (this.zeros !== 0 || this.literals !== 0)
       throw new DeltaCorruptError('delta diff section: has unused bytes');
-    await this.section.expectEnd();
+    this.section.expectEnd();
   }
 }

@@ -1,0 +1,2 @@
+/** Injection token of the Kysely instance. Only repositories inject it. */
+export const DATABASE = Symbol('DATABASE');

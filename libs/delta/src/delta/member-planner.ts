@@ -1,0 +1,168 @@
+import type { FileHandle } from 'node:fs/promises';
+
+import type { BsdiffPool } from './bsdiff-pool';
+import type { BaseCatalog, BaseMember } from './candidates';
+import type { GlobalIndex } from './global-index';
+import { pruneShortCovers } from './cover-pruner';
+import { estimate, matchPieces, readRange, tryParseBsdiff40, type Piece } from './pieces';
+import type { TarEntry } from './tar-index';
+
+/** How target members' data ended up encoded. */
+export type EncodingChoice = 'copy' | 'zero' | 'bsdiff' | 'match' | 'global' | 'literal' | 'windowed';
+
+export function emptyChoices(): Record<EncodingChoice, number> {
+  return { copy: 0, zero: 0, bsdiff: 0, match: 0, global: 0, literal: 0, windowed: 0 };
+}
+
+export interface PlannerLimits {
+  /** Largest old or new file handed to bsdiff. */
+  bsdiffMax: number;
+  /** Largest file matched in memory as one piece; larger ones are matched window by window. */
+  matcherMax: number;
+}
+
+/**
+ * Stage 2 of encoding: for one target member, the pieces (copies, patches, inserts) that
+ * rebuild its header and its data, the cheapest of every candidate encoding by a quick
+ * compressed-size estimate. Pure planning: nothing is written here.
+ */
+export class MemberPlanner {
+  readonly choices = emptyChoices();
+
+  constructor(
+    private readonly catalog: BaseCatalog,
+    private readonly target: FileHandle,
+    private readonly bases: FileHandle[],
+    private readonly pool: BsdiffPool,
+    private readonly limits: PlannerLimits,
+    private readonly global: GlobalIndex | undefined,
+  ) {}
+
+  /** Header and data of `entry`, in target order. */
+  async plan(entry: TarEntry): Promise<Piece[]> {
+    const [header, data] = await Promise.all([this.planHeader(entry), this.planData(entry)]);
+    return [...header, ...data];
+  }
+
+  /** Identical header bytes anywhere, else a byte-wise patch of the most similar header, else new bytes. */
+  private async planHeader(entry: TarEntry): Promise<Piece[]> {
+    const length = entry.dataOffset - entry.start;
+    const same = this.catalog.sameHeader(entry);
+    if (same) return [{ kind: 'copy', base: same.base, offset: same.entry.start, length }];
+    const bytes = await readRange(this.target, entry.start, length);
+    const like = this.catalog.similar(entry, false);
+    if (like && like.entry.dataOffset - like.entry.start === length) {
+      const old = await readRange(this.bases[like.base]!, like.entry.start, length);
+      for (let i = 0; i < length; i++) bytes[i] = (bytes[i]! - old[i]!) & 0xff;
+      return [
+        {
+          kind: 'patch',
+          base: like.base,
+          offset: like.entry.start,
+          length,
+          controls: [length, 0, 0],
+          diff: bytes,
+          extra: Buffer.alloc(0),
+        },
+      ];
+    }
+    return [{ kind: 'insert', data: bytes }];
+  }
+
+  private async planData(entry: TarEntry): Promise<Piece[]> {
+    const padding = entry.end - entry.dataOffset - entry.size;
+    const paddingPiece: Piece = entry.zeroPadding
+      ? { kind: 'zero', length: padding }
+      : { kind: 'insert', data: await readRange(this.target, entry.dataOffset + entry.size, padding) };
+    if (entry.size === 0) return [paddingPiece];
+    const same = this.catalog.sameContent(entry);
+    if (same) {
+      this.choices.copy++;
+      const withPadding = same.entry.zeroPadding && entry.zeroPadding;
+      const length = withPadding ? entry.end - entry.dataOffset : entry.size;
+      const copy: Piece = { kind: 'copy', base: same.base, offset: same.entry.dataOffset, length };
+      return withPadding ? [copy] : [copy, paddingPiece];
+    }
+    if (entry.zeroData) {
+      this.choices.zero++;
+      return [
+        { kind: 'zero', length: entry.end - entry.dataOffset - (entry.zeroPadding ? 0 : padding) },
+        ...(entry.zeroPadding ? [] : [paddingPiece]),
+      ];
+    }
+    const member = this.catalog.similar(entry);
+    const { matcherMax } = this.limits;
+    if (entry.size > matcherMax || (member && member.entry.size > matcherMax)) {
+      this.choices.windowed++;
+      return [{ kind: 'windowed', entry, member }, paddingPiece];
+    }
+    const data = await readRange(this.target, entry.dataOffset, entry.size);
+    const best = await this.cheapest(data, member);
+    this.choices[best.choice]++;
+    return [...best.pieces, paddingPiece];
+  }
+
+  /**
+   * Candidates: new bytes; LZ matches against the similar file; LZ matches against every base
+   * at once (moved code); bsdiff against the similar file and against the base file the global
+   * matches drew most from, when that is another file.
+   */
+  private async cheapest(
+    data: Buffer,
+    member: BaseMember | undefined,
+  ): Promise<{ choice: EncodingChoice; pieces: Piece[] }> {
+    const options: { choice: EncodingChoice; pieces: Piece[] }[] = [
+      { choice: 'literal', pieces: [{ kind: 'insert', data }] },
+    ];
+    const bsdiffAgainst: BaseMember[] = [];
+    let settled = false;
+    if (member && data.length >= 64) {
+      const ref = await this.read(member);
+      const matched = matchPieces(ref, member.entry.dataOffset, member.base, data);
+      options.push({ choice: 'match', pieces: matched });
+      settled = matched.length <= 4 && matched.every((p) => p.kind !== 'insert');
+      if (!settled) bsdiffAgainst.push(member);
+    }
+    if (this.global && !settled && data.length >= 64) {
+      const pieces = this.global.pieces(data);
+      options.push({ choice: 'global', pieces });
+      const dominant = this.global.dominantMember(pieces);
+      if (dominant && dominant.entry !== member?.entry) bsdiffAgainst.push(dominant);
+    }
+    for (const old of bsdiffAgainst) {
+      if (old.entry.size > this.limits.bsdiffMax || data.length > this.limits.bsdiffMax) continue;
+      const patch = await this.pool.diff(await this.read(old), data);
+      const parsed = patch && tryParseBsdiff40(patch);
+      const pruned = parsed && pruneShortCovers(parsed, data);
+      if (!pruned) continue;
+      options.push({
+        choice: 'bsdiff',
+        pieces: [
+          {
+            kind: 'patch',
+            base: old.base,
+            offset: old.entry.dataOffset,
+            length: old.entry.size,
+            controls: pruned.controls,
+            diff: pruned.diff,
+            extra: pruned.extra,
+          },
+        ],
+      });
+    }
+    let best = options[0]!;
+    let bestCost = Infinity;
+    for (const option of options) {
+      const cost = estimate(option.pieces);
+      if (cost < bestCost) {
+        best = option;
+        bestCost = cost;
+      }
+    }
+    return best;
+  }
+
+  private read(member: BaseMember): Promise<Buffer> {
+    return readRange(this.bases[member.base]!, member.entry.dataOffset, member.entry.size);
+  }
+}

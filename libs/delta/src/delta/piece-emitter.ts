@@ -1,0 +1,105 @@
+import type { FileHandle } from 'node:fs/promises';
+
+import type { BsdiffPool } from './bsdiff-pool';
+import type { BaseMember } from './candidates';
+import { pruneShortCovers } from './cover-pruner';
+import type { DeltaWriter } from './delta-writer';
+import { estimate, matchPieces, readRange, tryParseBsdiff40, type Piece } from './pieces';
+import { isZero, type TarEntry } from './tar-index';
+
+const MiB = 2 ** 20;
+/** Target bytes encoded at once for files too large to plan whole. */
+export const WINDOW = 8 * MiB;
+
+/**
+ * Stage 3 of encoding: turns planned pieces into operations, in target order. Files too large
+ * to plan whole are encoded here window by window, so memory stays bounded whatever the file
+ * size: each 8 MiB of target takes the cheaper of LZ matches against the 32 MiB of the similar
+ * file around the same relative position and a bsdiff patch against the 16 MiB around it
+ * (adjacent releases of a large binary keep their layout, shifted a little).
+ */
+export class PieceEmitter {
+  constructor(
+    private readonly writer: DeltaWriter,
+    private readonly target: FileHandle,
+    private readonly bases: FileHandle[],
+    private readonly pool?: BsdiffPool,
+    private readonly window = WINDOW,
+    /** Largest old range handed to bsdiff (the encoder's bsdiff cap). */
+    private readonly bsdiffMax = 2 * WINDOW,
+  ) {}
+
+  async emit(pieces: Piece[]): Promise<void> {
+    const w = this.writer;
+    for (const piece of pieces) {
+      switch (piece.kind) {
+        case 'copy':
+          await w.copy(piece.base, piece.offset, piece.length);
+          break;
+        case 'insert':
+          await w.insert(piece.data);
+          break;
+        case 'zero':
+          await w.zero(piece.length);
+          break;
+        case 'patch':
+          await w.patch(piece.base, piece.offset, piece.length, piece.controls, piece.diff, piece.extra);
+          break;
+        case 'windowed':
+          await this.windowed(piece.entry, piece.member);
+          break;
+      }
+    }
+  }
+
+  /** Target bytes `[from, to)` as new bytes (zero runs as ZERO), in 1 MiB steps. */
+  async raw(from: number, to: number): Promise<void> {
+    for (let at = from; at < to; at += MiB) {
+      const data = await readRange(this.target, at, Math.min(MiB, to - at));
+      await this.emit(isZero(data) ? [{ kind: 'zero', length: data.length }] : [{ kind: 'insert', data }]);
+    }
+  }
+
+  private async windowed(entry: TarEntry, member: BaseMember | undefined): Promise<void> {
+    const window = this.window;
+    for (let at = 0; at < entry.size; at += window) {
+      const data = await readRange(this.target, entry.dataOffset + at, Math.min(window, entry.size - at));
+      if (!member || isZero(data)) {
+        await this.emit(isZero(data) ? [{ kind: 'zero', length: data.length }] : [{ kind: 'insert', data }]);
+        continue;
+      }
+      const centre = Math.floor(((at + data.length / 2) / entry.size) * member.entry.size);
+      const around = async (length: number) => {
+        const start = Math.max(0, Math.min(member.entry.size - length, centre - length / 2));
+        const bytes = await readRange(
+          this.bases[member.base]!,
+          member.entry.dataOffset + start,
+          Math.min(length, member.entry.size - start),
+        );
+        return { offset: member.entry.dataOffset + start, bytes };
+      };
+      const wide = await around(4 * window);
+      let best = matchPieces(wide.bytes, wide.offset, member.base, data);
+      const near = await around(2 * window);
+      const patch =
+        this.pool && near.bytes.length <= this.bsdiffMax && (await this.pool.diff(near.bytes, data));
+      const parsed = patch && tryParseBsdiff40(patch);
+      const pruned = parsed && pruneShortCovers(parsed, data);
+      if (pruned) {
+        const patched: Piece[] = [
+          {
+            kind: 'patch',
+            base: member.base,
+            offset: near.offset,
+            length: near.bytes.length,
+            controls: pruned.controls,
+            diff: pruned.diff,
+            extra: pruned.extra,
+          },
+        ];
+        if (estimate(patched) < estimate(best)) best = patched;
+      }
+      await this.emit(best);
+    }
+  }
+}

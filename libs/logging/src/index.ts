@@ -1,0 +1,2 @@
+export { createLogger, type LogFormat, type LogLevel } from './create-logger';
+export { PinoLoggerService, requestLogger } from './pino-logger.service';
