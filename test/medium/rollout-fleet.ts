@@ -46,3 +46,12 @@ export function told(events: FerryEvent[]): { uuid: unknown; releaseId: unknown 
     .filter((e) => e.type === 'device.target')
     .map((e) => ({ uuid: e.data.uuid, releaseId: e.data.releaseId }));
 }
+
+/** The target notices on the bus, in order, with the time each says it was issued. */
+export function toldNotices(
+  events: FerryEvent[],
+): { uuid: unknown; releaseId: unknown; issuedAt: unknown }[] {
+  return events
+    .filter((e) => e.type === 'device.target')
+    .map((e) => ({ uuid: e.data.uuid, releaseId: e.data.releaseId, issuedAt: e.data.issuedAt }));
+}

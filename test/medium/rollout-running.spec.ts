@@ -11,7 +11,7 @@ import { RolloutsModule } from '../../apps/server/src/rollouts/rollouts.module';
 import { RolloutsRepository } from '../../apps/server/src/rollouts/rollouts.repository';
 import { Medium, startMedium } from '../support/medium';
 import { DATABASE_KINDS } from '../support/test-server';
-import { fleetOnV1, told } from './rollout-fleet';
+import { fleetOnV1, told, toldNotices } from './rollout-fleet';
 
 const strategy = (extra: object = {}) =>
   RolloutStrategySchema.parse({ batches: [1, '100%'], bakeSeconds: 60, deviceTimeoutSeconds: 300, ...extra });
@@ -57,7 +57,7 @@ describe.each(DATABASE_KINDS)('rollout running service on %s', (kind) => {
     expect(told(f.events)).toEqual([{ uuid: d1, releaseId: f.v2 }]);
     expect((await m.get(DevicesService).get(d1!)).targetReleaseId).toBe(f.v2);
     expect((await m.get(DevicesService).get(d2!)).targetReleaseId).toBeNull();
-    expect((await m.get(RolloutNoticesRepository).pending(rollout.id)).size).toBe(0);
+    expect(await m.get(RolloutNoticesRepository).pending(rollout.id)).toEqual([]);
     await running.act(rollout.id, 'abort');
   });
 
@@ -155,15 +155,20 @@ describe.each(DATABASE_KINDS)('rollout running service on %s', (kind) => {
     });
     const [d1] = batchOrder(f);
     expect(told(f.events)).toHaveLength(1);
+    const issuedAt = m.clock.iso();
+    m.clock.advance(5_000);
     // What the ticker does at start: the embedded broker may have lost its retained notices.
     await running.resendInFlight(rollout.id);
-    expect([...(await m.get(RolloutNoticesRepository).pending(rollout.id))]).toEqual([[f.v2, [d1]]]);
-    await running.step(rollout.id);
-    expect(told(f.events)).toEqual([
-      { uuid: d1, releaseId: f.v2 },
-      { uuid: d1, releaseId: f.v2 },
+    expect(await m.get(RolloutNoticesRepository).pending(rollout.id)).toEqual([
+      { releaseId: f.v2, issuedAt, uuids: [d1] },
     ]);
-    expect((await m.get(RolloutNoticesRepository).pending(rollout.id)).size).toBe(0);
+    await running.step(rollout.id);
+    // The very same notice again (the step's time, not the re-send's): a device sees one notice.
+    expect(toldNotices(f.events)).toEqual([
+      { uuid: d1, releaseId: f.v2, issuedAt },
+      { uuid: d1, releaseId: f.v2, issuedAt },
+    ]);
+    expect(await m.get(RolloutNoticesRepository).pending(rollout.id)).toEqual([]);
     await running.act(rollout.id, 'abort');
   });
 
@@ -203,7 +208,7 @@ describe.each(DATABASE_KINDS)('rollout running service on %s', (kind) => {
       const view = await views.view(rollout.id);
       expect(view.counts).toEqual({ notified: 1, pending: 1 });
       expect(view.history).toHaveLength(2);
-      expect((await m.get(RolloutNoticesRepository).pending(rollout.id)).size).toBe(0);
+      expect(await m.get(RolloutNoticesRepository).pending(rollout.id)).toEqual([]);
       expect((await rollouts.find(rollout.id))?.updatedAt).toBe(stored.updatedAt);
     };
     // A decision made from a snapshot another writer changed since: refused, nothing written.

@@ -9,6 +9,14 @@ export interface PendingNotice {
   releaseId: string;
 }
 
+/** Devices told one release by one step: they share a statement and a notice. */
+export interface NoticeGroup {
+  releaseId: string;
+  /** When the step decided it; null only for rows older than the notice's stable issue time. */
+  issuedAt: string | null;
+  uuids: string[];
+}
+
 /** Devices per `in (…)` list in one statement: under SQLite's and PostgreSQL's parameter limits. */
 const UUIDS = 500;
 
@@ -47,19 +55,28 @@ export class RolloutNoticesRepository {
     }
   }
 
-  /** The devices still to be told, by the release each is to be told. */
-  async pending(rolloutId: string): Promise<Map<string, string[]>> {
+  /**
+   * The devices still to be told, grouped by the release each is to be told and the step that decided
+   * it (`notified_at`, the notice's `issuedAt`): a notice sent again after a crash or a leader's
+   * takeover is the very same notice, so no device is told twice for one step.
+   */
+  async pending(rolloutId: string): Promise<NoticeGroup[]> {
     const rows = await this.db
       .selectFrom('rollout_devices')
-      .select(['device_uuid', 'notice_release_id'])
+      .select(['device_uuid', 'notice_release_id', 'notified_at'])
       .where('rollout_id', '=', rolloutId)
       .where('notice_sent', '=', 0)
       .execute();
-    return byRelease(
-      rows
-        .filter((r) => r.notice_release_id !== null)
-        .map((r) => ({ uuid: r.device_uuid, releaseId: r.notice_release_id as string })),
-    );
+    const groups = new Map<string, NoticeGroup>();
+    for (const r of rows) {
+      if (r.notice_release_id === null) continue;
+      const key = `${r.notice_release_id} ${r.notified_at ?? ''}`;
+      let group = groups.get(key);
+      if (!group)
+        groups.set(key, (group = { releaseId: r.notice_release_id, issuedAt: r.notified_at, uuids: [] }));
+      group.uuids.push(r.device_uuid);
+    }
+    return [...groups.values()];
   }
 
   async markSent(rolloutId: string, uuids: string[]): Promise<void> {

@@ -20,14 +20,13 @@ export class RolloutNotices {
 
   /** Sends what is pending; `rolloutReleaseId` tells updates from rollbacks. */
   async sendPending(rolloutId: string, rolloutReleaseId: string): Promise<number> {
-    const pending = await this.outbox.pending(rolloutId);
     let sent = 0;
-    for (const [releaseId, uuids] of pending) {
+    for (const { releaseId, issuedAt, uuids } of await this.outbox.pending(rolloutId)) {
       const release: Release = await this.releases.get(releaseId);
       const rollback = releaseId !== rolloutReleaseId;
       if (!rollback) await this.planning.reproject(rolloutId, release, uuids);
       // A rollout's automatic rollback is one the operator asked for when choosing the strategy.
-      await this.targets.tell(uuids, release, rollback);
+      await this.targets.tell(uuids, release, rollback, issuedAt ?? undefined);
       await this.outbox.markSent(rolloutId, uuids);
       sent += uuids.length;
     }

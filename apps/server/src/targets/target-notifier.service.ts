@@ -27,13 +27,13 @@ export class TargetNotifier {
     @Inject(FERRY_CONFIG) private readonly config: FerryConfig,
   ) {}
 
-  /** The notice that tells a device to run `release`, issued now. */
-  notice(release: Release): TargetNotice {
+  /** The notice that tells a device to run `release`, issued at `issuedAt` (default: now). */
+  notice(release: Release, issuedAt = this.clock.iso()): TargetNotice {
     return {
       releaseId: release.id,
       version: release.version,
       fleetId: release.fleetId,
-      issuedAt: this.clock.iso(),
+      issuedAt,
       blobsUrl: `${this.config.http.publicUrl}/v1/blobs`,
       manifest: release.manifest as unknown as Record<string, unknown>,
       signature: release.signature,
@@ -59,7 +59,7 @@ export class TargetNotifier {
       type: 'device.target',
       fleetId: notice.fleetId,
       at,
-      data: { uuid, releaseId: notice.releaseId, version: notice.version },
+      data: { uuid, releaseId: notice.releaseId, version: notice.version, issuedAt: notice.issuedAt },
     }));
     this.bus.publish(events);
   }

@@ -32,11 +32,12 @@ export class TargetsService {
   /**
    * Stores `release` as the target of every listed device and notifies them at once (retained, so
    * also the ones that are offline); resolves when the broker has taken every notice. `rollback`: the
-   * release is older than one they ran, on purpose (the signed target says so).
+   * release is older than one they ran, on purpose (the signed target says so). `issuedAt`: the time of
+   * the decision, so that telling the same devices again sends the very same notice (default: now).
    */
-  async tell(uuids: string[], release: Release, rollback = false): Promise<void> {
+  async tell(uuids: string[], release: Release, rollback = false, issuedAt?: string): Promise<void> {
     await this.devices.setTargets(uuids, release.id, rollback);
-    const notice = this.notifier.notice(release);
+    const notice = this.notifier.notice(release, issuedAt);
     await this.notifier.notifyTargets(uuids.map((uuid) => ({ uuid, notice })));
   }
 }
