@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -150,6 +150,104 @@ describe('ferry push --sign', () => {
     },
     120_000,
   );
+
+  describe('with a compose file', () => {
+    const composeFile = (): string => {
+      const file = join(work, 'docker-compose.yml');
+      writeFileSync(
+        file,
+        [
+          'services:',
+          '  app:',
+          '    image: app:2',
+          '    environment: { MODE: production }',
+          '    volumes: ["data:/data"]',
+          'volumes:',
+          '  data: {}',
+          '',
+        ].join('\n'),
+      );
+      return file;
+    };
+    const nextVersion = async (): Promise<number> =>
+      Math.max(
+        0,
+        ...((await (await server.api(`/v1/fleets/${fleet.slug}/releases`)).json()) as Release[]).map(
+          (r) => r.version,
+        ),
+      ) + 1;
+
+    it('signs a manifest that holds the configuration of the compose file', async () => {
+      const version = await nextVersion();
+      const result = await run([
+        'push',
+        fleet.slug,
+        fixtures.v2Docker,
+        '--compose',
+        composeFile(),
+        '--sign',
+        join(work, 'owner.key'),
+        '--version',
+        String(version),
+      ]);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      const release = await stored(version);
+      expect(release.ownerSignatures).toHaveLength(1);
+      expect(release.manifest.services[0]!.config?.environment).toEqual({ MODE: 'production' });
+    }, 120_000);
+
+    it.each([
+      [
+        'the service made privileged',
+        (r: Release) => Object.assign(r.manifest.services[0]!.config!, { privileged: true }),
+        /another configuration than your push \(privileged differs\): not signing it/,
+      ],
+      [
+        'an environment value changed',
+        (r: Release) => (r.manifest.services[0]!.config!.environment = { MODE: 'debug' }),
+        /another configuration than your push \(environment differs\)/,
+      ],
+      [
+        'a volume added to the app',
+        (r: Release) => (r.manifest.app!.volumes = { ...r.manifest.app!.volumes, host: {} }),
+        /the app other volumes than your push/,
+      ],
+      [
+        'the service renamed',
+        (r: Release) => (r.manifest.services[0]!.name = 'other'),
+        /a service other your push does not define/,
+      ],
+    ])(
+      'refuses to sign when the server answers with %s',
+      async (_what, lie, message) => {
+        const liar = await lyingServer(server.url, lie);
+        try {
+          const version = await nextVersion();
+          const result = await run(
+            [
+              'push',
+              fleet.slug,
+              fixtures.v2Docker,
+              '--compose',
+              composeFile(),
+              '--sign',
+              join(work, 'owner.key'),
+              '--version',
+              String(version),
+            ],
+            liar.url,
+          );
+          expect(result.code).not.toBe(0);
+          expect(result.stderr).toMatch(message);
+          expect((await stored(version)).ownerSignatures ?? []).toEqual([]);
+        } finally {
+          await liar.close();
+        }
+      },
+      120_000,
+    );
+  });
 
   it('refuses --sign with an archive on stdin before sending anything', async () => {
     const before = ((await (await server.api(`/v1/fleets/${fleet.slug}/releases`)).json()) as Release[])

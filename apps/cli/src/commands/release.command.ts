@@ -21,7 +21,7 @@ import {
 } from '../support/format';
 import { byteProgress } from '../support/progress';
 import { openBundle, releaseDirectory } from './release-bundle';
-import { checkManifestImages, localImages } from './pushed-images';
+import { checkManifestMatchesPush, localRelease } from './pushed-images';
 import { resolveRelease } from '../support/resolve';
 import { downloadsByBase, fullDownloadBytes } from './deltas-by-base';
 
@@ -166,20 +166,20 @@ function fleetOf(positional: string | undefined, option: string | undefined, usa
 
 /**
  * Signs a pushed release's manifest with the owner's release keys (read here, never sent) and sends
- * the signatures. The manifest is checked first to name this fleet and this release, and to list
- * exactly the images and layers of the archives pushed (read again here), so the signature covers what
- * was sent whatever the server answered.
+ * the signatures. The manifest is checked first to name this fleet and this release, and to hold
+ * exactly the services, images, layers and runtime configuration of the push (archives and compose file
+ * read again here), so the signature covers what was sent whatever the server answered.
  */
 async function signPushed(
   client: FerryClient,
   fleet: Fleet,
   release: Release,
   keyFiles: string[],
-  archives: string[],
+  pushed: { archives: string[]; compose: string | null },
 ): Promise<Release> {
   if (release.manifest.fleetId !== fleet.id || release.manifest.releaseId !== release.id)
     throw new InputError(`the server's manifest names another fleet or release: not signing it`);
-  checkManifestImages(release.manifest, await localImages(archives));
+  checkManifestMatchesPush(release.manifest, await localRelease(pushed.archives, pushed.compose), fleet.slug);
   const signatures = await Promise.all(
     keyFiles.map(async (file) => signRelease(release.manifest, await readFile(file, 'utf8'))),
   );
@@ -261,7 +261,7 @@ export function registerReleaseCommands(program: Command): void {
               target,
               release,
               opts.sign,
-              bundle?.archives ?? [archive],
+              bundle ?? { archives: [archive], compose: null },
             );
             release = { ...release, ownerSignatures: signed.ownerSignatures };
           } else if (target.releaseTrust)

@@ -15,13 +15,19 @@ import {
   signManifest,
   verifyThreshold,
 } from '@ferry/protocol';
-import { ArchiveImage, ImageArchive, archiveLimits, readImageArchive, readReleaseBundle } from '@ferry/delta';
+import {
+  ArchiveImage,
+  ImageArchive,
+  archiveLimits,
+  readImageArchive,
+  readReleaseBundle,
+  releaseServicesOf,
+} from '@ferry/delta';
 import { BlobStore } from '../blobs/blob.repository';
 import { Clock } from '../clock/clock';
 import { FERRY_CONFIG } from '../config/config.module';
 import { FerryConfig } from '../config/config';
 import { FleetsService } from '../fleets/fleets.service';
-import { parseComposeRelease } from './compose-release';
 import { ReleaseEvents } from './release-events';
 import { ReleasesRepository } from './releases.repository';
 
@@ -96,25 +102,13 @@ export class ReleasesService {
         format = archive.format;
         images = archive.images;
       }
-      const app = { name: fleet.slug, volumes: {}, networks: {} };
-      let services: ReleaseService[];
-      if (compose) {
-        const parsed = parseComposeRelease(compose, images, await this.fleets.bindMounts(fleet.id));
-        services = parsed.services;
-        Object.assign(app, parsed.app);
-      } else
-        services = images.map((image) => ({
-          name: image.service,
-          image: image.reference,
-          configDigest: image.config.digest,
-          config: {},
-          layers: image.layers.map((layer) => ({
-            diffId: layer.diffId,
-            size: layer.size,
-            gzipDigest: layer.gzipDigest,
-            gzipSize: layer.gzipSize,
-          })),
-        }));
+      const parsed = releaseServicesOf(
+        images,
+        compose,
+        compose ? await this.fleets.bindMounts(fleet.id) : [],
+      );
+      const services: ReleaseService[] = parsed.services;
+      const app = { name: fleet.slug, ...parsed.app };
       const diffIds = images.flatMap((image) => image.layers.map((layer) => layer.diffId));
       const known = await this.releases.knownLayers(diffIds);
       for (const image of images) {

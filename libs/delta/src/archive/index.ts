@@ -5,3 +5,4 @@ export * from './member-name';
 export * from './service-name';
 export * from './hashing-file-writer';
 export * from './release-bundle.reader';
+export * from './compose-release';

@@ -9,7 +9,7 @@ import {
   parseCompose,
   type AppConfig,
 } from '@ferry/protocol';
-import type { ArchiveImage } from '@ferry/delta';
+import type { ArchiveImage } from './image-archive.reader';
 
 /** `web`, `docker.io/library/web:latest` and `web:latest` are the same image name. */
 export function normalizeReference(reference: string): string {
@@ -91,4 +91,32 @@ export function parseComposeRelease(
   allowedBindMounts: readonly string[],
 ): { services: ReleaseService[]; app: AppConfig } {
   return composeReleaseServices(parseCompose(loadComposeYaml(text), { allowedBindMounts }), images);
+}
+
+/**
+ * The services and app of a release pushed as `images` (each image once, by config digest) and an
+ * optional compose file: what the server puts in the manifest, and what `ferry push --sign` expects to
+ * find there before signing. Without a compose file, one service per image with engine defaults.
+ */
+export function releaseServicesOf(
+  images: ArchiveImage[],
+  compose: Buffer | null,
+  allowedBindMounts: readonly string[],
+): { services: ReleaseService[]; app: AppConfig } {
+  if (compose) return parseComposeRelease(compose, images, allowedBindMounts);
+  return {
+    services: images.map((image) => ({
+      name: image.service,
+      image: image.reference,
+      configDigest: image.config.digest,
+      config: {},
+      layers: image.layers.map((layer) => ({
+        diffId: layer.diffId,
+        size: layer.size,
+        gzipDigest: layer.gzipDigest,
+        gzipSize: layer.gzipSize,
+      })),
+    })),
+    app: { volumes: {}, networks: {} },
+  };
 }
