@@ -149,6 +149,44 @@ describe('configuration variables reach the containers without a new release', (
     expect(JSON.stringify(list)).not.toContain('k-123-secret');
   });
 
+  it('takes variables only from the signed target: a middlebox that changes them changes nothing', async () => {
+    const web = inspect('web');
+    const lie = (levels: Record<string, unknown>): Record<string, unknown> => ({
+      ...levels,
+      version: Number(levels.version) + 100,
+      fleet: { ...(levels.fleet as Record<string, string>), REGION: 'attacker' },
+    });
+    world.proxy.rewriteVariables = lie;
+    world.proxy.rewriteTarget = (target) => ({
+      ...target,
+      variables: lie(target.variables as Record<string, unknown>),
+    });
+    try {
+      await set(`fleets/${world.fleet.slug}`, { name: 'LEVEL', value: '1' });
+      // The altered target is refused (its signature covers the variables): the device says why.
+      await until(
+        'the device to refuse the altered target',
+        async () => ((await world.device(uuid)).report?.error ?? '').match(/signature/) ?? undefined,
+        60_000,
+        200,
+      );
+      expect(env(inspect('web')).REGION).toBe('eu-north');
+      expect(env(inspect('web')).LEVEL).toBeUndefined();
+      expect(inspect('web').Id).toBe(web.Id);
+      // Only the variables answer altered: the signed target's variables win.
+      world.proxy.rewriteTarget = null;
+      const updated = await until('web to run with LEVEL=1', () => {
+        const now = running('web');
+        return now && env(now).LEVEL === '1' ? now : undefined;
+      });
+      expect(env(updated).REGION).toBe('eu-north');
+      await runsCurrentVariables();
+    } finally {
+      world.proxy.rewriteVariables = null;
+      world.proxy.rewriteTarget = null;
+    }
+  });
+
   it('a fleet variable for web recreates only web; deleting the device value restores the compose one', async () => {
     const worker = inspect('worker');
     await set(`fleets/${world.fleet.slug}`, { name: 'PORT', value: '8080', service: 'web' });

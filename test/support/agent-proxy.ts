@@ -21,6 +21,8 @@ export interface AgentProxy {
   /** Rewrites `GET|POST /v1/device/target` answers (or replaces them: a replayed target). */
   rewriteTarget:
     ((target: Record<string, unknown>) => Record<string, unknown> | Promise<Record<string, unknown>>) | null;
+  /** Rewrites `GET /v1/device/variables` answers (a middlebox changing a device's variables). */
+  rewriteVariables: ((variables: Record<string, unknown>) => Record<string, unknown>) | null;
   close: () => Promise<void>;
 }
 
@@ -33,20 +35,22 @@ export async function startAgentProxy(upstream: string): Promise<AgentProxy> {
     faults: new Map(),
     throttle: 0,
     rewriteTarget: null,
+    rewriteVariables: null,
     close: async () => undefined,
   };
   const sockets = new Set<import('node:net').Socket>();
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const blob = /^\/v1\/blobs\/(sha256:[0-9a-f]{64})/.exec(req.url ?? '');
     const isTarget = (req.url ?? '').startsWith('/v1/device/target');
+    const isVariables = (req.url ?? '').startsWith('/v1/device/variables');
     if (blob) proxy.requests.push({ digest: blob[1]!, range: req.headers.range ?? null });
     const upstreamReq = request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
-        if (isTarget && proxy.rewriteTarget && up.statusCode === 200) {
+        const rewrite = isTarget ? proxy.rewriteTarget : isVariables ? proxy.rewriteVariables : null;
+        if (rewrite && up.statusCode === 200) {
           const chunks: Buffer[] = [];
           up.on('data', (c: Buffer) => chunks.push(c));
-          const rewrite = proxy.rewriteTarget;
           up.on('end', () => {
             void (async () => {
               const body = Buffer.from(

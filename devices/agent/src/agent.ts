@@ -381,11 +381,14 @@ export class Agent {
   }
 
   private async reconcile(): Promise<void> {
-    await this.syncVariables();
     await this.remember(0);
     const have = [...(await this.engine.layerDiffIds()).keys()];
     const raw = await this.api.target(have);
     const target = await this.refuseBadTarget(raw, () => this.verifyTarget(raw));
+    // Signed with the target, so nobody between server and device can change them; a server from
+    // before signed variables is asked on its own endpoint.
+    if (target.variables) await this.applyVariables(target.variables);
+    else await this.syncVariables();
     const release = target.release;
     if (!release) {
       await this.refuseBadTarget(raw, () => this.checkProgress(target));

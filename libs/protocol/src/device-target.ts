@@ -2,6 +2,7 @@ import type { ReleaseSignature, ReleaseTrustStep } from './release-signing';
 import { z } from 'zod';
 import { DigestSchema } from './digest';
 import { ReleaseManifest } from './release';
+import type { DeviceVariables } from './service-config';
 
 /**
  * What a device sends when it asks for its target (`GET /v1/device/target?have=d1,d2` or
@@ -87,6 +88,12 @@ export interface DeviceTarget {
    * `POST /v1/device/volume-purges/{volume}`.
    */
   volumePurges?: string[];
+  /**
+   * The device's configuration variables, every level (docs/variables.md), signed with the rest so a
+   * party between server and device cannot change them; their `version` only grows, and an agent
+   * ignores a lower one. Absent from servers before it (the agent then reads `GET /v1/device/variables`).
+   */
+  variables?: DeviceVariables;
 }
 
 /** One of the server's online keys that sign device targets (`GET /v1/target-keys`). */

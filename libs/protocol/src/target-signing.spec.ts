@@ -82,6 +82,23 @@ describe('signed device targets', () => {
     expect(reason(() => check(moved))).toBe('signature');
   });
 
+  it('carries the configuration variables signed with the rest', () => {
+    const variables = {
+      version: 4,
+      fleet: { SITE: 'north' },
+      fleetServices: { web: { PORT: '80' } },
+      device: {},
+      deviceServices: {},
+    };
+    expect(check(signed({ variables })).variables).toEqual(variables);
+    const changed = signed({ variables });
+    changed.variables = { ...variables, fleet: { SITE: 'attacker' } };
+    expect(reason(() => check(changed))).toBe('signature');
+    const raised = signed({ variables });
+    raised.variables = { ...variables, version: 99 };
+    expect(reason(() => check(raised))).toBe('signature');
+  });
+
   it('accepts a target also signed by a key it does not know (the next key during a rotation)', () => {
     const next = keyPair();
     const both = signTarget(unsigned({ onlineKey: next.publicKey }), [next.privateKey, online.privateKey]);
@@ -210,6 +227,35 @@ describe('signed device targets', () => {
       ['a volume purge that is no name', signed({ volumePurges: ['../etc'] })],
       ['a volume purge number', signed({ volumePurges: [7 as unknown as string] })],
       ['too many volume purges', signed({ volumePurges: Array(300).fill('data') as string[] })],
+      ['variables not an object', signed({ variables: 'x' as never })],
+      [
+        'a variable that is no string',
+        signed({
+          variables: {
+            version: 1,
+            fleet: { A: 1 },
+            fleetServices: {},
+            device: {},
+            deviceServices: {},
+          } as never,
+        }),
+      ],
+      [
+        'a variables version that is no count',
+        signed({ variables: { version: -1, fleet: {}, fleetServices: {}, device: {}, deviceServices: {} } }),
+      ],
+      [
+        'a service level that is a string',
+        signed({
+          variables: {
+            version: 1,
+            fleet: {},
+            fleetServices: { w: 'x' } as never,
+            device: {},
+            deviceServices: {},
+          },
+        }),
+      ],
     ];
     it.each(hostile)('%s', (_what, value) => {
       const outcome = reason(() => verifySignedTarget(value, online.publicKey, uuid, now));

@@ -3,6 +3,7 @@
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import { canonicalJson } from './canonical-json';
 import type { DeviceTarget } from './device-target';
+import { deviceVariablesProblem } from './variable-levels';
 import { TargetRefusedError, type TargetRefusal } from './errors';
 import { releaseKeyId, type ReleaseSignature } from './release-signing';
 
@@ -125,6 +126,8 @@ function checkShape(value: unknown): asserts value is DeviceTarget {
       !volumePurges.every((v) => typeof v === 'string' && VOLUME_NAME.test(v)))
   )
     refuse('malformed', 'target.volumePurges is not a list of volume names');
+  if (value.variables !== undefined && deviceVariablesProblem(value.variables) !== null)
+    refuse('malformed', `target.variables: ${deviceVariablesProblem(value.variables)}`);
 }
 
 /**

@@ -58,3 +58,35 @@ export interface VariablesNotice {
   version: number;
   issuedAt: string;
 }
+
+function stringMapProblem(value: unknown, what: string): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `${what} is not a map`;
+  for (const [name, text] of Object.entries(value))
+    if (typeof text !== 'string') return `${what}.${name} is not a string`;
+  return null;
+}
+
+/**
+ * What is wrong with a device's variables document (a version and four maps of strings, the
+ * service levels by service name), or null: checked without zod, by the agent and the target check.
+ */
+export function deviceVariablesProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not an object';
+  const body = value as Record<string, unknown>;
+  const version = body.version;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0)
+    return 'version is not a whole number';
+  for (const level of ['fleet', 'device'] as const) {
+    const problem = stringMapProblem(body[level], level);
+    if (problem) return problem;
+  }
+  for (const level of ['fleetServices', 'deviceServices'] as const) {
+    const maps = body[level];
+    if (typeof maps !== 'object' || maps === null || Array.isArray(maps)) return `${level} is not a map`;
+    for (const [service, map] of Object.entries(maps)) {
+      const problem = stringMapProblem(map, `${level}.${service}`);
+      if (problem) return problem;
+    }
+  }
+  return null;
+}

@@ -8,18 +8,20 @@ import { DevicesService } from '../devices/devices.service';
 import { FleetsService } from '../fleets/fleets.service';
 import { ReleasesService } from '../releases/releases.service';
 import { TargetKeysService } from '../target-keys/target-keys.service';
+import { VariablesService } from '../variables/variables.service';
 import { VolumePurgesService } from '../volumes/volume-purges.service';
 import { chooseDownload } from './layer-choice';
 
 /** The part of a target that says what to run and how to download it. */
 type TargetPlan = Omit<
   UnsignedTarget,
-  'uuid' | 'targetVersion' | 'expires' | 'rollback' | 'onlineKey' | 'releaseTrustChain'
+  'uuid' | 'targetVersion' | 'expires' | 'rollback' | 'onlineKey' | 'releaseTrustChain' | 'variables'
 >;
 
 /**
  * Answers a device's "what should I run, and how do I get it": its target release, and for each layer
- * it lacks the cheapest download it can use given the layers it reports holding; the whole answer signed
+ * it lacks the cheapest download it can use given the layers it reports holding, and its configuration
+ * variables; the whole answer signed
  * by the server's online key with the device's target version and an expiry (docs/protocol.md
  * "Signed targets").
  */
@@ -36,6 +38,7 @@ export class DeviceTargetService {
     private readonly clock: Clock,
     @Inject(FERRY_CONFIG) private readonly config: FerryConfig,
     private readonly purges: VolumePurgesService,
+    private readonly variables: VariablesService,
   ) {}
 
   async resolve(uuid: string, have: string[]): Promise<DeviceTarget> {
@@ -50,7 +53,8 @@ export class DeviceTargetService {
       releaseTrustChain: await this.fleets.trustChain(device.fleetId),
     };
     const plan = await this.plan(uuid, device.releaseId, device.runningReleaseId, have);
-    const unsigned: UnsignedTarget = { ...envelope, ...plan };
+    const variables = await this.variables.forDevice(uuid, device.fleetId);
+    const unsigned: UnsignedTarget = { ...envelope, ...plan, variables };
     return signTarget(unsigned, previous ? [current.privateKey, previous.privateKey] : [current.privateKey]);
   }
 

@@ -5,6 +5,7 @@ import { DevicesModule } from '../devices/devices.module';
 import { FleetsModule } from '../fleets/fleets.module';
 import { ReleasesModule } from '../releases/releases.module';
 import { TargetKeysModule } from '../target-keys/target-keys.module';
+import { VariablesModule } from '../variables/variables.module';
 import { VolumesModule } from '../volumes/volumes.module';
 import { DeviceTargetController } from './device-target.controller';
 import { DeviceTargetService } from './device-target.service';
@@ -26,6 +27,7 @@ import { TargetsService } from './targets.service';
     BrokerModule,
     TargetKeysModule,
     VolumesModule,
+    VariablesModule,
   ],
   controllers: [TargetsController, DeviceTargetController],
   providers: [TargetNotifier, TargetsService, DeviceTargetService],
