@@ -38,7 +38,11 @@ function cpuMs(pid: number): number {
 }
 
 /** GET `url` (following one 307 when `redirect`), hashing the body; resolves with the bytes and digest. */
-function download(url: string, apiKey: string, redirect: boolean): Promise<{ bytes: number; digest: string }> {
+function download(
+  url: string,
+  apiKey: string,
+  redirect: boolean,
+): Promise<{ bytes: number; digest: string }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { authorization: `Bearer ${apiKey}` };
     if (redirect) headers['ferry-accept-redirect'] = '1';
@@ -83,7 +87,10 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'ferry-bench-downloads-'));
   const s3 = await startS3Gateway();
   const bucket = await s3.newBucket();
-  const server = await startServerProcess({ ...s3.env(bucket, 'ferry'), FERRY_RATE_LIMIT_PER_MINUTE: '100000' });
+  const server = await startServerProcess({
+    ...s3.env(bucket, 'ferry'),
+    FERRY_RATE_LIMIT_PER_MINUTE: '100000',
+  });
   const pid = server.child.pid as number;
   try {
     await server.api('/v1/fleets', { method: 'POST', json: { name: 'Bench', arch: 'amd64' } });
@@ -130,7 +137,9 @@ async function main(): Promise<void> {
           `${mode.padEnd(9)} ${String(clients).padStart(3)} clients: ${(row.gib * 1024).toFixed(0)} MiB in ${seconds.toFixed(1)} s = ${((row.gib * 1024) / seconds).toFixed(0)} MiB/s; server CPU ${(row.serverCpuMs / row.gib).toFixed(0)} ms/GiB\n`,
         );
       }
-    process.stdout.write('\n| clients | proxied MiB/s | presigned MiB/s | server CPU/GiB proxied | presigned |\n');
+    process.stdout.write(
+      '\n| clients | proxied MiB/s | presigned MiB/s | server CPU/GiB proxied | presigned |\n',
+    );
     process.stdout.write('| ---: | ---: | ---: | ---: | ---: |\n');
     for (const clients of CLIENTS) {
       const p = rows.find((r) => r.clients === clients && r.mode === 'proxied')!;
