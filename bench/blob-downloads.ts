@@ -47,7 +47,7 @@ function download(
     const headers: Record<string, string> = { authorization: `Bearer ${apiKey}` };
     if (redirect) headers['ferry-accept-redirect'] = '1';
     const read = (target: string, h: Record<string, string>, hops: number): void => {
-      request(target, { headers: h }, (res) => {
+      const req = request(target, { headers: h }, (res) => {
         if (res.statusCode === 307 && hops === 0 && res.headers.location) {
           res.resume();
           // The presigned URL carries its own authorization: the device key is not sent to the store.
@@ -67,9 +67,8 @@ function download(
         });
         res.on('end', () => resolve({ bytes, digest: `sha256:${hash.digest('hex')}` }));
         res.on('error', reject);
-      })
-        .on('error', reject)
-        .end();
+      }).on('error', (e) => reject(new Error(`${e.message} reused=${req.reusedSocket} hops=${hops}`)));
+      req.end();
     };
     read(url, headers, 0);
   });
@@ -148,6 +147,9 @@ async function main(): Promise<void> {
       const cpu = (r: Row): string => `${(r.serverCpuMs / r.gib).toFixed(0)} ms`;
       process.stdout.write(`| ${clients} | ${rate(p)} | ${rate(s)} | ${cpu(p)} | ${cpu(s)} |\n`);
     }
+  } catch (error) {
+    process.stderr.write(`server output (last 3000 characters):\n${server.output().slice(-3000)}\n`);
+    throw error;
   } finally {
     await server.stop();
     await s3.stop();
