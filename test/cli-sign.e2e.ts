@@ -249,6 +249,96 @@ describe('ferry push --sign', () => {
     );
   });
 
+  it('rotates the release keys, signed here by the current key; a wrong key changes nothing', async () => {
+    const next = join(work, 'next.key');
+    expect((await run(['keys', 'generate-release-key', '--out', next])).code).toBe(0);
+    const before = (await (await server.api(`/v1/fleets/${fleet.slug}`)).json()) as Fleet;
+    // Signed by the new key alone: not the fleet's current key, refused here before anything is sent.
+    const wrong = await run([
+      'keys',
+      'rotate-release-keys',
+      fleet.slug,
+      '--key',
+      `${next}.pub`,
+      '--sign',
+      next,
+    ]);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/sign with 1 of the fleet's current release keys/);
+    const missing = await run([
+      'keys',
+      'rotate-release-keys',
+      fleet.slug,
+      '--key',
+      `${next}.pub`,
+      '--sign',
+      join(work, 'nope.key'),
+    ]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/cannot read .*nope\.key/);
+    expect(((await (await server.api(`/v1/fleets/${fleet.slug}`)).json()) as Fleet).releaseTrust).toEqual(
+      before.releaseTrust,
+    );
+    const rotated = await run([
+      'keys',
+      'rotate-release-keys',
+      fleet.slug,
+      '--key',
+      `${next}.pub`,
+      '--sign',
+      join(work, 'owner.key'),
+      '--json',
+    ]);
+    expect(rotated.stderr).toBe('');
+    expect(rotated.code).toBe(0);
+    const trust = (JSON.parse(rotated.stdout) as Fleet).releaseTrust;
+    expect(trust).toEqual({
+      version: before.releaseTrust!.version + 1,
+      keys: [readFileSync(`${next}.pub`, 'utf8')],
+      threshold: 1,
+    });
+    // The old key signs no more; the new one does.
+    const version = Math.max(
+      ...((await (await server.api(`/v1/fleets/${fleet.slug}/releases`)).json()) as Release[]).map(
+        (r) => r.version,
+      ),
+    );
+    const old = await run([
+      'push',
+      fleet.slug,
+      fixtures.v1Docker,
+      '--sign',
+      join(work, 'owner.key'),
+      '--version',
+      String(version + 1),
+    ]);
+    expect(old.code).not.toBe(0);
+    const fresh = await run([
+      'push',
+      fleet.slug,
+      fixtures.v1Docker,
+      '--sign',
+      next,
+      '--version',
+      String(version + 2),
+    ]);
+    expect(fresh.code).toBe(0);
+    expect((await stored(version + 2)).ownerSignatures).toHaveLength(1);
+  }, 120_000);
+
+  it('lists and rotates the online key that signs device targets', async () => {
+    const rotated = await run(['keys', 'rotate-online-key', '--json']);
+    expect(rotated.code).toBe(0);
+    const created = JSON.parse(rotated.stdout) as { seq: number; role: string };
+    expect(created.role).toBe('current');
+    const listed = await run(['keys', 'online', '--json']);
+    const keys = JSON.parse(listed.stdout) as { seq: number; role: string }[];
+    expect(keys.find((k) => k.seq === created.seq)?.role).toBe('current');
+    expect(keys.find((k) => k.seq === created.seq - 1)?.role).toBe('previous');
+    const text = await run(['keys', 'online']);
+    expect(text.stdout).toMatch(/SEQ\s+KEY ID\s+ROLE\s+CREATED/);
+  }, 60_000);
+
   it('refuses --sign with an archive on stdin before sending anything', async () => {
     const before = ((await (await server.api(`/v1/fleets/${fleet.slug}/releases`)).json()) as Release[])
       .length;

@@ -2,7 +2,7 @@ import { open, readFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 import { signRelease, type DeltaRecord, type Fleet, type Release } from '@ferry/protocol';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 
 import { action } from '../support/action';
 import { fleetPath, fleetSlug, releasePath } from '../support/api-paths';
@@ -19,6 +19,7 @@ import {
   table,
   time,
 } from '../support/format';
+import { positiveInteger } from '../support/parse';
 import { byteProgress } from '../support/progress';
 import { openBundle, releaseDirectory } from './release-bundle';
 import { checkManifestMatchesPush, localRelease } from './pushed-images';
@@ -29,14 +30,6 @@ import { downloadsByBase, fullDownloadBytes } from './deltas-by-base';
 interface PushedRelease extends Release {
   newLayers: string[];
   format: string;
-}
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidArgumentError('expected a positive whole number');
-  }
-  return n;
 }
 
 const FILE_PROBLEMS: Record<string, string> = {

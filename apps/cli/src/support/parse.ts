@@ -1,4 +1,5 @@
 /** Parsers of option values; plain functions (see `optionParser` in action.ts for commander). */
+import { InvalidArgumentError } from 'commander';
 import { InputError } from './errors';
 
 /**
@@ -58,4 +59,13 @@ export function parseTagFilter(text: string): { name: string; value?: string } {
   const at = text.indexOf('=');
   if (at === 0 || text === '') throw new InputError('expected key or key=value');
   return at < 0 ? { name: text } : { name: text.slice(0, at), value: text.slice(at + 1) };
+}
+
+/** A commander option value that must be a whole number of at least 1 (`--version 3`, `--threshold 2`). */
+export function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError('expected a positive whole number');
+  }
+  return n;
 }
