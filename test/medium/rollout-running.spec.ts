@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { ConflictError, RolloutStrategySchema } from '@ferry/protocol';
 import { BlobsModule } from '../../apps/server/src/blobs/blobs.module';
 import { TransactionRepository } from '../../apps/server/src/database/transaction.repository';
@@ -144,6 +145,23 @@ describe.each(DATABASE_KINDS)('rollout running service on %s', (kind) => {
     expect((await views.view(first.id)).state).toBe('aborted');
     expect((await views.view(second.id)).trigger).toBe('track-latest');
     await running.act(second.id, 'abort');
+  });
+
+  it("refreshes PostgreSQL's statistics of rollout devices once a large rollout is written", async () => {
+    const rollouts = m.get(RolloutsRepository);
+    const analyzed = async (): Promise<string | null> => {
+      if (kind !== 'postgres') return null;
+      const { rows } = await sql<{ at: string | null }>`
+        select last_analyze::text as at from pg_stat_user_tables where relname = 'rollout_devices'`.execute(
+        m.db,
+      );
+      return rows[0]?.at ?? null;
+    };
+    const before = await analyzed();
+    await rollouts.refreshStatistics(999);
+    expect(await analyzed()).toBe(before);
+    await rollouts.refreshStatistics(1000);
+    if (kind === 'postgres') expect(await analyzed()).not.toBe(before);
   });
 
   it('sends again, on the next step, the notices a crash left unsent', async () => {

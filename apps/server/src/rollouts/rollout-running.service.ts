@@ -135,6 +135,7 @@ export class RolloutRunningService {
         });
       return record;
     });
+    await this.rollouts.refreshStatistics(plan.devices.length);
     this.logger.log(
       `rollout ${rollout.id}: release v${plan.releaseVersion} to ${plan.devices.length} devices in ${plan.batches.length} batches`,
     );
