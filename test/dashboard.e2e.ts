@@ -258,6 +258,7 @@ describe('web dashboard in a real browser', () => {
     const card = page.locator(`li.fleet[data-fleet="${fleet.slug}"]`);
     await card.locator('.fleet-rollout').waitFor();
     expect(await card.locator('.fleet-counts').textContent()).toMatch(/8 devices · 8 online now/);
+    expect(await card.locator('.fleet-signing').textContent()).toBe('releases signed by server');
     const perRelease = await card.locator('.release-chart li').allTextContents();
     expect(perRelease.join('|')).toMatch(/v[123]\d+/);
     expect(

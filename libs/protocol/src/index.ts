@@ -27,3 +27,4 @@ export * from './release-signing';
 export * from './release-trust';
 export * from './target-signing';
 export * from './volume-purges';
+export * from './signing-mode';

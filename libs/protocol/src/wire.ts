@@ -21,3 +21,4 @@ export type { DeviceTarget, TargetLayer } from './device-target';
 export type { RegisteredDevice } from './device';
 export type { ReleaseManifest, ReleaseService } from './release';
 export * from './variable-levels';
+export * from './signing-mode';

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 
 import {
   ARCHITECTURES,
+  releaseSigningMode,
   type CreatedProvisioningKey,
   type Fleet,
   type ProvisioningKey,
@@ -33,11 +34,7 @@ async function resolveKeyId(client: FerryClient, fleet: string, given: string): 
   throw new InputError(`"${given}" matches ${matches.length} keys of ${fleet}; give more of the id`);
 }
 
-/** `owner 2-of-3 (v1)`: releases signed by their owners' keys; `server`: by the server's fleet key. */
-function signingMode(fleet: Fleet): string {
-  const trust = fleet.releaseTrust;
-  return trust ? `owner ${trust.threshold}-of-${trust.keys.length} (v${trust.version})` : 'server';
-}
+const signingMode = (fleet: Fleet): string => releaseSigningMode(fleet.releaseTrust);
 
 function fleetText(fleet: Fleet): string {
   return fields([

@@ -1,4 +1,5 @@
 import type { Device, Fleet, Release, RolloutView } from '@ferry/protocol';
+import { releaseSigningMode } from '@ferry/protocol/wire';
 import { api } from '../api';
 import { h, mount } from '../dom';
 import { ago, plural } from '../format';
@@ -58,6 +59,16 @@ function fleetCard(s: FleetSummary): HTMLElement {
     { class: 'card fleet', 'data-fleet': fleet.slug },
     h('a', { href: `#/fleets/${fleet.slug}`, class: 'big' }, fleet.name),
     h('div', { class: 'muted' }, `${fleet.slug} · ${fleet.arch} · created ${ago(fleet.createdAt)}`),
+    h(
+      'div',
+      {
+        class: 'muted fleet-signing',
+        title: fleet.releaseTrust
+          ? "devices run only releases signed by the threshold of the owners' release keys"
+          : "releases are signed by the server's fleet key",
+      },
+      `releases signed by ${releaseSigningMode(fleet.releaseTrust)}`,
+    ),
     h(
       'p',
       { class: 'fleet-counts' },
