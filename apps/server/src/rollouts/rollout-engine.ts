@@ -307,8 +307,8 @@ function observeDevice(step: Step, device: EngineDevice, releaseId: string, time
         // Its window opened: the timeout runs again, from now.
         step.setDevice(device, 'updating', { deadline: iso(step.now + timeoutMs), reason: null });
       }
-      if (!waiting && report.status === 'deferred' && report.error && report.error !== device.reason)
-        step.touchDevice(device, { reason: `deferred: ${report.error}` });
+      const deferred = report.status === 'deferred' && report.error ? `deferred: ${report.error}` : null;
+      if (!waiting && deferred && deferred !== device.reason) step.touchDevice(device, { reason: deferred });
     }
   }
   if (
