@@ -2,6 +2,7 @@ import { FerryEvent } from '@ferry/protocol';
 import { DeviceStateModule } from '../../apps/server/src/device-state/device-state.module';
 import { DeviceStateService } from '../../apps/server/src/device-state/device-state.service';
 import { DevicesService } from '../../apps/server/src/devices/devices.service';
+import { HealthEventsPrunerService } from '../../apps/server/src/devices/health-events-pruner.service';
 import { EventBus } from '../../apps/server/src/events/event-bus.service';
 import { FleetsService } from '../../apps/server/src/fleets/fleets.service';
 import { Medium, registerDevices, startMedium } from '../support/medium';
@@ -30,6 +31,30 @@ describe.each(DATABASE_KINDS)('device state ingestion on %s', (kind) => {
   });
   afterAll(() => m.close());
   beforeEach(() => (events.length = 0));
+
+  it('deletes health events older than FERRY_HEALTH_EVENTS_DAYS, keeping the rest', async () => {
+    const [uuid] = uuids;
+    const now = m.clock.nowMs();
+    const day = 86_400_000;
+    const rows = [45, 31, 29, 1].map((days, i) => ({
+      device_uuid: uuid!,
+      at: new Date(now - days * day).toISOString(),
+      kind: 'restarts',
+      count: i + 1,
+    }));
+    await m.db.insertInto('device_health_events').values(rows).execute();
+    const pruner = m.get(HealthEventsPrunerService);
+    expect(await pruner.prune()).toBe(2);
+    const left = await m.db
+      .selectFrom('device_health_events')
+      .select(['at', 'count'])
+      .where('device_uuid', '=', uuid!)
+      .orderBy('at')
+      .execute();
+    expect(left.map((r) => Number(r.count))).toEqual([3, 4]);
+    expect(await pruner.prune()).toBe(0);
+    await m.db.deleteFrom('device_health_events').where('device_uuid', '=', uuid!).execute();
+  });
 
   it('coalesces many progress reports of a device into one row write, the newest winning', async () => {
     const [uuid] = uuids;

@@ -92,6 +92,8 @@ const EnvSchema = z.object({
   FERRY_MAX_IMAGES_PER_RELEASE: z.coerce.number().int().positive().max(10_000).default(64),
   FERRY_UPLOAD_IDLE_SECONDS: z.coerce.number().positive().max(3600).default(60),
   FERRY_STAGING_STALE_SECONDS: z.coerce.number().min(10).max(86_400).default(30),
+  // Longer than the longest bake (7 days): a batch's comparison reads its bake window's events.
+  FERRY_HEALTH_EVENTS_DAYS: z.coerce.number().int().min(8).max(3650).default(30),
   FERRY_REGISTRATION_FAILURES_PER_MINUTE: z.coerce.number().int().positive().default(10),
   FERRY_QUEUE_PREFIX: z
     .string()
@@ -178,6 +180,8 @@ export interface FerryConfig {
     /** Staging folders untouched this long were left by a crashed process: swept (every third of it). */
     stagingStaleSeconds: number;
     registrationFailuresPerMinute: number;
+    /** Devices' health events (restarts, drops, …) older than this many days are deleted, hourly. */
+    healthEventsDays: number;
   };
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   /** `pretty` for people at a terminal, `json` for log collectors. */
@@ -254,6 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, installId: string): FerryConf
       uploadIdleSeconds: e.FERRY_UPLOAD_IDLE_SECONDS,
       stagingStaleSeconds: e.FERRY_STAGING_STALE_SECONDS,
       registrationFailuresPerMinute: e.FERRY_REGISTRATION_FAILURES_PER_MINUTE,
+      healthEventsDays: e.FERRY_HEALTH_EVENTS_DAYS,
     },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),

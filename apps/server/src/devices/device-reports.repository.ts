@@ -37,6 +37,15 @@ export interface DeviceStateWrite {
 export class DeviceReportsRepository {
   constructor(@Inject(DATABASE) private readonly db: Kysely<Database>) {}
 
+  /** Deletes health events before `before` (ISO time); returns how many. */
+  async pruneHealthEvents(before: string): Promise<number> {
+    const result = await this.db
+      .deleteFrom('device_health_events')
+      .where('at', '<', before)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** The fleet of each of these devices that exists (unknown UUIDs are left out). */
   async fleetsOf(uuids: string[]): Promise<Map<string, string>> {
     const fleets = new Map<string, string>();

@@ -14,6 +14,7 @@ import * as signedTargets from './0012-signed-targets';
 import * as healthEvents from './0013-health-events';
 import * as scheduledRollouts from './0014-scheduled-rollouts';
 import * as volumePurges from './0015-volume-purges';
+import * as healthEventsAge from './0016-health-events-age';
 
 /**
  * Every migration, in order. Add new ones at the end with the next number; never edit one that has
@@ -35,4 +36,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0013-health-events': healthEvents,
   '0014-scheduled-rollouts': scheduledRollouts,
   '0015-volume-purges': volumePurges,
+  '0016-health-events-age': healthEventsAge,
 };
