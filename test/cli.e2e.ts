@@ -587,7 +587,7 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
   it('prints its version, and help with exit 1 when a command group is given no subcommand', async () => {
     const version = await run(['--version']);
     expect(version).toMatchObject({ code: 0, stdout: '0.1.0\n' });
-    for (const args of [[], ['fleet'], ['device'], ['rollout'], ['delta']]) {
+    for (const args of [[], ['fleet'], ['device'], ['rollout'], ['delta'], ['env']]) {
       const result = await run(args);
       expect({ args, code: result.code }).toEqual({ args, code: 1 });
       expect(result.stderr).toMatch(/^Usage: ferry/);

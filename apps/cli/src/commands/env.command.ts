@@ -79,7 +79,7 @@ export function registerEnvCommands(program: Command): void {
           opts: ScopeOptions & { json?: boolean },
           command: Command,
         ) => {
-          if (!fleet) return command.help();
+          if (!fleet) return command.help({ error: true });
           const client = await connect();
           const list = await client.get<VariableList>(await variablesPath(client, fleet, opts), {
             service: opts.service,

@@ -1,5 +1,6 @@
 import type { HealthKindComparison, HealthVerdict, RolloutView } from '@ferry/protocol';
 import { h } from '../dom';
+import { plural } from '../format';
 import { badge } from '../widgets';
 
 const share = (k: number, n: number): string => (n === 0 ? '–' : `${Math.round((k * 100) / n)} %`);
@@ -25,10 +26,10 @@ function verdictTable(batch: number, health: HealthVerdict): HTMLElement {
     h(
       'p',
       { class: 'muted' },
-      `${health.updated.devices} updated devices against ${health.control.devices} still on the old release, ` +
+      `${plural(health.updated.devices, 'updated device')} against ${health.control.devices} still on the old release, ` +
         `${new Date(health.from).toLocaleTimeString()}–${new Date(health.to).toLocaleTimeString()}; ` +
         `worse means more than ${health.marginPercent} points, Fisher's exact test under Holm's level (alpha ${health.alpha}), ` +
-        `at least ${health.minAffected} devices.`,
+        `at least ${plural(health.minAffected, 'device')}.`,
     ),
     h(
       'div',
