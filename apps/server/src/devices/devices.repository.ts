@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Kysely, Selectable } from 'kysely';
+import { Kysely, Selectable, Transaction, sql } from 'kysely';
 import { Device, ServiceState } from '@ferry/protocol';
 import { DATABASE } from '../database/database.module';
 import { Database, DeviceTable } from '../database/database.types';
@@ -67,6 +67,18 @@ export interface DeviceQuery {
 @Injectable()
 export class DevicesRepository {
   constructor(@Inject(DATABASE) private readonly db: Kysely<Database>) {}
+
+  /**
+   * Bumps a device's variables revision in the caller's transaction (a device-level variable changed):
+   * the variables feature's write to this table goes through here.
+   */
+  async bumpVariablesRevision(uuid: string, trx: Transaction<Database>): Promise<void> {
+    await trx
+      .updateTable('devices')
+      .set({ variables_revision: sql<number>`variables_revision + 1` })
+      .where('uuid', '=', uuid)
+      .execute();
+  }
 
   async insert(device: DeviceRecord): Promise<void> {
     await this.db

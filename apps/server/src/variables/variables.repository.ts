@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Expression, ExpressionBuilder, Kysely, Selectable, SqlBool, Transaction, sql } from 'kysely';
 import { DATABASE } from '../database/database.module';
 import { Database, VariableTable } from '../database/database.types';
+import { DevicesRepository } from '../devices/devices.repository';
 
 /** Where a variable is set: a fleet or one of its devices, for every service or one. */
 export interface VariableScope {
@@ -47,7 +48,10 @@ function toVariable(row: Selectable<VariableTable>): StoredVariable {
  */
 @Injectable()
 export class VariablesRepository {
-  constructor(@Inject(DATABASE) private readonly db: Kysely<Database>) {}
+  constructor(
+    @Inject(DATABASE) private readonly db: Kysely<Database>,
+    private readonly devices: DevicesRepository,
+  ) {}
 
   /** The fleet's own variables (fleet and fleet+service levels), and the device's when one is named. */
   async list(fleetId: string, deviceUuid: string | null): Promise<StoredVariable[]> {
@@ -197,12 +201,7 @@ export class VariablesRepository {
         .set({ variables_revision: sql<number>`variables_revision + 1` })
         .where('id', '=', scope.fleetId)
         .execute();
-    else
-      await trx
-        .updateTable('devices')
-        .set({ variables_revision: sql<number>`variables_revision + 1` })
-        .where('uuid', '=', scope.deviceUuid)
-        .execute();
+    else await this.devices.bumpVariablesRevision(scope.deviceUuid, trx);
   }
 }
 
