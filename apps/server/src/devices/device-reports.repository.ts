@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Kysely, Transaction, UpdateObject, Updateable, sql } from 'kysely';
 import type { AppMetrics, ServiceState } from '@ferry/protocol';
+import { Clock } from '../clock/clock';
 import { DATABASE } from '../database/database.module';
 import { Database, DeviceTable } from '../database/database.types';
 import { HealthBaseline, HealthEventCounts, presenceHealthEvents, reportHealthEvents } from './health-events';
@@ -35,7 +36,10 @@ export interface DeviceStateWrite {
  */
 @Injectable()
 export class DeviceReportsRepository {
-  constructor(@Inject(DATABASE) private readonly db: Kysely<Database>) {}
+  constructor(
+    @Inject(DATABASE) private readonly db: Kysely<Database>,
+    private readonly clock: Clock,
+  ) {}
 
   /** Deletes health events before `before` (ISO time); returns how many. */
   async pruneHealthEvents(before: string): Promise<number> {
@@ -130,7 +134,7 @@ export class DeviceReportsRepository {
           if (updated && w.online !== undefined)
             record(
               w.uuid,
-              seen ?? w.state?.at ?? new Date().toISOString(),
+              seen ?? w.state?.at ?? this.clock.iso(),
               presenceHealthEvents(baselines.get(w.uuid) ?? null, w.online),
             );
           touched = touched || updated;
