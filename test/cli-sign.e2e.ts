@@ -65,6 +65,47 @@ describe('ferry push --sign', () => {
     return (await (await server.api(`/v1/releases/${release.id}`)).json()) as Release;
   };
 
+  const nextVersion = async (): Promise<number> =>
+    Math.max(
+      0,
+      ...((await (await server.api(`/v1/fleets/${fleet.slug}/releases`)).json()) as Release[]).map(
+        (r) => r.version,
+      ),
+    ) + 1;
+  /**
+   * Pushes v2 with --sign through a server that rewrites the manifest of its answer by `lie`: the CLI
+   * must refuse with `message`, and the release (stored for real) must have no owner signature.
+   */
+  const pushSignedThroughLiar = async (
+    lie: (release: Release) => void,
+    message: RegExp,
+    extra: string[],
+  ): Promise<void> => {
+    const liar = await lyingServer(server.url, lie);
+    try {
+      const version = await nextVersion();
+      const result = await run(
+        [
+          'push',
+          fleet.slug,
+          fixtures.v2Docker,
+          ...extra,
+          '--sign',
+          join(work, 'owner.key'),
+          '--version',
+          String(version),
+        ],
+        liar.url,
+      );
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(message);
+      // Pushed (the server has it), never signed: it cannot reach a device.
+      expect((await stored(version)).ownerSignatures ?? []).toEqual([]);
+    } finally {
+      await liar.close();
+    }
+  };
+
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'ferry-cli-sign-'));
     fixtures = buildImageFixtures(join(work, 'fixtures'));
@@ -121,33 +162,7 @@ describe('ferry push --sign', () => {
     ],
   ])(
     'refuses to sign when the server answers with %s, and sends no signature',
-    async (_what, lie, message) => {
-      const liar = await lyingServer(server.url, lie);
-      try {
-        const versions = (
-          (await (await server.api(`/v1/fleets/${fleet.slug}/releases`)).json()) as Release[]
-        ).map((r) => r.version);
-        const version = Math.max(0, ...versions) + 1;
-        const result = await run(
-          [
-            'push',
-            fleet.slug,
-            fixtures.v2Docker,
-            '--sign',
-            join(work, 'owner.key'),
-            '--version',
-            String(version),
-          ],
-          liar.url,
-        );
-        expect(result.code).not.toBe(0);
-        expect(result.stderr).toMatch(message);
-        // Pushed (the server has it), never signed: it cannot reach a device.
-        expect((await stored(version)).ownerSignatures ?? []).toEqual([]);
-      } finally {
-        await liar.close();
-      }
-    },
+    (_what, lie, message) => pushSignedThroughLiar(lie, message, []),
     120_000,
   );
 
@@ -169,14 +184,6 @@ describe('ferry push --sign', () => {
       );
       return file;
     };
-    const nextVersion = async (): Promise<number> =>
-      Math.max(
-        0,
-        ...((await (await server.api(`/v1/fleets/${fleet.slug}/releases`)).json()) as Release[]).map(
-          (r) => r.version,
-        ),
-      ) + 1;
-
     it('signs a manifest that holds the configuration of the compose file', async () => {
       const version = await nextVersion();
       const result = await run([
@@ -220,31 +227,7 @@ describe('ferry push --sign', () => {
       ],
     ])(
       'refuses to sign when the server answers with %s',
-      async (_what, lie, message) => {
-        const liar = await lyingServer(server.url, lie);
-        try {
-          const version = await nextVersion();
-          const result = await run(
-            [
-              'push',
-              fleet.slug,
-              fixtures.v2Docker,
-              '--compose',
-              composeFile(),
-              '--sign',
-              join(work, 'owner.key'),
-              '--version',
-              String(version),
-            ],
-            liar.url,
-          );
-          expect(result.code).not.toBe(0);
-          expect(result.stderr).toMatch(message);
-          expect((await stored(version)).ownerSignatures ?? []).toEqual([]);
-        } finally {
-          await liar.close();
-        }
-      },
+      (_what, lie, message) => pushSignedThroughLiar(lie, message, ['--compose', composeFile()]),
       120_000,
     );
   });
