@@ -11,7 +11,7 @@ import {
 } from '@ferry/protocol';
 import { DATABASE } from '../apps/server/src/database/database.token';
 import { pushRelease, registerDevice } from './support/mqtt-devices';
-import { TestServer, startTestServer } from './support/test-server';
+import { TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 
 function releaseKey(): { publicPem: string; privatePem: string } {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
@@ -22,7 +22,7 @@ function releaseKey(): { publicPem: string; privatePem: string } {
 }
 
 /** Fleets whose releases are signed by their owners' offline keys, not by the server (issue 16 items 3-4, 7). */
-describe('release keys pinned on a fleet', () => {
+describe.each(DATABASE_KINDS)('release keys pinned on a fleet (%s)', (kind) => {
   let server: TestServer;
   const a = releaseKey();
   const b = releaseKey();
@@ -37,7 +37,7 @@ describe('release keys pinned on a fleet', () => {
     server.api(`/v1/fleets/${fleet.slug}/rollouts`, { method: 'POST', json: { releaseId: release.id } });
 
   beforeAll(async () => {
-    server = await startTestServer('sqlite');
+    server = await startTestServer(kind);
     const created = await createFleet({
       name: 'Owned',
       releaseKeys: [a.publicPem, b.publicPem],

@@ -9,7 +9,7 @@ import {
 } from '@ferry/protocol';
 import { Clock } from '../apps/server/src/clock/clock';
 import { TestFleet, createFleet, pushRelease, registerDevice } from './support/mqtt-devices';
-import { TestServer, startTestServer } from './support/test-server';
+import { TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 
 /** One operation of the OpenAPI document, with what the server declared about who may call it. */
 interface Operation {
@@ -50,7 +50,7 @@ function allowed(role: OperatorRole, scoped: boolean, op: Operation): boolean {
   return !(scoped && (op.access.scope === 'all-fleets' || op.access.scope === 'new-fleet'));
 }
 
-describe('operator API keys: roles and fleet scope on every route', () => {
+describe.each(DATABASE_KINDS)('operator API keys: roles and fleet scope on every route (%s)', (kind) => {
   let server: TestServer;
   let home: TestFleet;
   let other: TestFleet;
@@ -66,7 +66,7 @@ describe('operator API keys: roles and fleet scope on every route', () => {
   };
 
   beforeAll(async () => {
-    server = await startTestServer('sqlite');
+    server = await startTestServer(kind);
     home = await createFleet(server, 'Home');
     other = await createFleet(server, 'Other');
     device = (await registerDevice(server, home)).uuid;

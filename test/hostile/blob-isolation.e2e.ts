@@ -6,7 +6,7 @@ import { noise } from '../support/agent-images';
 import { dockerArchive, gnuTarLayer } from '../support/hostile-archives';
 import { TestDevice, TestFleet, createFleet, eventually, registerDevice } from '../support/mqtt-devices';
 import { TEST_REDIS_URL, deleteQueueKeys, testQueuePrefix } from '../support/redis-keys';
-import { TestServer, startTestServer } from '../support/test-server';
+import { TestServer, DATABASE_KINDS, startTestServer } from '../support/test-server';
 import { WorkerProcess, startWorker } from '../support/worker-process';
 
 /** One fleet's two releases of a 300 kB binary and the delta between their layers. */
@@ -19,7 +19,7 @@ interface FleetBlobs {
   delta: string;
 }
 
-describe('blob downloads are confined to the device’s own fleet', () => {
+describe.each(DATABASE_KINDS)('blob downloads are confined to the device’s own fleet (%s)', (kind) => {
   let server: TestServer;
   let worker: WorkerProcess;
   let work: string;
@@ -75,7 +75,7 @@ describe('blob downloads are confined to the device’s own fleet', () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'ferry-blob-isolation-'));
     queue = testQueuePrefix('isolation');
-    server = await startTestServer('sqlite', { FERRY_QUEUE_PREFIX: queue });
+    server = await startTestServer(kind, { FERRY_QUEUE_PREFIX: queue });
     worker = await startWorker({ DATA_DIR: server.dataDir, FERRY_QUEUE_PREFIX: queue, LOG_LEVEL: 'warn' });
     a = await fleetWithDelta('Isolated A', 11);
     b = await fleetWithDelta('Isolated B', 12);

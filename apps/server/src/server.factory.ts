@@ -1,4 +1,3 @@
-import type { Server } from 'node:http';
 import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
@@ -6,11 +5,9 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { createLogger, PinoLoggerService } from '@ferry/logging';
 import { AppModule } from './app.module';
 import { ErrorFilter } from './common/error.filter';
+import { keepConnectionsAlive } from './common/http-keep-alive';
 import { requestLogging } from './common/request-logging';
 import { FerryConfig } from './config/config';
-
-/** How long an idle HTTP keep-alive connection stays open: longer than clients keep theirs. */
-export const KEEP_ALIVE_MS = 65_000;
 
 /**
  * Builds the server application (not yet listening): used by main.ts and by tests that boot the
@@ -38,12 +35,7 @@ export async function createServer(
   app.set('trust proxy', config.http.trustedProxies.length > 0 ? config.http.trustedProxies : false);
   app.useGlobalFilters(new ErrorFilter());
   app.enableShutdownHooks();
-  const http: Server = app.getHttpServer();
-  // Idle keep-alive connections outlive every client's own idle timeout (Node's agents 5 s, browsers and
-  // load balancers up to 60 s), so the client closes them first: a request is never sent on a socket the
-  // server is closing at that instant ("socket hang up", seen with 32 concurrent downloads).
-  http.keepAliveTimeout = KEEP_ALIVE_MS;
-  http.headersTimeout = KEEP_ALIVE_MS + 1000;
+  keepConnectionsAlive(app.getHttpServer());
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()
