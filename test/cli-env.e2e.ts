@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import type { DeviceVariables, VariableList } from '@ferry/protocol';
 import { buildCli, ferry, type FerryRun } from './support/cli';
 import { TestDevice, TestFleet, createFleet, pushRelease, registerDevice } from './support/mqtt-devices';
-import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
+import { ADMIN_TOKEN, TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 
-describe('ferry env: configuration variables from the command line', () => {
+describe.each(DATABASE_KINDS)('ferry env: configuration variables from the command line (%s)', (kind) => {
   let server: TestServer;
   let fleet: TestFleet;
   let device: TestDevice;
@@ -22,7 +22,7 @@ describe('ferry env: configuration variables from the command line', () => {
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'ferry-cli-env-'));
-    [server] = await Promise.all([startTestServer('sqlite'), buildCli()]);
+    [server] = await Promise.all([startTestServer(kind), buildCli()]);
     fleet = await createFleet(server, 'Env');
     device = await registerDevice(server, fleet);
     await pushRelease(server, fleet, 'v1');

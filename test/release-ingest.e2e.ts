@@ -10,10 +10,10 @@ import { filesUnder, pushArchive } from './support/files';
 import { dockerArchive, gnuTarLayer, sha256, tarOf } from './support/hostile-archives';
 import { ImageFixtures, buildImageFixtures, gzipLayersOf, umociInsertImages } from './support/image-fixtures';
 import { connectDevice, createFleet, registerDevice, TestFleet } from './support/mqtt-devices';
-import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
+import { ADMIN_TOKEN, TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 
 /** Release pushes that fail part-way leave nothing behind and never take the server down. */
-describe('release ingestion under broken and hostile archives', () => {
+describe.each(DATABASE_KINDS)('release ingestion under broken and hostile archives (%s)', (kind) => {
   let server: TestServer;
   let fixtures: ImageFixtures;
   let work: string;
@@ -22,7 +22,7 @@ describe('release ingestion under broken and hostile archives', () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'ferry-ingest-'));
     fixtures = buildImageFixtures(join(work, 'fixtures'));
-    server = await startTestServer('sqlite', { FERRY_MAX_RELEASE_BYTES: String(32 * 1024 * 1024) });
+    server = await startTestServer(kind, { FERRY_MAX_RELEASE_BYTES: String(32 * 1024 * 1024) });
     fleet = await createFleet(server, 'Ingest');
   });
   afterAll(async () => {
