@@ -235,78 +235,44 @@ describe('ferry push --sign', () => {
   it('rotates the release keys, signed here by the current key; a wrong key changes nothing', async () => {
     const next = join(work, 'next.key');
     expect((await run(['keys', 'generate-release-key', '--out', next])).code).toBe(0);
-    const before = (await (await server.api(`/v1/fleets/${fleet.slug}`)).json()) as Fleet;
+    const trustNow = async (): Promise<Fleet['releaseTrust']> =>
+      ((await (await server.api(`/v1/fleets/${fleet.slug}`)).json()) as Fleet).releaseTrust;
+    const rotate = (signingKey: string, ...extra: string[]): Promise<FerryRun> =>
+      run([
+        'keys',
+        'rotate-release-keys',
+        fleet.slug,
+        '--key',
+        `${next}.pub`,
+        '--sign',
+        signingKey,
+        ...extra,
+      ]);
+    const push = (signingKey: string, version: number): Promise<FerryRun> =>
+      run(['push', fleet.slug, fixtures.v1Docker, '--sign', signingKey, '--version', String(version)]);
+    const before = await trustNow();
     // Signed by the new key alone: not the fleet's current key, refused here before anything is sent.
-    const wrong = await run([
-      'keys',
-      'rotate-release-keys',
-      fleet.slug,
-      '--key',
-      `${next}.pub`,
-      '--sign',
-      next,
-    ]);
+    const wrong = await rotate(next);
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toMatch(/sign with 1 of the fleet's current release keys/);
-    const missing = await run([
-      'keys',
-      'rotate-release-keys',
-      fleet.slug,
-      '--key',
-      `${next}.pub`,
-      '--sign',
-      join(work, 'nope.key'),
-    ]);
+    const missing = await rotate(join(work, 'nope.key'));
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/cannot read .*nope\.key/);
-    expect(((await (await server.api(`/v1/fleets/${fleet.slug}`)).json()) as Fleet).releaseTrust).toEqual(
-      before.releaseTrust,
-    );
-    const rotated = await run([
-      'keys',
-      'rotate-release-keys',
-      fleet.slug,
-      '--key',
-      `${next}.pub`,
-      '--sign',
-      join(work, 'owner.key'),
-      '--json',
-    ]);
+    expect(await trustNow()).toEqual(before);
+    const rotated = await rotate(join(work, 'owner.key'), '--json');
     expect(rotated.stderr).toBe('');
     expect(rotated.code).toBe(0);
     const trust = (JSON.parse(rotated.stdout) as Fleet).releaseTrust;
     expect(trust).toEqual({
-      version: before.releaseTrust!.version + 1,
+      version: before!.version + 1,
       keys: [readFileSync(`${next}.pub`, 'utf8')],
       threshold: 1,
     });
     // The old key signs no more; the new one does.
-    const version = Math.max(
-      ...((await (await server.api(`/v1/fleets/${fleet.slug}/releases`)).json()) as Release[]).map(
-        (r) => r.version,
-      ),
-    );
-    const old = await run([
-      'push',
-      fleet.slug,
-      fixtures.v1Docker,
-      '--sign',
-      join(work, 'owner.key'),
-      '--version',
-      String(version + 1),
-    ]);
-    expect(old.code).not.toBe(0);
-    const fresh = await run([
-      'push',
-      fleet.slug,
-      fixtures.v1Docker,
-      '--sign',
-      next,
-      '--version',
-      String(version + 2),
-    ]);
-    expect(fresh.code).toBe(0);
-    expect((await stored(version + 2)).ownerSignatures).toHaveLength(1);
+    const version = await nextVersion();
+    expect((await push(join(work, 'owner.key'), version)).code).not.toBe(0);
+    expect((await push(next, version + 1)).code).toBe(0);
+    expect((await stored(version + 1)).ownerSignatures).toHaveLength(1);
   }, 120_000);
 
   it('lists and rotates the online key that signs device targets', async () => {
