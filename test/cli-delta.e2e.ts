@@ -7,7 +7,7 @@ import {
   prose,
   removeDir,
   scratchDir,
-  sha256File,
+  sha256Hex,
   writeTar,
 } from '../libs/delta/src/delta/testing/fixtures';
 import { buildCli, ferry as run } from './support/cli';
@@ -53,8 +53,8 @@ describe('ferry delta (built CLI as a subprocess)', () => {
     const info = await ferry('delta', 'info', delta, '--json');
     expect(info.code).toBe(0);
     const parsed = JSON.parse(info.stdout);
-    expect(parsed.header.targetDigest).toBe(await sha256File(target));
-    expect(parsed.header.bases[0].digest).toBe(await sha256File(base));
+    expect(parsed.header.targetDigest).toBe(await sha256Hex(target));
+    expect(parsed.header.bases[0].digest).toBe(await sha256Hex(base));
     expect(parsed.stats.copy.count).toBeGreaterThan(0);
     const text = await ferry('delta', 'info', delta);
     expect(text.stdout).toContain('operations:');
@@ -63,7 +63,7 @@ describe('ferry delta (built CLI as a subprocess)', () => {
     const out = join(dir, 'rebuilt.tar');
     const apply = await ferry('delta', 'apply', '--base', base, '--delta', delta, '--out', out);
     expect(apply.code).toBe(0);
-    expect(await sha256File(out)).toBe(await sha256File(target));
+    expect(await sha256Hex(out)).toBe(await sha256Hex(target));
   });
 
   it('exits 2 on a corrupt delta or a wrong base and leaves no output', async () => {
@@ -127,7 +127,7 @@ describe('ferry delta (built CLI as a subprocess)', () => {
     expect(expectSize.stderr).toContain(
       `DeltaTargetMismatchError: delta rebuilds sha256:${'ab'.repeat(32)} (${tib} bytes)`,
     );
-    const expectDigest = await applyCrafted('tib', '--expect-digest', `sha256:${await sha256File(target)}`);
+    const expectDigest = await applyCrafted('tib', '--expect-digest', `sha256:${await sha256Hex(target)}`);
     expect(expectDigest.code).toBe(2);
     expect(expectDigest.stderr).toContain('DeltaTargetMismatchError');
     const noSpace = await applyCrafted('pib');

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, rename, stat, truncate, unlink } from 'node:fs/promises';
+import { mkdir, open, stat, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DownloadVerifyError, HttpStatusError, isDiskFull } from './errors';
 import type { DownloadLedger } from './ledger';
 import type { Logger } from './log';
 import { readBody, type ServerApi } from './server-api';
-import { sha256File } from '@ferry/storage/files';
+import { renameDurable, sha256File } from '@ferry/storage/files';
 import { writeFileAtomic } from './atomic-file';
 
 /** Bytes written between two fsync + ledger records. */
@@ -73,7 +73,7 @@ export class Downloader {
           await this.ledger.reset(digest);
           throw new DownloadVerifyError(`blob ${digest} downloaded as ${actual}`);
         }
-        await rename(part, final);
+        await renameDurable(part, final);
         await this.ledger.complete(digest);
         return final;
       } catch (error) {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -103,7 +103,7 @@ export async function exportBaseLayers(
           await pipeline(stream, hasher, createWriteStream(temp));
           const diffId = `sha256:${hash.digest('hex')}`;
           if (!missing.has(diffId)) return await unlink(temp);
-          await rename(temp, layerPath(dir, diffId));
+          await renameDurable(temp, layerPath(dir, diffId));
           missing.delete(diffId);
         } catch (error) {
           await unlink(temp).catch(() => undefined);

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Staging, digestHex } from './blob-store';
 import { DigestCheck } from './digest-check';
+import { renameDurable } from './durable-file';
 
 /** A download left by a killed process is removed after this long. */
 const STALE_PART_MS = 60 * 60 * 1000;
@@ -77,7 +78,7 @@ export class LayerCache {
     const part = join(this.dir, `.${digestHex(digest)}.${randomUUID()}.part`);
     try {
       await pipeline(source, new DigestCheck(digest), createWriteStream(part, { flags: 'wx', mode: 0o644 }));
-      await rename(part, cached);
+      await renameDurable(part, cached);
     } finally {
       await rm(part, { force: true });
     }

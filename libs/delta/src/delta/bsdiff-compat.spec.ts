@@ -6,7 +6,7 @@ import { applyDelta } from '.';
 import { BsdiffPool } from './bsdiff-pool';
 import { parseBsdiff40 } from './bsdiff40';
 import { DeltaWriter } from './delta-writer';
-import { noise, removeDir, run, scratchDir, sha256File } from './testing/fixtures';
+import { noise, removeDir, run, scratchDir, sha256Hex } from './testing/fixtures';
 
 let dir: string;
 beforeEach(async () => {
@@ -70,8 +70,8 @@ describe('BSDIFF40 compatibility with Debian bsdiff/bspatch', () => {
     const delta = await transcode(oldFile, patch, expected);
     const out = join(dir, 'ferry.out');
     await applyDelta({ bases: [oldFile], delta, out });
-    expect(await sha256File(out)).toBe(sha256(expected));
-    expect(sha256(expected)).toBe(await sha256File(newFile));
+    expect(await sha256Hex(out)).toBe(sha256(expected));
+    expect(sha256(expected)).toBe(await sha256Hex(newFile));
   });
 
   it('writes the same BSDIFF40 through bsdiff-node in a child process as Debian bsdiff', async () => {
@@ -118,7 +118,7 @@ describe('BSDIFF40 compatibility with Debian bsdiff/bspatch', () => {
     const delta = await transcode(join(dir, 'old'), patch, expected);
     await applyDelta({ bases: [join(dir, 'old')], delta, out: join(dir, 'ferry.out') });
     expect((await stat(join(dir, 'ferry.out'))).size).toBe(685);
-    expect(await sha256File(join(dir, 'ferry.out'))).toBe(sha256(expected));
+    expect(await sha256Hex(join(dir, 'ferry.out'))).toBe(sha256(expected));
   });
 
   it('reports a killed (timed-out) bsdiff child as undefined and keeps working afterwards', async () => {

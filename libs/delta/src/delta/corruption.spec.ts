@@ -16,7 +16,7 @@ import {
   readDeltaInfo,
 } from '.';
 import { DeltaWriter } from './delta-writer';
-import { noise, prose, removeDir, scratchDir, sha256File, writeTar } from './testing/fixtures';
+import { noise, prose, removeDir, scratchDir, sha256Hex, writeTar } from './testing/fixtures';
 
 let dir: string;
 let base: string;
@@ -75,7 +75,7 @@ describe('hostile and damaged deltas', () => {
   it('applies the untouched delta (control)', async () => {
     const out = join(dir, 'ok.tar');
     await applyDelta({ bases: [base], delta, out });
-    expect(await sha256File(out)).toBe(await sha256File(target));
+    expect(await sha256Hex(out)).toBe(await sha256Hex(target));
   });
 
   it('rejects a delta with a flipped byte anywhere, leaving no output', async () => {

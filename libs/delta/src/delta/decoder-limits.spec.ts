@@ -19,7 +19,7 @@ import {
   type CraftedSections,
   type HeaderLies,
 } from './testing/craft';
-import { noise, prose, removeDir, scratchDir, sha256File, writeTar } from './testing/fixtures';
+import { noise, prose, removeDir, scratchDir, sha256Hex, writeTar } from './testing/fixtures';
 
 const TiB = 2 ** 40;
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
@@ -109,7 +109,7 @@ describe.each([1, 2])('decoder limits against tiny crafted deltas (format versio
       out,
       expected: { digest: `sha256:${sha(target)}`, size: 1000 },
     });
-    expect(await sha256File(out)).toBe(sha(target));
+    expect(await sha256Hex(out)).toBe(sha(target));
   });
 
   it('refuses zero-length operations at the first one instead of spinning through 200,000', async () => {
@@ -185,7 +185,7 @@ describe.each([1, 2])('decoder limits against tiny crafted deltas (format versio
     await encodeDelta({ bases: [base], target, out: good });
     const real = await readFile(good);
     const size = (await readFile(target)).length;
-    const expected = { digest: await sha256File(target), size };
+    const expected = { digest: await sha256Hex(target), size };
     for (const lie of [size + 1, size - 1, TiB]) {
       const edited = reheader(real, (h) => (h.targetSize = lie));
       expect(await refused(edited, expected)).toBeInstanceOf(DeltaTargetMismatchError);
@@ -261,7 +261,7 @@ describe('format version 2 streams', () => {
     await writeFile(join(dir, 'v1.delta'), v1);
     const out = join(dir, 'out', 'from-v1.tar');
     const result = await applyDelta({ bases: [base], delta: join(dir, 'v1.delta'), out });
-    expect(result.digest).toBe(await sha256File(target));
-    expect(await sha256File(out)).toBe(await sha256File(target));
+    expect(result.digest).toBe(await sha256Hex(target));
+    expect(await sha256Hex(out)).toBe(await sha256Hex(target));
   });
 });

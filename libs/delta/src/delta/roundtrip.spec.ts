@@ -11,7 +11,7 @@ import {
   readDeltaInfo,
   type EncodeDeltaOptions,
 } from '.';
-import { noise, prose, removeDir, run, scratchDir, sha256File, writeTar } from './testing/fixtures';
+import { noise, prose, removeDir, run, scratchDir, sha256Hex, writeTar } from './testing/fixtures';
 
 let dir: string;
 beforeEach(async () => {
@@ -27,8 +27,8 @@ async function roundTrip(bases: string[], target: string, options: Partial<Encod
   const result = await encodeDelta({ ...options, bases, target, out: delta });
   const out = join(dir, 'rebuilt.tar');
   const applied = await applyDelta({ bases, delta, out });
-  const want = await sha256File(target);
-  expect(await sha256File(out)).toBe(want);
+  const want = await sha256Hex(target);
+  expect(await sha256Hex(out)).toBe(want);
   expect(applied.digest).toBe(want);
   expect(result.header.targetDigest).toBe(want);
   const deltaSize = (await stat(delta)).size;
@@ -242,7 +242,7 @@ describe('delta round trips', () => {
     await encodeDelta({ bases: [base], target, out: delta });
     const hash = createHash('sha256');
     for await (const chunk of createDeltaReadStream({ bases: [base], delta })) hash.update(chunk as Buffer);
-    expect(hash.digest('hex')).toBe(await sha256File(target));
+    expect(hash.digest('hex')).toBe(await sha256Hex(target));
     const info = await readDeltaInfo(delta);
     expect(
       info.stats.insert.bytes + info.stats.copy.bytes + info.stats.patch.bytes + info.stats.zero.bytes,

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { sha256File } from '@ferry/storage/files';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -55,10 +55,9 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-export async function sha256File(file: string): Promise<string> {
-  return createHash('sha256')
-    .update(await readFile(file))
-    .digest('hex');
+/** The bare hex SHA-256 of a file, the form delta headers carry (the storage helper prefixes `sha256:`). */
+export async function sha256Hex(file: string): Promise<string> {
+  return (await sha256File(file)).slice('sha256:'.length);
 }
 
 /** Deterministic pseudo-random bytes (xorshift), incompressible like real binaries. */
