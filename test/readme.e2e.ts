@@ -1,9 +1,19 @@
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Fleet, Release, RolloutView } from '@ferry/protocol';
+import type { Device, Fleet, Release, RolloutView, VariableList } from '@ferry/protocol';
 import { ROOT, buildCli } from './support/cli';
+import { DockerEngine, startDockerEngine } from './support/docker-engine';
 import { buildImageFixtures } from './support/image-fixtures';
 import { freePort } from './support/simulator-harness';
 import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
@@ -16,7 +26,33 @@ function shellBlocks(file: string, heading: string): string[] {
   if (start < 0) throw new Error(`${file} has no heading ${heading}`);
   const rest = text.slice(start + heading.length + 1);
   const section = rest.slice(0, rest.search(/\n#{1,3} /) >>> 0);
-  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  for (const block of blocks) ran.add(block);
+  return blocks;
+}
+
+/** Every ```sh block of README.md and docs/*.md, and the blocks this file ran. */
+function everyShellBlock(): { file: string; block: string }[] {
+  const files = ['README.md', ...readdirSync(join(ROOT, 'docs')).map((name) => `docs/${name}`)];
+  return files.flatMap((file) =>
+    [...readFileSync(join(ROOT, file), 'utf8').matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => ({
+      file,
+      block: m[1]!,
+    })),
+  );
+}
+const ran = new Set<string>();
+
+/**
+ * The quick start's blocks run elsewhere: `npm ci` and `npm test` are what `.ci/run` runs, `npm start`
+ * is run by test/quick-start.e2e.ts. `npm run demo` fetches Debian packages and takes minutes: no test
+ * runs it (its parts are the walk-throughs below).
+ */
+const RUN_ELSEWHERE = ['npm ci && npm start\n', 'npm run demo\n', 'npm test\n'];
+
+/** Starts a block that does not end by itself (the agent), in its own process group. */
+function bashInBackground(script: string, cwd: string, env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn('bash', ['-euo', 'pipefail', '-c', script], { cwd, env, detached: true, stdio: 'ignore' });
 }
 
 /** Runs a script with bash -e (the first failing command stops it), in `cwd`, with `env`. */
@@ -49,13 +85,14 @@ describe('README and docs command blocks run as written', () => {
   let worker: WorkerProcess;
   let work: string;
   let env: NodeJS.ProcessEnv;
+  let engine: DockerEngine;
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'ferry-readme-'));
     const fixtures = buildImageFixtures(join(work, 'fixtures'));
     const prefix = `readme${process.pid}`;
     const mqttPort = await freePort();
-    [server] = await Promise.all([
+    [server, , engine] = await Promise.all([
       startTestServer('sqlite', {
         FERRY_QUEUE_PREFIX: prefix,
         MQTT_PORT: String(mqttPort),
@@ -63,13 +100,14 @@ describe('README and docs command blocks run as written', () => {
         FERRY_STATE_FLUSH_MS: '200',
       }),
       buildCli(),
+      startDockerEngine(),
     ]);
     worker = await startWorker({ DATA_DIR: server.dataDir, FERRY_QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn' });
 
     // The user's checkout: what the blocks use from it, linked; the token where `npm start` saves it.
     const checkout = join(work, 'ferry');
     mkdirSync(join(checkout, 'data'), { recursive: true });
-    for (const name of ['node_modules', 'package.json', 'devices', 'apps', 'libs'])
+    for (const name of ['node_modules', 'package.json', 'devices', 'apps', 'libs', 'scripts'])
       symlinkSync(join(ROOT, name), join(checkout, name));
     writeFileSync(join(checkout, 'data', 'admin-token'), `${ADMIN_TOKEN}\n`, { mode: 0o600 });
     const bin = join(work, 'bin');
@@ -104,6 +142,7 @@ describe('README and docs command blocks run as written', () => {
   afterAll(async () => {
     await worker?.stop();
     await server?.close();
+    await engine?.stop();
     if (work) rmSync(work, { recursive: true, force: true });
   }, 60_000);
 
@@ -155,4 +194,96 @@ describe('README and docs command blocks run as written', () => {
     expect({ code: result.code, stderr: result.stderr.slice(-2000) }).toMatchObject({ code: 0 });
     expect(result.stdout).toMatch(/dry run|plan/i);
   }, 120_000);
+
+  it("runs the README's simulated-devices block: 50 more devices in the fleet", async () => {
+    const [block] = shellBlocks('README.md', '## Rollouts, dashboard and simulated devices');
+    const before = ((await (await server.api('/v1/fleets/pumps/devices')).json()) as Device[]).length;
+    const result = await bash(withServer(block!), join(work, 'ferry'), env);
+    expect({ code: result.code, stderr: result.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+    const after = (await (await server.api('/v1/fleets/pumps/devices')).json()) as Device[];
+    expect(after.length - before).toBe(50);
+  }, 120_000);
+
+  it("runs docs/cli.md's keys and audit block", async () => {
+    const [block] = shellBlocks('docs/cli.md', '## Operator keys and the audit log');
+    const result = await bash(withServer(block!), join(work, 'ferry'), env);
+    expect({ code: result.code, stderr: result.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+    expect(result.stdout).toMatch(/ci-deployer/);
+    expect(readFileSync(join(work, 'ferry', 'release.key.pub'), 'utf8')).toMatch(/\S/);
+  }, 120_000);
+
+  it("runs docs/compose.md's push and bind-mount blocks: three releases, one with the compose file's settings", async () => {
+    const before = ((await (await server.api('/v1/fleets/pumps/releases')).json()) as Release[]).length;
+    for (const heading of ['## Pushing', '### Bind mounts'])
+      for (const block of shellBlocks('docs/compose.md', heading)) {
+        const result = await bash(withServer(block), join(work, 'ferry'), env);
+        expect({ heading, code: result.code, stderr: result.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+      }
+    const releases = (await (await server.api('/v1/fleets/pumps/releases')).json()) as Release[];
+    expect(releases.length - before).toBe(3);
+    const mounts = (await (await server.api('/v1/fleets/pumps/bind-mounts')).json()) as { paths: string[] };
+    expect(mounts.paths).toEqual(['/srv/data']);
+  }, 180_000);
+
+  it("runs docs/variables.md's block: a fleet variable and a device+service secret", async () => {
+    const [block] = shellBlocks('docs/variables.md', '## Operator API');
+    const result = await bash(withServer(block!), join(work, 'ferry'), env);
+    expect({ code: result.code, stderr: result.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+    // The three answers, one after the other: the last is what wins for the worker service.
+    const answers = result.stdout.replace(/}\s*{/g, '}\n{').trim().split('\n');
+    expect(answers).toHaveLength(3);
+    const last = JSON.parse(answers[2]!) as VariableList;
+    expect(last).toMatchObject({ service: 'app', variables: expect.any(Array) as unknown[] });
+    expect(last.variables.map((v) => [v.name, v.level, v.secret]).sort()).toEqual([
+      ['API_TOKEN', 'device+service', true],
+      ['SITE', 'fleet', false],
+    ]);
+    expect(result.stdout).not.toContain('"value":"…"');
+  }, 120_000);
+
+  it("runs docs/rollouts.md's simulator block: a flaky fleet's rollout pauses", async () => {
+    const [block] = shellBlocks('docs/rollouts.md', '## Simulator');
+    const result = await bash(withServer(block!), join(work, 'ferry'), env);
+    expect({ code: result.code, stderr: result.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+    expect(result.stdout).toMatch(/exit code [1-9]\d*: the rollout did not complete/);
+    const [rollout] = (await (await server.api('/v1/fleets/flaky/rollouts')).json()) as RolloutView[];
+    expect(rollout).toMatchObject({ state: 'paused', total: 20 });
+  }, 180_000);
+
+  it('runs the device agent blocks of README.md and docs/agent.md: each agent registers and comes online', async () => {
+    for (const [file, heading] of [
+      ['README.md', '## Device agent'],
+      ['docs/agent.md', '## Running it'],
+    ] as const) {
+      const [block] = shellBlocks(file, heading);
+      const name = `readme-agent-${file.replace(/\W/g, '-')}`;
+      const dataDir = join(work, name);
+      const agent = bashInBackground(withServer(block!), join(work, 'ferry'), {
+        ...env,
+        // What the device has that this machine lacks: its own folder and engine.
+        FERRY_DATA_DIR: dataDir,
+        FERRY_ENGINE_SOCKET: engine.socket,
+        FERRY_DEVICE_NAME: name,
+        FERRY_UPDATE_LOCK: join(dataDir, 'updates.lock'),
+      });
+      try {
+        const deadline = Date.now() + 60_000;
+        let device: Device | undefined;
+        while (Date.now() < deadline && !device?.online) {
+          await new Promise((r) => setTimeout(r, 500));
+          const devices = (await (await server.api('/v1/fleets/pumps/devices')).json()) as Device[];
+          device = devices.find((d) => d.name === name);
+          expect(agent.exitCode).toBeNull();
+        }
+        expect({ file, name: device?.name, online: device?.online }).toEqual({ file, name, online: true });
+      } finally {
+        if (agent.exitCode === null) process.kill(-agent.pid!, 'SIGTERM');
+      }
+    }
+  }, 180_000);
+
+  it('runs every command block of README.md and docs/', () => {
+    const notRun = everyShellBlock().filter(({ block }) => !ran.has(block) && !RUN_ELSEWHERE.includes(block));
+    expect(notRun).toEqual([]);
+  });
 });
