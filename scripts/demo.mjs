@@ -4,6 +4,9 @@
 // a sample app from real Debian packages (v1, then v2 with more packages); registers a simulated fleet
 // (plus one real agent when a Docker engine answers on /var/run/docker.sock); pushes v1 and rolls it
 // out, pushes v2 and runs a staged rollout, showing progress and the bytes deltas saved.
+// Environment: FERRY_URL, FERRY_TOKEN, PORT, DATA_DIR (as the server's), DEMO_DEVICES (24),
+// DEMO_DOCKER_SOCKET (/var/run/docker.sock), DEMO_WORK_DIR (DATA_DIR/demo: Debian packages and the
+// built sample app, kept between runs). Any failure prints its reason and exits 1.
 import { execFileSync, spawn } from 'node:child_process';
 import {
   createReadStream,
@@ -26,7 +29,7 @@ const require = createRequire(import.meta.url);
 // The server the demo starts listens on PORT, so the URL it checks follows PORT too.
 const url = (process.env.FERRY_URL ?? `http://127.0.0.1:${process.env.PORT ?? 8080}`).replace(/\/+$/, '');
 const dataDir = process.env.DATA_DIR ?? join(root, 'data');
-const work = join(root, 'data', 'demo');
+const work = process.env.DEMO_WORK_DIR ?? join(dataDir, 'demo');
 const deviceCount = Number(process.env.DEMO_DEVICES ?? 24);
 const tty = process.stdout.isTTY;
 const children = [];
