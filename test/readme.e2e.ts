@@ -45,8 +45,7 @@ const ran = new Set<string>();
 
 /**
  * The quick start's blocks run elsewhere: `npm ci` and `npm test` are what `.ci/run` runs, `npm start`
- * is run by test/quick-start.e2e.ts. `npm run demo` fetches Debian packages and takes minutes: no test
- * runs it (its parts are the walk-throughs below).
+ * is run by test/quick-start.e2e.ts and `npm run demo` by test/demo.e2e.ts.
  */
 const RUN_ELSEWHERE = ['npm ci && npm start\n', 'npm run demo\n', 'npm test\n'];
 
