@@ -3,7 +3,8 @@ import { Simulator } from '../devices/simulator/src';
 import { buildCli, ferry, ferryOnTerminal, type FerryRun } from './support/cli';
 import { TestFleet, createFleet, pushRelease } from './support/mqtt-devices';
 import { ServerPlace, json, layersOf, newPlace, startServerAt, until } from './support/simulator-harness';
-import { ADMIN_TOKEN, TestServer } from './support/test-server';
+import { freshPostgresDatabase } from './support/postgres';
+import { ADMIN_TOKEN, TestServer, DATABASE_KINDS } from './support/test-server';
 
 const ESC = String.fromCharCode(27);
 
@@ -11,7 +12,8 @@ const ESC = String.fromCharCode(27);
  * `ferry rollout …` driving the real rollout engine with simulated devices (real MQTT, real device
  * API), the CLI run as a subprocess with the server's URL and token in its environment.
  */
-describe('ferry rollout with simulated devices', () => {
+describe.each(DATABASE_KINDS)('ferry rollout with simulated devices (%s)', (kind) => {
+  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let place: ServerPlace;
   let server: TestServer & { remove: () => Promise<void> };
   let fleet: TestFleet;
@@ -25,7 +27,8 @@ describe('ferry rollout with simulated devices', () => {
     ferry(args, { env: { FERRY_URL: server.url, FERRY_TOKEN: ADMIN_TOKEN }, timeoutMs: 90_000 });
 
   beforeAll(async () => {
-    place = await newPlace();
+    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
+    place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
     [server] = await Promise.all([startServerAt(place), buildCli()]);
     fleet = await createFleet(server, 'Rollout CLI');
     v1 = await pushRelease(server, fleet, 'rollout cli v1');
@@ -53,6 +56,7 @@ describe('ferry rollout with simulated devices', () => {
     await simulator?.stop();
     await server?.close();
     await server?.remove();
+    await postgres?.drop();
   });
 
   it('prints the plan of a dry run without starting anything', async () => {

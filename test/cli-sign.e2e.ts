@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Fleet, Release } from '@ferry/protocol';
 import { buildCli, ferry, type FerryRun } from './support/cli';
 import { ImageFixtures, buildImageFixtures } from './support/image-fixtures';
-import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
+import { ADMIN_TOKEN, TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 
 /**
  * A loopback proxy in front of the server that plays a server lying about what it received: the
@@ -49,7 +49,7 @@ async function lyingServer(
 }
 
 /** `ferry push --sign` signs only a manifest that lists exactly the images and layers it pushed. */
-describe('ferry push --sign', () => {
+describe.each(DATABASE_KINDS)('ferry push --sign (%s)', (kind) => {
   let server: TestServer;
   let fixtures: ImageFixtures;
   let work: string;
@@ -109,7 +109,7 @@ describe('ferry push --sign', () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'ferry-cli-sign-'));
     fixtures = buildImageFixtures(join(work, 'fixtures'));
-    [server] = await Promise.all([startTestServer('sqlite'), buildCli()]);
+    [server] = await Promise.all([startTestServer(kind), buildCli()]);
     const key = join(work, 'owner.key');
     expect((await run(['keys', 'generate-release-key', '--out', key])).code).toBe(0);
     const created = await run([

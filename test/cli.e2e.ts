@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { Device, Fleet, RegisteredDevice, Release } from '@ferry/protocol';
 import { buildCli, ferry, ferryOnTerminal, type FerryRun } from './support/cli';
 import { ImageFixtures, buildImageFixtures } from './support/image-fixtures';
-import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
+import { ADMIN_TOKEN, TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 
 /** A local port nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -30,7 +30,7 @@ async function closedPort(): Promise<number> {
 /** Exit codes as documented in `ferry --help` and docs/cli.md. */
 const EXIT = { ok: 0, usage: 1, refused: 3, unreachable: 4, notLoggedIn: 5 };
 
-describe('ferry CLI against a real server (built binary as a subprocess)', () => {
+describe.each(DATABASE_KINDS)('ferry CLI against a real server (built binary, subprocess) (%s)', (kind) => {
   let server: TestServer;
   let fixtures: ImageFixtures;
   let work: string;
@@ -47,7 +47,7 @@ describe('ferry CLI against a real server (built binary as a subprocess)', () =>
     work = mkdtempSync(join(tmpdir(), 'ferry-cli-'));
     configPath = join(work, 'config', 'ferry', 'config.json');
     fixtures = buildImageFixtures(join(work, 'fixtures'));
-    [server] = await Promise.all([startTestServer('sqlite'), buildCli()]);
+    [server] = await Promise.all([startTestServer(kind), buildCli()]);
   }, 180_000);
   afterAll(async () => {
     await server?.close();
