@@ -3,19 +3,19 @@ import { join } from 'node:path';
 import { Browser, Page, chromium } from 'playwright-core';
 import type { AuditEntry, Principal } from '@ferry/protocol';
 import { createFleet } from './support/mqtt-devices';
-import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
+import { ADMIN_TOKEN, TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 
 const ROOT = join(__dirname, '..');
 
 /** The dashboard's API keys and audit log pages in a real browser against a real server. */
-describe('dashboard: API keys and the audit log', () => {
+describe.each(DATABASE_KINDS)('dashboard: API keys and the audit log (%s)', (kind) => {
   let server: TestServer;
   let browser: Browser;
   let page: Page;
 
   beforeAll(async () => {
     execFileSync(process.execPath, [join(ROOT, 'apps', 'dashboard', 'build.mjs')], { stdio: 'inherit' });
-    server = await startTestServer('sqlite');
+    server = await startTestServer(kind);
     await createFleet(server, 'Dash Keys');
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',

@@ -5,12 +5,12 @@ import { Browser, Page, chromium } from 'playwright-core';
 import { Device, DeviceVariables, VariableList } from '@ferry/protocol';
 import { Simulator } from '../devices/simulator/src';
 import { TestFleet, createFleet, eventually, pushRelease } from './support/mqtt-devices';
-import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
+import { ADMIN_TOKEN, TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 
 const ROOT = join(__dirname, '..');
 const RESULTS = join(ROOT, 'test-results');
 
-describe('configuration variables in the dashboard, with simulated devices', () => {
+describe.each(DATABASE_KINDS)('dashboard configuration variables, with simulated devices (%s)', (kind) => {
   let server: TestServer;
   let fleet: TestFleet;
   let simulator: Simulator;
@@ -34,7 +34,7 @@ describe('configuration variables in the dashboard, with simulated devices', () 
   beforeAll(async () => {
     execFileSync(process.execPath, [join(ROOT, 'apps', 'dashboard', 'build.mjs')], { stdio: 'inherit' });
     mkdirSync(RESULTS, { recursive: true });
-    server = await startTestServer('sqlite');
+    server = await startTestServer(kind);
     fleet = await createFleet(server, 'Kilns');
     await pushRelease(server, fleet, 'v1');
     simulator = await Simulator.start({

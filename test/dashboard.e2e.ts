@@ -9,7 +9,8 @@ import { dockerArchive, gnuTarLayer } from './support/hostile-archives';
 import { TestFleet, createFleet } from './support/mqtt-devices';
 import { WorkerProcess, startWorker } from './support/worker-process';
 import { ServerPlace, json, layersOf, newPlace, startServerAt, until } from './support/simulator-harness';
-import { ADMIN_TOKEN, TestServer } from './support/test-server';
+import { freshPostgresDatabase } from './support/postgres';
+import { ADMIN_TOKEN, TestServer, DATABASE_KINDS } from './support/test-server';
 
 const ROOT = join(__dirname, '..');
 const RESULTS = join(ROOT, 'test-results');
@@ -48,7 +49,8 @@ async function pushApp(
   return json<Release>(response, 201);
 }
 
-describe('web dashboard in a real browser', () => {
+describe.each(DATABASE_KINDS)('web dashboard in a real browser (%s)', (kind) => {
+  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let place: ServerPlace;
   let server: TestServer & { remove: () => Promise<void> };
   let browser: Browser;
@@ -72,7 +74,8 @@ describe('web dashboard in a real browser', () => {
         { stdio: 'inherit' },
       );
     work = mkdtempSync(join(tmpdir(), 'ferry-dashboard-'));
-    place = await newPlace();
+    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
+    place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
     server = await startServerAt(place);
     // A real delta worker, so the rollout page shows what deltas save.
     worker = await startWorker({
@@ -130,6 +133,7 @@ describe('web dashboard in a real browser', () => {
     await worker?.kill();
     await server?.close();
     await server?.remove();
+    await postgres?.drop();
     rmSync(work, { recursive: true, force: true });
   });
 
