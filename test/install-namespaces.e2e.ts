@@ -7,7 +7,7 @@ import { noise } from './support/agent-images';
 import { dockerArchive, gnuTarLayer } from './support/hostile-archives';
 import { createFleet, eventually } from './support/mqtt-devices';
 import { TEST_REDIS_URL, deleteQueueKeys, testQueuePrefix } from './support/redis-keys';
-import { TestServer, startTestServer } from './support/test-server';
+import { DatabaseKind, TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 import { WorkerProcess, startWorker } from './support/worker-process';
 
 const WORKER_MAIN = join(__dirname, '..', 'apps', 'worker', 'dist', 'main.js');
@@ -37,8 +37,8 @@ interface Install {
   work: string;
 }
 
-async function startInstall(env: Record<string, string> = {}): Promise<Install> {
-  const server = await startTestServer('sqlite', env, { installNamespaces: true });
+async function startInstall(kind: DatabaseKind, env: Record<string, string> = {}): Promise<Install> {
+  const server = await startTestServer(kind, env, { installNamespaces: true });
   const id = readFileSync(join(server.dataDir, 'install-id'), 'utf8').trim();
   return { server, id, work: mkdtempSync(join(tmpdir(), 'ferry-install-')) };
 }
@@ -103,7 +103,7 @@ async function settledDeltas(server: TestServer, releases: Release[]): Promise<D
   );
 }
 
-describe('two installs on one Redis, no REDIS_PREFIX or FERRY_QUEUE_PREFIX set', () => {
+describe.each(DATABASE_KINDS)('two installs on one Redis, no namespace prefixes set (%s)', (kind) => {
   const installs: Install[] = [];
   const workers: WorkerProcess[] = [];
 
@@ -116,8 +116,8 @@ describe('two installs on one Redis, no REDIS_PREFIX or FERRY_QUEUE_PREFIX set',
   });
 
   it('gives each install its own namespaces, so each install’s deltas are built by its own worker', async () => {
-    const a = await startInstall();
-    const b = await startInstall();
+    const a = await startInstall(kind);
+    const b = await startInstall(kind);
     installs.push(a, b);
     expect(a.id).toMatch(/^[0-9a-f]{16}$/);
     expect(b.id).not.toBe(a.id);
@@ -170,7 +170,7 @@ describe('two installs on one Redis, no REDIS_PREFIX or FERRY_QUEUE_PREFIX set',
   });
 });
 
-describe('two installs that share one queue namespace (the same FERRY_QUEUE_PREFIX on both)', () => {
+describe.each(DATABASE_KINDS)('two installs sharing a queue namespace (FERRY_QUEUE_PREFIX) (%s)', (kind) => {
   const queue = testQueuePrefix('shared');
   const installs: Install[] = [];
   let worker: WorkerProcess | undefined;
@@ -185,10 +185,10 @@ describe('two installs that share one queue namespace (the same FERRY_QUEUE_PREF
   });
 
   it('fails the other install’s job at once, naming the missing blob and the shared namespace, instead of retrying it', async () => {
-    const c = await startInstall({ FERRY_QUEUE_PREFIX: queue });
+    const c = await startInstall(kind, { FERRY_QUEUE_PREFIX: queue });
     installs.push(c);
     worker = await startWorker({ DATA_DIR: c.server.dataDir, FERRY_QUEUE_PREFIX: queue, LOG_LEVEL: 'warn' });
-    const d = await startInstall({ FERRY_QUEUE_PREFIX: queue });
+    const d = await startInstall(kind, { FERRY_QUEUE_PREFIX: queue });
     installs.push(d);
     const releases = await requestDeltas(d, 'Install D', 23, 1);
     const [delta] = await settledDeltas(d.server, releases);

@@ -9,7 +9,8 @@ import { filesUnder, pushArchive } from './support/files';
 import { dockerArchive, gnuTarLayer } from './support/hostile-archives';
 import { ImageFixtures, buildImageFixtures } from './support/image-fixtures';
 import { createFleet, eventually, TestFleet } from './support/mqtt-devices';
-import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
+import { freshPostgresDatabase } from './support/postgres';
+import { ADMIN_TOKEN, TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 
 const SERVER_MAIN = join(__dirname, '..', 'apps', 'server', 'dist', 'main.js');
 
@@ -49,7 +50,7 @@ const emptyStaging = (dataDir: string): Promise<true | undefined> =>
   Promise.resolve(filesUnder(join(dataDir, 'tmp')).length === 0 ? true : undefined);
 
 /** A push that ends in any way (abort, stall, server kill) leaves nothing in staging for long. */
-describe('release uploads that never finish', () => {
+describe.each(DATABASE_KINDS)('release uploads that never finish (%s)', (kind) => {
   let work: string;
   let fixtures: ImageFixtures;
   let archive: Buffer;
@@ -65,7 +66,7 @@ describe('release uploads that never finish', () => {
     let server: TestServer;
     let fleet: TestFleet;
     beforeAll(async () => {
-      server = await startTestServer('sqlite', { FERRY_UPLOAD_IDLE_SECONDS: '1' });
+      server = await startTestServer(kind, { FERRY_UPLOAD_IDLE_SECONDS: '1' });
       fleet = await createFleet(server, 'Uploads');
     });
     afterAll(() => server.close());
@@ -99,7 +100,14 @@ describe('release uploads that never finish', () => {
         probe.close(() => resolve(free));
       });
     });
-    const env = { DATA_DIR: dataDir, FERRY_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: 'silent' };
+    // On PostgreSQL the killed server and the restarted one share a database, as they share DATA_DIR.
+    const postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
+    const env = {
+      DATA_DIR: dataDir,
+      FERRY_ADMIN_TOKEN: ADMIN_TOKEN,
+      LOG_LEVEL: 'silent',
+      ...(postgres ? { DATABASE_URL: postgres.url } : {}),
+    };
     const child = spawn(process.execPath, [SERVER_MAIN], {
       env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', MQTT_PORT: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -128,11 +136,12 @@ describe('release uploads that never finish', () => {
       await new Promise((resolve) => child.once('exit', resolve));
       req.destroy();
       expect(filesUnder(join(dataDir, 'tmp')).length).toBeGreaterThan(0);
-      restarted = await startTestServer('sqlite', { ...env, FERRY_STAGING_STALE_SECONDS: '10' });
+      restarted = await startTestServer(kind, { ...env, FERRY_STAGING_STALE_SECONDS: '10' });
       await eventually(() => emptyStaging(dataDir), 25_000, 'the dead upload swept');
     } finally {
       child.kill('SIGKILL');
       await restarted?.close();
+      await postgres?.drop();
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 120_000);
@@ -144,7 +153,7 @@ describe('release uploads that never finish', () => {
     beforeAll(async () => {
       dataDir = mkdtempSync(join(tmpdir(), 'ferry-full-'));
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', dataDir]);
-      server = await startTestServer('sqlite', { DATA_DIR: dataDir });
+      server = await startTestServer(kind, { DATA_DIR: dataDir });
       fleet = await createFleet(server, 'Full');
     });
     afterAll(async () => {
