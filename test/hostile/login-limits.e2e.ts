@@ -4,7 +4,7 @@ import { awaitRoomInMinute } from '../support/minute-window';
 import { freshPostgresDatabase } from '../support/postgres';
 import { deleteRedisKeys, testRedisPrefix } from '../support/redis-keys';
 import { ServerProcess, startServerProcess } from '../support/server-process';
-import { TestServer, startTestServer } from '../support/test-server';
+import { TestServer, DATABASE_KINDS, startTestServer } from '../support/test-server';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -19,14 +19,14 @@ async function badRegistration(server: TestServer, forwardedFor: string): Promis
   return response.status;
 }
 
-describe('X-Forwarded-For and the failure limits (TRUSTED_PROXIES)', () => {
+describe.each(DATABASE_KINDS)('X-Forwarded-For and the failure limits (TRUSTED_PROXIES) (%s)', (kind) => {
   const servers: TestServer[] = [];
   afterAll(async () => {
     for (const s of servers) await s.close();
   });
 
   it('ignores X-Forwarded-For by default: a new spoofed address per request still hits the limit', async () => {
-    const server = await startTestServer('sqlite', { FERRY_REGISTRATION_FAILURES_PER_MINUTE: '5' });
+    const server = await startTestServer(kind, { FERRY_REGISTRATION_FAILURES_PER_MINUTE: '5' });
     servers.push(server);
     const statuses: number[] = [];
     for (let i = 0; i < 7; i += 1) statuses.push(await badRegistration(server, `203.0.113.${i + 1}`));
@@ -34,7 +34,7 @@ describe('X-Forwarded-For and the failure limits (TRUSTED_PROXIES)', () => {
   });
 
   it('believes X-Forwarded-For from a proxy the operator named, counting each client apart', async () => {
-    const server = await startTestServer('sqlite', {
+    const server = await startTestServer(kind, {
       FERRY_REGISTRATION_FAILURES_PER_MINUTE: '5',
       TRUSTED_PROXIES: '127.0.0.1',
     });
@@ -48,6 +48,7 @@ describe('X-Forwarded-For and the failure limits (TRUSTED_PROXIES)', () => {
   });
 });
 
+// PostgreSQL only: two server processes share one database, which SQLite in each DATA_DIR cannot be.
 describe('failed logins counted across two server processes sharing Redis', () => {
   const prefix = testRedisPrefix();
   let database: { url: string; drop: () => Promise<void> };

@@ -13,8 +13,9 @@ import {
 } from '../support/mqtt-devices';
 import { connectPacket, publishPacket, rawConnection } from '../support/raw-mqtt';
 import { deleteRedisKeys, testRedisPrefix } from '../support/redis-keys';
+import { freshPostgresDatabase } from '../support/postgres';
 import { ServerProcess, startServerProcess } from '../support/server-process';
-import { TestServer, startTestServer } from '../support/test-server';
+import { TestServer, DATABASE_KINDS, startTestServer } from '../support/test-server';
 
 const MIB = 1024 * 1024;
 
@@ -51,15 +52,23 @@ async function floodQos2(
   return cut;
 }
 
-describe('a device flooding QoS 2 publishes it never releases (no PUBREL), across reconnects', () => {
+describe.each(DATABASE_KINDS)('a QoS 2 flood never released (no PUBREL), across reconnects (%s)', (kind) => {
+  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let server: ServerProcess;
   let device: TestDevice;
 
   beforeAll(async () => {
-    server = await startServerProcess({ MQTT_AUTH_FAILURES_PER_MINUTE: '1000' });
+    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
+    server = await startServerProcess({
+      MQTT_AUTH_FAILURES_PER_MINUTE: '1000',
+      ...(postgres ? { DATABASE_URL: postgres.url } : {}),
+    });
     device = await registerDevice(server, await createFleet(server, 'Qos2'));
   });
-  afterAll(async () => server?.stop());
+  afterAll(async () => {
+    await server?.stop();
+    await postgres?.drop();
+  });
 
   it('is cut off at its first QoS 2 publish, and the server memory stays bounded', async () => {
     const port = server.mqttPort as number;
@@ -87,7 +96,7 @@ describe('a device flooding QoS 2 publishes it never releases (no PUBREL), acros
   });
 });
 
-describe('the same flood against the Redis-backed broker (MQTT_CLUSTER=redis)', () => {
+describe.each(DATABASE_KINDS)('the same flood on the Redis broker (MQTT_CLUSTER=redis) (%s)', (kind) => {
   const prefix = testRedisPrefix();
   let server: TestServer;
   let redis: Redis;
@@ -95,7 +104,7 @@ describe('the same flood against the Redis-backed broker (MQTT_CLUSTER=redis)', 
   let fleet: TestFleet;
 
   beforeAll(async () => {
-    server = await startTestServer('sqlite', {
+    server = await startTestServer(kind, {
       MQTT_CLUSTER: 'redis',
       REDIS_PREFIX: prefix,
       MQTT_AUTH_FAILURES_PER_MINUTE: '1000',

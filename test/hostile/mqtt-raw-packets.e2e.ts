@@ -10,7 +10,7 @@ import {
   registerDevice,
 } from '../support/mqtt-devices';
 import { connectPacket } from '../support/raw-mqtt';
-import { TestServer, startTestServer } from '../support/test-server';
+import { TestServer, DATABASE_KINDS, startTestServer } from '../support/test-server';
 
 /** Sends raw bytes on a fresh TCP connection; resolves when the broker closes it or after `ms`. */
 function sendRaw(port: number, chunks: Buffer[], ms = 1500): Promise<'closed' | 'open'> {
@@ -37,13 +37,13 @@ function sendRaw(port: number, chunks: Buffer[], ms = 1500): Promise<'closed' | 
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
-describe('MQTT broker under malformed packets from a raw socket', () => {
+describe.each(DATABASE_KINDS)('MQTT broker under malformed packets from a raw socket (%s)', (kind) => {
   let server: TestServer;
   let port: number;
   let device: TestDevice;
 
   beforeAll(async () => {
-    server = await startTestServer('sqlite', { MQTT_AUTH_FAILURES_PER_MINUTE: '1000' });
+    server = await startTestServer(kind, { MQTT_AUTH_FAILURES_PER_MINUTE: '1000' });
     port = server.mqttPort as number;
     device = await registerDevice(server, await createFleet(server, 'Raw'));
   });
@@ -107,12 +107,12 @@ describe('MQTT broker under malformed packets from a raw socket', () => {
   });
 });
 
-describe('brute force of device keys', () => {
+describe.each(DATABASE_KINDS)('brute force of device keys (%s)', (kind) => {
   let server: TestServer;
   let device: TestDevice;
 
   beforeAll(async () => {
-    server = await startTestServer('sqlite', {
+    server = await startTestServer(kind, {
       MQTT_AUTH_FAILURES_PER_MINUTE: '5',
       FERRY_REGISTRATION_FAILURES_PER_MINUTE: '5',
     });
