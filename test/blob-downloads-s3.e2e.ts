@@ -14,7 +14,7 @@ import { noise } from './support/agent-images';
 import { until } from './support/agent-process';
 import { dockerArchive, gnuTarLayer, sha256 } from './support/hostile-archives';
 import { S3Gateway, startS3Gateway } from './support/s3-gateway';
-import { TestServer, startTestServer } from './support/test-server';
+import { TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 import { WorkerProcess, startWorker } from './support/worker-process';
 
 /**
@@ -80,7 +80,7 @@ async function startCdn(origin: string): Promise<Cdn> {
  * CDN, verifies digests and falls back to the server when the store cannot be reached; the worker has
  * a data folder of its own (no shared disk) and reads bases from, writes deltas to, the store.
  */
-describe('blobs in an S3 object store', () => {
+describe.each(DATABASE_KINDS)('blobs in an S3 object store (%s)', (kind) => {
   let s3: S3Gateway;
   let cdn: Cdn;
   let server: TestServer;
@@ -124,7 +124,7 @@ describe('blobs in an S3 object store', () => {
     s3 = await startS3Gateway();
     bucket = await s3.newBucket();
     cdn = await startCdn(s3.endpoint);
-    server = await startTestServer('sqlite', {
+    server = await startTestServer(kind, {
       ...s3.env(bucket, 'ferry'),
       BLOB_PUBLIC_URL: cdn.url,
       BLOB_PRESIGN_SECONDS: '60',
