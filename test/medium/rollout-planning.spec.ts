@@ -11,6 +11,7 @@ import { RolloutTicker } from '../../apps/server/src/rollouts/rollout-ticker.ser
 import { RolloutViewsService } from '../../apps/server/src/rollouts/rollout-views.service';
 import { RolloutsModule } from '../../apps/server/src/rollouts/rollouts.module';
 import { RolloutsRepository } from '../../apps/server/src/rollouts/rollouts.repository';
+import { UpdatePoliciesService } from '../../apps/server/src/update-policies/update-policies.service';
 import { Medium, pushRelease, startMedium } from '../support/medium';
 import { DATABASE_KINDS } from '../support/test-server';
 import { fleetOnV1 } from './rollout-fleet';
@@ -43,10 +44,11 @@ describe.each(DATABASE_KINDS)('rollout planning service on %s', (kind) => {
     await f.report(d4!, 'running', f.v2);
     const plan = await planning.plan(f.slug, { releaseId: f.v2, strategy: strategy(), dryRun: true });
     expect(plan.excluded).toEqual({ pinned: [d3], upToDate: [d4], filteredOut: 0 });
+    // No update policy: nothing limits when the devices are done.
     expect(plan.batches).toEqual([
-      { number: 1, size: 1 },
-      { number: 2, size: 1 },
-      { number: 3, size: 1 },
+      { number: 1, size: 1, doneBy: null },
+      { number: 2, size: 1, doneBy: null },
+      { number: 3, size: 1, doneBy: null },
     ]);
     // One device per batch, drawn from the rollout's seed (kept in the plan's strategy).
     expect(plan.devices.map((d) => d.batch)).toEqual([1, 2, 3]);
@@ -75,6 +77,37 @@ describe.each(DATABASE_KINDS)('rollout planning service on %s', (kind) => {
     });
     expect(tagged.devices).toEqual([]);
     expect(tagged.excluded).toEqual({ pinned: [d3], upToDate: [], filteredOut: 4 });
+  });
+
+  it("projects when each batch is done under the devices' update policies (rate caps, windows)", async () => {
+    const f = await fleetOnV1(m, 2);
+    const [d1, d2] = f.uuids;
+    m.clock.set('2026-01-14T10:00:00.000Z'); // a Wednesday
+    const v2 = await m.get(ReleasesService).get(f.v2);
+    const gzip = v2.services[0]!.layers[0]!.gzipSize;
+    const policies = m.get(UpdatePoliciesService);
+    // The fleet installs at night in Berlin; d2 sits on a metered link: 1 byte per second, downloads at
+    // lunch time (UTC) only, and installs at any time.
+    await policies.set(f.slug, { maintenanceWindows: ['daily 02:00-04:00 Europe/Berlin'] });
+    await policies.set(f.slug, {
+      device: d2!,
+      downloadRate: 1,
+      downloadWindows: ['Mon-Fri 12:00-13:00 UTC'],
+      maintenanceWindows: [],
+    });
+    const plan = await planning.plan(f.slug, {
+      releaseId: f.v2,
+      strategy: strategy({ batches: [1, '100%'], seed: 7 }),
+      dryRun: true,
+    });
+    const doneBy = Object.fromEntries(plan.devices.map((d) => [d.uuid, d.doneBy]));
+    // d1: no cap, so only its window: 02:00 CET = 01:00 UTC the next day.
+    expect(doneBy[d1!]).toBe('2026-01-15T01:00:00.000Z');
+    // d2: waits for 12:00 UTC, then takes one second per byte of the gzip'd layer.
+    expect(doneBy[d2!]).toBe(new Date(Date.parse('2026-01-14T12:00:00.000Z') + gzip * 1000).toISOString());
+    const batchOf = (uuid: string): number => plan.devices.find((d) => d.uuid === uuid)!.batch;
+    expect(plan.batches.find((b) => b.number === batchOf(d2!))!.doneBy).toBe(doneBy[d2!]);
+    expect(plan.batches.find((b) => b.number === batchOf(d1!))!.doneBy).toBe(doneBy[d1!]);
   });
 
   it('refuses a release of another fleet and batch ends that shrink', async () => {

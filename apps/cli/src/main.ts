@@ -12,6 +12,7 @@ import { registerRolloutCommands } from './commands/rollout.command';
 import { registerLoginCommands } from './commands/login.command';
 import { registerKeysCommands } from './commands/keys.command';
 import { registerAuditCommands } from './commands/audit.command';
+import { registerUpdatePolicyCommands } from './commands/update-policy.command';
 import { EXIT_CODES_HELP } from './support/exit-codes';
 
 /** Every command group registers itself on the program from its own file. */
@@ -22,6 +23,7 @@ const commandGroups: ((program: Command) => void)[] = [
   registerEnvCommands,
   registerReleaseCommands,
   registerRolloutCommands,
+  registerUpdatePolicyCommands,
   registerDeltaCommands,
   registerKeysCommands,
   registerAuditCommands,

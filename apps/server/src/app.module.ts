@@ -17,6 +17,7 @@ import { HealthModule } from './health/health.module';
 import { LimitsModule } from './limits/limits.module';
 import { RedisModule } from './redis/redis.module';
 import { RolloutSettingsModule } from './rollout-settings/rollout-settings.module';
+import { UpdatePoliciesModule } from './update-policies/update-policies.module';
 import { RolloutsModule } from './rollouts/rollouts.module';
 import { ReleasesModule } from './releases/releases.module';
 import { TargetKeysModule } from './target-keys/target-keys.module';
@@ -49,6 +50,7 @@ export class AppModule {
         VariablesModule,
         RolloutsModule,
         RolloutSettingsModule,
+        UpdatePoliciesModule,
         DashboardModule,
         HealthModule,
       ],

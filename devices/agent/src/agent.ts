@@ -11,13 +11,14 @@ import {
   verifyThreshold,
 } from '@ferry/protocol/wire';
 import type { DeviceTarget, DeviceVariables, ReleaseManifest, TargetNotice } from '@ferry/protocol/wire';
+import { NO_UPDATE_POLICY } from '@ferry/protocol/wire';
 import { systemClock, type Clock } from './clock';
 import type { AgentConfig } from './config';
 import { SERVICE_LABEL, managedContainers } from './containers';
 import { serviceStates } from './service-states';
 import { ensureRegistered, pinTrust, type Credentials } from './credentials';
 import { EngineClient } from './engine';
-import { AgentError, PreflightError, isDiskFull } from './errors';
+import { AgentError, PreflightError, WindowWaitError, isDiskFull } from './errors';
 import { Journal } from './journal';
 import { DownloadLedger } from './ledger';
 import type { Logger } from './log';
@@ -223,6 +224,20 @@ export class Agent {
         this.schedulePoll();
       })
       .catch((error: Error) => {
+        if (error instanceof WindowWaitError) {
+          // Not a failure: asked again when the window opens, and every minute meanwhile (the policy
+          // may change, and a device's clock may jump when it first syncs).
+          const wait = Math.max(
+            1000,
+            Math.min(error.opensAt - this.clock.nowMs(), this.config.windowRecheckMs),
+          );
+          this.log.info('update waits for its window', { reason: error.reason, opensAt: error.opensAt });
+          this.retryMs = MIN_RETRY_MS;
+          if (this.pollTimer) clearTimeout(this.pollTimer);
+          this.pollTimer = setTimeout(() => this.trigger('window'), wait);
+          this.pollTimer.unref?.();
+          return;
+        }
         this.log.warn('update attempt failed', {
           error: error.message,
           code: (error as AgentError).code,
@@ -434,9 +449,13 @@ export class Agent {
     }
     if (rejected) await this.journal.write((s) => (s.rejected = null));
     try {
-      await this.updater.run(release, target.layers);
+      await this.updater.run(release, target.layers, target.updatePolicy ?? NO_UPDATE_POLICY);
       await this.remember(target.targetVersion);
     } catch (error) {
+      if (error instanceof WindowWaitError) {
+        this.reporter.report({ status: 'deferred', releaseId: release.id, error: error.message });
+        throw error;
+      }
       if (error instanceof PreflightError) {
         this.reporter.report({ status: 'deferred', releaseId: release.id, error: error.message });
         throw error;

@@ -36,6 +36,11 @@ export interface AgentConfig {
   minFreeMemoryBytes: number;
   /** Free disk kept back beyond what an update needs (`FERRY_DISK_RESERVE_MB`). @defaultValue 16 */
   diskReserveBytes: number;
+  /**
+   * Longest wait between two looks at the target while an update waits for a download or maintenance
+   * window (`FERRY_WINDOW_RECHECK_MS`). @defaultValue 60000
+   */
+  windowRecheckMs: number;
   /** Device name sent at registration (`FERRY_DEVICE_NAME`). */
   deviceName: string | null;
   /** `FERRY_LOG_LEVEL`. @defaultValue `info` */
@@ -59,6 +64,7 @@ const KEYS: Record<keyof AgentConfig, string> = {
   downloadAttempts: 'FERRY_DOWNLOAD_ATTEMPTS',
   minFreeMemoryBytes: 'FERRY_MIN_FREE_MEMORY_MB',
   diskReserveBytes: 'FERRY_DISK_RESERVE_MB',
+  windowRecheckMs: 'FERRY_WINDOW_RECHECK_MS',
   deviceName: 'FERRY_DEVICE_NAME',
   logLevel: 'FERRY_LOG_LEVEL',
 };
@@ -132,6 +138,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     downloadAttempts: int('downloadAttempts', 4, 1),
     minFreeMemoryBytes: int('minFreeMemoryBytes', 32, 0) * 1024 * 1024,
     diskReserveBytes: int('diskReserveBytes', 16, 0) * 1024 * 1024,
+    windowRecheckMs: int('windowRecheckMs', 60_000, 100),
     deviceName: raw('deviceName') ?? null,
     logLevel: logLevel as LogLevel,
   };

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, stat, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DownloadVerifyError, HttpStatusError, isDiskFull } from './errors';
+import { DownloadVerifyError, HttpStatusError, WindowWaitError, isDiskFull } from './errors';
 import type { DownloadLedger } from './ledger';
 import type { Logger } from './log';
 import { readBody, type ServerApi } from './server-api';
@@ -18,6 +18,8 @@ export interface DownloadOptions {
   retryBaseMs: number;
   /** Bytes newly written (for progress reports). */
   onBytes: (added: number) => void;
+  /** Called after each chunk is written; may wait (a rate cap) or throw (a download window closed). */
+  pace?: (added: number) => Promise<void>;
 }
 
 /** Where verified blobs and partial downloads live. */
@@ -78,7 +80,7 @@ export class Downloader {
         return final;
       } catch (error) {
         lastError = error as Error;
-        if (isDiskFull(error)) throw error;
+        if (isDiskFull(error) || error instanceof WindowWaitError) throw error;
         if (
           error instanceof HttpStatusError &&
           (error.status === 404 || error.status === 401 || error.status === 403)
@@ -150,6 +152,7 @@ export class Downloader {
         unsynced += buf.length;
         options.onBytes(buf.length);
         if (unsynced >= FLUSH_BYTES || Date.now() - lastFlush >= FLUSH_MS) await flush();
+        await options.pace?.(buf.length);
       }
       await flush();
     } catch (error) {

@@ -63,3 +63,17 @@ export function isDiskFull(error: unknown): boolean {
   // DELTA_NO_SPACE: the decoder refused a layer larger than the free space, before writing it.
   return code === 'ENOSPC' || code === 'EDQUOT' || code === 'DELTA_NO_SPACE';
 }
+
+/**
+ * The update waits for a window of the device's update policy (a download window, or the maintenance
+ * window installs need): reported `deferred` with `reason`, tried again when it opens (at `opensAt`,
+ * epoch ms) and at least every minute meanwhile, as the policy or the clock may change.
+ */
+export class WindowWaitError extends AgentError {
+  constructor(
+    readonly reason: string,
+    readonly opensAt: number,
+  ) {
+    super(`${reason} (opens ${new Date(opensAt).toISOString()})`, 'WINDOW_WAIT');
+  }
+}

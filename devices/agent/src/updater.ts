@@ -1,6 +1,14 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DeviceStatus, DeviceTarget, TargetLayer } from '@ferry/protocol/wire';
+import type { DeviceStatus, DeviceTarget, TargetLayer, UpdatePolicy } from '@ferry/protocol/wire';
+import {
+  MAINTENANCE_WAIT,
+  NO_UPDATE_POLICY,
+  insideAnyWindow,
+  nextOpening,
+  updateStrategyOf,
+} from '@ferry/protocol/wire';
+import { DownloadPacer } from './download-pacer';
 import { DeltaError } from '@ferry/delta/decoder';
 import type { AgentConfig } from './config';
 import {
@@ -19,7 +27,7 @@ import type { ReleaseRef } from './journal';
 import { handoverTimeoutMsOf, startOrder } from '@ferry/protocol/wire';
 import { Downloader, fetchSmallBlob, sleep } from './downloader';
 import type { EngineClient } from './engine';
-import { AgentError, HealthCheckError, isDiskFull } from './errors';
+import { AgentError, HealthCheckError, WindowWaitError, isDiskFull } from './errors';
 import { heldChains, imageTag, layersNeedingBytes, loadServiceImage } from './image-archive';
 import type { Journal, UpdateRecord } from './journal';
 import {
@@ -117,8 +125,12 @@ export class Updater {
       await this.rollback(update.rollbackReason ?? 'interrupted rollback');
   }
 
-  /** Runs (or resumes) the update to `release`. */
-  async run(release: Release, plan: TargetLayer[]): Promise<void> {
+  /**
+   * Runs (or resumes) the update to `release` under `policy`: downloads only inside its download
+   * windows and at most at its rate, and stops or swaps containers only inside its maintenance
+   * windows; outside one it throws {@link WindowWaitError}, keeping what it has done so far.
+   */
+  async run(release: Release, plan: TargetLayer[], policy: UpdatePolicy = NO_UPDATE_POLICY): Promise<void> {
     const { journal } = this.deps;
     const existing = journal.state.update;
     if (!existing || existing.releaseId !== release.id) {
@@ -144,10 +156,19 @@ export class Updater {
       });
     }
     const update = (): UpdateRecord => journal.state.update as UpdateRecord;
-    if (update().phase === 'downloading' && !update().early) await this.stopEarly();
+    if (update().phase === 'downloading' && !update().early) {
+      // Stopping containers before the download is installing: it waits for the maintenance window.
+      const early = update().manifest.services.some((s) =>
+        ['kill-then-download', 'delete-then-download'].includes(updateStrategyOf(s.config)),
+      );
+      if (early) this.checkMaintenanceWindow(policy);
+      await this.stopEarly();
+    }
     if (update().phase === 'downloading') {
       await this.preflight(update().layers);
-      await this.download();
+      const pacer = new DownloadPacer(policy, () => Date.now());
+      pacer.checkWindow();
+      await this.download(pacer);
       await journal.updateRecord((u) => (u.phase = 'rebuilding'));
     }
     if (update().phase === 'rebuilding') {
@@ -158,12 +179,21 @@ export class Updater {
       this.report('installing');
       await this.load();
       this.report('downloaded');
+      // Downloaded and loaded ("download now, install later"): the swap waits for the window.
+      this.checkMaintenanceWindow(policy);
       await journal.updateRecord((u) => (u.phase = 'swapping'));
     }
     if (update().phase === 'swapping') await this.swap();
     if (update().phase === 'rolling_back')
       return this.rollback(update().rollbackReason ?? 'health check failed');
     if (update().phase === 'committing') await this.commit();
+  }
+
+  /** Throws {@link WindowWaitError} outside the policy's maintenance windows. */
+  private checkMaintenanceWindow(policy: UpdatePolicy): void {
+    const now = Date.now();
+    if (!insideAnyWindow(policy.maintenanceWindows, now))
+      throw new WindowWaitError(MAINTENANCE_WAIT, nextOpening(policy.maintenanceWindows, now));
   }
 
   /** Disk for downloads, rebuilt layers and exported bases; memory for the decoder. */
@@ -295,7 +325,7 @@ export class Updater {
   }
 
   /** Downloads every delta or full layer, 3 at a time; a delta that cannot be fetched falls back. */
-  private async download(): Promise<void> {
+  private async download(pacer: DownloadPacer): Promise<void> {
     const { config } = this.deps;
     const choices = [...(await this.choices()).entries()];
     const pending: [string, Choice][] = [];
@@ -305,14 +335,16 @@ export class Updater {
       attempts: config.downloadAttempts,
       retryBaseMs: config.retryBaseMs,
       onBytes: progress.add,
+      pace: (added: number) => pacer.pace(added),
     };
     const worker = async (): Promise<void> => {
       for (let next = pending.shift(); next; next = pending.shift()) {
+        pacer.checkWindow();
         const [diffId, choice] = next;
         try {
           await this.downloader.fetch(choice.digest, choice.size, options);
         } catch (error) {
-          if (choice.kind !== 'delta' || isDiskFull(error)) throw error;
+          if (choice.kind !== 'delta' || isDiskFull(error) || error instanceof WindowWaitError) throw error;
           await this.fallback(diffId, `delta download failed: ${(error as Error).message}`);
           const full = this.fullOf(diffId);
           progress.grow(full.size);

@@ -30,6 +30,10 @@ export interface SimulatorOptions {
   health?: ReleaseHealth;
   /** Milliseconds between install steps. @defaultValue 100 */
   stepMs?: number;
+  /** The devices' clock, for their update policies' windows. @defaultValue Date.now */
+  now?: () => number;
+  /** Longest wait between two looks at the clock while waiting for a window. @defaultValue 60000 */
+  windowRecheckMs?: number;
   /** How long a crashing device runs before it fails. @defaultValue 1000 */
   crashAfterMs?: number;
   /** The release every device starts out running (as if flashed at the factory). */
@@ -130,6 +134,8 @@ export class Simulator {
         url: this.options.url,
         mqttUrl: this.options.mqttUrl,
         stepMs: this.options.stepMs ?? 100,
+        now: this.options.now,
+        windowRecheckMs: this.options.windowRecheckMs,
         connectTimeoutMs: this.options.connectTimeoutMs,
         crashAfterMs: this.options.crashAfterMs ?? 1000,
         behaviour: (releaseId) =>

@@ -6,9 +6,15 @@ import {
   DeviceVariables,
   RegisteredDevice,
   ReleaseManifest,
+  DOWNLOAD_WAIT,
+  MAINTENANCE_WAIT,
+  NO_UPDATE_POLICY,
   TargetNotice,
   TargetNoticeSchema,
+  UpdatePolicy,
   deviceTopic,
+  insideAnyWindow,
+  nextOpening,
 } from '@ferry/protocol';
 
 /**
@@ -50,6 +56,10 @@ export interface VirtualDeviceOptions {
   health?: (releaseId: string) => ReleaseHealth | undefined;
   /** Random numbers in [0, 1) for crashes and drops. @defaultValue Math.random */
   random?: () => number;
+  /** The device's clock, for its update policy's windows. @defaultValue Date.now */
+  now?: () => number;
+  /** Longest wait between two looks at the clock while waiting for a window. @defaultValue 60000 */
+  windowRecheckMs?: number;
   log: (message: string) => void;
 }
 
@@ -328,6 +338,10 @@ export class VirtualDevice {
       this.silent = true;
       return;
     }
+    // Like the agent: downloads only inside a download window and at most at the rate cap, installs only
+    // inside a maintenance window; it waits (reporting deferred) otherwise.
+    if (!(await this.awaitWindow(plan.policy.downloadWindows, DOWNLOAD_WAIT, releaseId))) return;
+    const started = this.now();
     for (const download of plan.downloads) {
       const size = await this.download(download.digest, (n) => {
         this.report({
@@ -339,8 +353,12 @@ export class VirtualDevice {
       });
       done += size;
       this.stats.downloads.push({ ...download, size });
+      // The rate cap: the downloads take at least as long as the cap allows for their bytes.
+      if (plan.policy.downloadRate > 0)
+        await sleep(started + (done / plan.policy.downloadRate) * 1000 - this.now());
     }
     this.report({ status: 'downloaded', releaseId, bytesDone: total, bytesTotal: total });
+    if (!(await this.awaitWindow(plan.policy.maintenanceWindows, MAINTENANCE_WAIT, releaseId))) return;
     await sleep(this.options.stepMs);
     this.report({ status: 'installing', releaseId, bytesDone: total, bytesTotal: total });
     await sleep(this.options.stepMs);
@@ -371,13 +389,41 @@ export class VirtualDevice {
     }
   }
 
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  /**
+   * Waits until the clock is inside one of `windows` (at once for none), reporting `deferred` with
+   * `reason` meanwhile; false when the device was told something else or stopped while it waited.
+   */
+  private async awaitWindow(windows: string[], reason: string, releaseId: string): Promise<boolean> {
+    let told = false;
+    while (!insideAnyWindow(windows, this.now())) {
+      const opens = nextOpening(windows, this.now());
+      if (!told) {
+        this.report({
+          status: 'deferred',
+          releaseId,
+          error: `${reason} (opens ${new Date(opens).toISOString()})`,
+        });
+        told = true;
+      }
+      await sleep(Math.max(50, Math.min(opens - this.now(), this.options.windowRecheckMs ?? 60_000)));
+      if (this.stopped || this.working !== releaseId) return false;
+    }
+    return true;
+  }
+
   /**
    * What to download: `GET /v1/device/target?have=…` (deltas from layers this device holds), or, on a
    * server without that endpoint, the gzip'd layers of the notice's manifest that it lacks.
    */
-  private async fetchTarget(
-    notice: TargetNotice,
-  ): Promise<{ layers: string[]; downloads: { digest: string; kind: 'delta' | 'full'; size: number }[] }> {
+  private async fetchTarget(notice: TargetNotice): Promise<{
+    layers: string[];
+    downloads: { digest: string; kind: 'delta' | 'full'; size: number }[];
+    policy: UpdatePolicy;
+  }> {
     const have = this.running?.layers ?? [];
     const response = await this.request(`/v1/device/target?have=${encodeURIComponent(have.join(','))}`);
     if (response.status === 200) {
@@ -388,6 +434,7 @@ export class VirtualDevice {
           downloads: target.layers.flatMap((l) =>
             l.download ? [{ digest: l.download.digest, kind: l.download.kind, size: l.download.size }] : [],
           ),
+          policy: target.updatePolicy ?? NO_UPDATE_POLICY,
         };
       }
     } else {
@@ -402,7 +449,7 @@ export class VirtualDevice {
       .flatMap((s) => s.layers)
       .filter((l, i, all) => !held.has(l.diffId) && all.findIndex((x) => x.diffId === l.diffId) === i)
       .map((l) => ({ digest: l.gzipDigest, kind: 'full' as const, size: l.gzipSize }));
-    return { layers, downloads };
+    return { layers, downloads, policy: NO_UPDATE_POLICY };
   }
 
   /** Downloads a blob, checking its sha256 against its name; retries while the server is away. */

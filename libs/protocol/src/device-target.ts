@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DigestSchema } from './digest';
 import { ReleaseManifest } from './release';
 import type { DeviceVariables } from './service-config';
+import type { UpdatePolicy } from './update-policy';
 
 /**
  * What a device sends when it asks for its target (`GET /v1/device/target?have=d1,d2` or
@@ -94,6 +95,11 @@ export interface DeviceTarget {
    * ignores a lower one. Absent from servers before it (the agent then reads `GET /v1/device/variables`).
    */
   variables?: DeviceVariables;
+  /**
+   * When the device may download and install, and how fast it may download (docs/rollouts.md
+   * "Maintenance windows and metered links"); absent when nothing is set (any time, no cap).
+   */
+  updatePolicy?: UpdatePolicy;
 }
 
 /** One of the server's online keys that sign device targets (`GET /v1/target-keys`). */

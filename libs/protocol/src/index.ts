@@ -14,6 +14,8 @@ export * from './device-target';
 export * from './rollouts';
 export * from './rollout-defaults';
 export * from './maintenance-window';
+export * from './update-policy';
+export * from './update-policy-input';
 export * from './device-payload';
 export * from './env';
 export * from './service-config';

@@ -164,6 +164,13 @@ export interface PlannedDevice {
   /** What the gzip'd layers the device lacks would cost. */
   fullBytes: number;
   layers: { diffId: string; kind: LayerChoiceKind; size: number }[];
+  /**
+   * When the device would be done were it told now, under its update policy (docs/rollouts.md
+   * "Maintenance windows and metered links"): its download starts when its download window opens and
+   * takes `projectedBytes` at its rate cap, its install waits for its maintenance window. Null when no
+   * policy limits it (it is then as fast as its link).
+   */
+  doneBy: string | null;
 }
 
 export interface RolloutPlan {
@@ -172,7 +179,8 @@ export interface RolloutPlan {
   releaseVersion: number;
   strategy: RolloutStrategy;
   tagFilter: TagFilter | null;
-  batches: { number: number; size: number }[];
+  /** `doneBy`: the latest `doneBy` of the batch's devices (null when no policy limits any of them). */
+  batches: { number: number; size: number; doneBy: string | null }[];
   devices: PlannedDevice[];
   excluded: { pinned: string[]; upToDate: string[]; filteredOut: number };
   bytes: { projected: number; full: number };
@@ -266,7 +274,7 @@ export interface RolloutView {
   counts: DeviceCounts;
   /** Devices deprovisioned while the rollout ran: left out of `total`, `counts` and batch sizes. */
   deprovisioned: number;
-  /** Devices that downloaded the release and wait for their maintenance window to install it. */
+  /** Devices waiting for their download window, or downloaded and waiting for their maintenance window. */
   waitingForWindow: number;
   failures: RolloutFailure[];
   /**

@@ -4,6 +4,7 @@ import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import { canonicalJson } from './canonical-json';
 import type { DeviceTarget } from './device-target';
 import { deviceVariablesProblem } from './variable-levels';
+import { updatePolicyProblem } from './update-policy';
 import { TargetRefusedError, type TargetRefusal } from './errors';
 import { releaseKeyId, type ReleaseSignature } from './release-signing';
 
@@ -128,6 +129,8 @@ function checkShape(value: unknown): asserts value is DeviceTarget {
     refuse('malformed', 'target.volumePurges is not a list of volume names');
   if (value.variables !== undefined && deviceVariablesProblem(value.variables) !== null)
     refuse('malformed', `target.variables: ${deviceVariablesProblem(value.variables)}`);
+  if (value.updatePolicy !== undefined && updatePolicyProblem(value.updatePolicy) !== null)
+    refuse('malformed', `target.updatePolicy: ${updatePolicyProblem(value.updatePolicy)}`);
 }
 
 /**

@@ -10,6 +10,7 @@ export * from './canonical-json';
 export * from './states';
 export * from './rollout-defaults';
 export * from './maintenance-window';
+export * from './update-policy';
 export * from './manifest-signature';
 export * from './release-signing';
 export * from './roles';

@@ -118,8 +118,10 @@ export function planText(plan: RolloutPlan, fleet: string): string {
       : []),
   ]);
   if (plan.devices.length === 0) return head;
+  // Under update policies (windows, rate caps): when each batch would be done were it told now.
+  const limited = plan.batches.some((b) => b.doneBy);
   const batches = table(
-    ['BATCH', 'DEVICES', 'ONLINE', 'PROJECTED', 'FULL'],
+    ['BATCH', 'DEVICES', 'ONLINE', 'PROJECTED', 'FULL', ...(limited ? ['DONE BY (IF TOLD NOW)'] : [])],
     plan.batches.map((b) => {
       const members = plan.devices.filter((d) => d.batch === b.number);
       return [
@@ -128,6 +130,7 @@ export function planText(plan: RolloutPlan, fleet: string): string {
         members.filter((d) => d.online).length,
         bytes(members.reduce((sum, d) => sum + d.projectedBytes, 0)),
         bytes(members.reduce((sum, d) => sum + d.fullBytes, 0)),
+        ...(limited ? [b.doneBy ? time(b.doneBy) : 'no limit'] : []),
       ];
     }),
   );
@@ -175,7 +178,7 @@ export function rolloutText(view: RolloutView, fleet: string): string {
       ['strategy', strategyText(view.strategy)],
       [
         'devices',
-        `${view.total}: ${countsText(view.counts)}${view.waitingForWindow ? `; ${view.waitingForWindow} waiting for their maintenance window` : ''}${view.deprovisioned ? ` (${view.deprovisioned} deprovisioned meanwhile, not counted)` : ''}`,
+        `${view.total}: ${countsText(view.counts)}${view.waitingForWindow ? `; ${view.waitingForWindow} waiting for their download or maintenance window` : ''}${view.deprovisioned ? ` (${view.deprovisioned} deprovisioned meanwhile, not counted)` : ''}`,
       ],
       [
         'bytes',

@@ -69,3 +69,29 @@ export function positiveInteger(value: string): number {
   }
   return n;
 }
+
+const RATE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  kbit: 1000 / 8,
+  mbit: 1000 ** 2 / 8,
+  gbit: 1000 ** 3 / 8,
+};
+
+/**
+ * A download rate cap → bytes per second: `500KB/s`, `2MB/s`, `1.5MiB/s`, `8Mbit/s`, `250000` (bytes
+ * per second); `0` or `none` lifts a cap.
+ */
+export function parseRate(text: string): number {
+  if (/^(0|none)$/i.test(text.trim())) return 0;
+  const match = /^(\d+(?:\.\d+)?)\s*([kmg]i?b|[kmg]bit|b)?(?:\/s|ps)?$/i.exec(text.trim());
+  const unit = RATE_UNITS[(match?.[2] ?? 'b').toLowerCase()];
+  const value = match && unit ? Math.round(Number(match[1]) * unit) : NaN;
+  if (!(value >= 1)) throw new InputError('expected a rate such as 500KB/s, 2MB/s, 8Mbit/s, or 0 for no cap');
+  return value;
+}

@@ -90,7 +90,7 @@ export async function rolloutView(
         h(
           'p',
           { id: 'progress-text' },
-          `${done} of ${plural(r.total, 'device')} on v${r.releaseVersion} · batch ${r.currentBatch} of ${r.batches.length}${r.waitingForWindow ? ` · ${r.waitingForWindow} waiting for their maintenance window` : ''}${r.deprovisioned ? ` · ${r.deprovisioned} deprovisioned meanwhile` : ''}`,
+          `${done} of ${plural(r.total, 'device')} on v${r.releaseVersion} · batch ${r.currentBatch} of ${r.batches.length}${r.waitingForWindow ? ` · ${r.waitingForWindow} waiting for their download or maintenance window` : ''}${r.deprovisioned ? ` · ${r.deprovisioned} deprovisioned meanwhile` : ''}`,
         ),
         stateBar(r.counts, r.total),
         chips(r.counts),

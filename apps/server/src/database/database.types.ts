@@ -259,7 +259,19 @@ export interface VolumePurgeTable {
   error: string | null;
 }
 
+export interface UpdatePolicyTable {
+  fleet_id: string;
+  scope: 'fleet' | 'tag' | 'device';
+  scope_key: string;
+  maintenance_windows: string | null;
+  download_windows: string | null;
+  /** bigint: PostgreSQL hands it back as a string. */
+  download_rate: number | string | null;
+  updated_at: string;
+}
+
 export interface Database {
+  update_policies: UpdatePolicyTable;
   target_keys: TargetKeyTable;
   volume_purges: VolumePurgeTable;
   release_trust_versions: ReleaseTrustVersionTable;

@@ -16,6 +16,8 @@ export interface DeviceTargetRecord {
   rollback: boolean;
   /** The release the device last reported running. */
   runningReleaseId: string | null;
+  /** Its tags (they choose tag-level update policies). */
+  tags: Record<string, string>;
 }
 
 type DeviceRow = Selectable<DeviceTable> & { fleet_variables_revision: number | null };
@@ -179,7 +181,7 @@ export class DevicesRepository {
   async target(uuid: string): Promise<DeviceTargetRecord | null> {
     const row = await this.db
       .selectFrom('devices')
-      .select(['fleet_id', 'target_release_id', 'target_version', 'target_rollback', 'release_id'])
+      .select(['fleet_id', 'target_release_id', 'target_version', 'target_rollback', 'release_id', 'tags'])
       .where('uuid', '=', uuid)
       .executeTakeFirst();
     return row
@@ -189,6 +191,7 @@ export class DevicesRepository {
           version: Number(row.target_version),
           rollback: Number(row.target_rollback) === 1,
           runningReleaseId: row.release_id,
+          tags: JSON.parse(row.tags) as Record<string, string>,
         }
       : null;
   }

@@ -1,4 +1,10 @@
-import { ConflictError, MAINTENANCE_WAIT, RolloutStrategy, RolloutStrategySchema } from '@ferry/protocol';
+import {
+  ConflictError,
+  DOWNLOAD_WAIT,
+  MAINTENANCE_WAIT,
+  RolloutStrategy,
+  RolloutStrategySchema,
+} from '@ferry/protocol';
 import { GroupHealth } from './health-comparison';
 import {
   Decision,
@@ -787,6 +793,30 @@ describe('devices waiting for their maintenance window', () => {
     r.step();
     expect(r.stateOf('d1')).toBe('succeeded');
     expect(r.snapshot.rollout.state).toBe('completed');
+  });
+
+  it('does not time out a device waiting for its download window either (a metered link)', () => {
+    const r = new FakeRollout([1], { deviceTimeoutSeconds: 60, rollback: 'none' });
+    r.step();
+    r.advance(1);
+    r.report('d1', {
+      status: 'deferred',
+      releaseId: NEW,
+      bytesDone: 40,
+      bytesTotal: 100,
+      error: `${DOWNLOAD_WAIT} (opens 2026-01-03T12:00:00.000Z)`,
+    });
+    r.step();
+    r.advance(3 * 24 * 3600);
+    r.step();
+    expect(r.stateOf('d1')).toBe('updating');
+    expect(r.snapshot.devices[0]!.deadline).toBeNull();
+    // Downloading again inside its window: the timeout runs from now.
+    r.report('d1', { status: 'downloading', releaseId: NEW, bytesDone: 60, bytesTotal: 100, error: null });
+    r.step();
+    r.advance(61);
+    r.step();
+    expect(r.stateOf('d1')).toBe('timed_out');
   });
 
   it('still times out a device deferred for another reason (an update lock)', () => {

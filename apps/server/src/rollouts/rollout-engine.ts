@@ -3,7 +3,7 @@ import {
   DeviceCounts,
   FAILED_DEVICE_STATES,
   HealthVerdict,
-  MAINTENANCE_WAIT,
+  isWindowWait,
   RolloutDeviceState,
   RolloutState,
   RolloutStrategy,
@@ -298,12 +298,12 @@ function observeDevice(step: Step, device: EngineDevice, releaseId: string, time
     if (report.status !== null && UPDATING_STATUSES.has(report.status) && about === releaseId) {
       if (device.state !== 'updating') step.setDevice(device, 'updating', { bytesSent: bytes });
       else if (bytes !== device.bytesSent) step.touchDevice(device, { bytesSent: bytes });
-      const waiting = report.status === 'deferred' && (report.error ?? '').startsWith(MAINTENANCE_WAIT);
+      const waiting = report.status === 'deferred' && isWindowWait(report.error);
       if (waiting) {
-        // Downloaded, waiting for its maintenance window (maybe days away): not timed out meanwhile.
+        // Waiting for its download or maintenance window (maybe days away): not timed out meanwhile.
         if (device.deadline !== null || device.reason !== report.error)
           step.setDevice(device, 'updating', { deadline: null, reason: report.error });
-      } else if (device.deadline === null && device.reason?.startsWith(MAINTENANCE_WAIT)) {
+      } else if (device.deadline === null && isWindowWait(device.reason)) {
         // Its window opened: the timeout runs again, from now.
         step.setDevice(device, 'updating', { deadline: iso(step.now + timeoutMs), reason: null });
       }

@@ -1,6 +1,14 @@
 import { randomInt } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import { CreateRollout, PlannedDevice, Release, RolloutPlan, ValidationError } from '@ferry/protocol';
+import {
+  CreateRollout,
+  PlannedDevice,
+  Release,
+  RolloutPlan,
+  ValidationError,
+  effectiveUpdatePolicy,
+  projectDoneBy,
+} from '@ferry/protocol';
 import { Clock } from '../clock/clock';
 import { DeltasService } from '../deltas/deltas.service';
 import { DevicesService } from '../devices/devices.service';
@@ -15,6 +23,7 @@ import {
   selectDevices,
   strategyBatches,
 } from './rollout-planner';
+import { UpdatePoliciesService } from '../update-policies/update-policies.service';
 import { RolloutRecord, RolloutsRepository } from './rollouts.repository';
 
 /**
@@ -33,6 +42,7 @@ export class RolloutPlanningService {
     private readonly devices: DevicesService,
     private readonly deltas: DeltasService,
     private readonly clock: Clock,
+    private readonly policies: UpdatePoliciesService,
   ) {}
 
   /** The plan of a rollout: which devices, in which batch, and the bytes each would download. */
@@ -55,6 +65,20 @@ export class RolloutPlanningService {
     const selection = selectDevices(candidates, release.id, input.tagFilter ?? null, strategy.seed);
     const sizes = strategyBatches(input.strategy, selection.eligible.length);
     const project = await this.projector(release);
+    const { entries: policies } = await this.policies.list(fleet.id);
+    const now = this.clock.nowMs();
+    // Devices with the same policy and download share one projection (windows are walked by the minute).
+    const doneByCache = new Map<string, string | null>();
+    const doneBy = (device: { uuid: string; tags: Record<string, string> }, bytes: number): string | null => {
+      if (policies.length === 0) return null;
+      const { sources: _sources, ...policy } = effectiveUpdatePolicy(policies, device);
+      const key = `${JSON.stringify(policy)}|${bytes}`;
+      if (!doneByCache.has(key)) {
+        const at = projectDoneBy(policy, bytes, now);
+        doneByCache.set(key, at === null ? null : new Date(at).toISOString());
+      }
+      return doneByCache.get(key) ?? null;
+    };
     const planned: PlannedDevice[] = [];
     let batch = 1;
     let left = sizes[0] ?? 0;
@@ -64,22 +88,31 @@ export class RolloutPlanningService {
         left = sizes[batch - 1] ?? 0;
       }
       left -= 1;
+      const projection = await project(device.releaseId);
       planned.push({
         uuid: device.uuid,
         name: device.name,
         batch,
         fromReleaseId: device.releaseId,
         online: device.online,
-        ...(await project(device.releaseId)),
+        ...projection,
+        doneBy: doneBy(device, projection.projectedBytes),
       });
     }
+    const batchDoneBy = (number: number): string | null =>
+      planned
+        .filter((d) => d.batch === number && d.doneBy !== null)
+        .reduce<string | null>(
+          (latest, d) => (latest === null || d.doneBy! > latest ? d.doneBy : latest),
+          null,
+        );
     return {
       fleetId: fleet.id,
       releaseId: release.id,
       releaseVersion: release.version,
       strategy,
       tagFilter: input.tagFilter ?? null,
-      batches: sizes.map((size, i) => ({ number: i + 1, size })),
+      batches: sizes.map((size, i) => ({ number: i + 1, size, doneBy: batchDoneBy(i + 1) })),
       devices: planned,
       excluded: {
         pinned: selection.pinned,

@@ -1,7 +1,7 @@
 import {
   DeviceCounts,
   FAILED_DEVICE_STATES,
-  MAINTENANCE_WAIT,
+  isWindowWait,
   HealthVerdict,
   RolloutDeviceView,
   RolloutView,
@@ -63,8 +63,7 @@ export function rolloutView({
     }),
     counts: countStates(counted),
     deprovisioned: devices.length - counted.length,
-    waitingForWindow: counted.filter((d) => d.state === 'updating' && d.reason?.startsWith(MAINTENANCE_WAIT))
-      .length,
+    waitingForWindow: counted.filter((d) => d.state === 'updating' && isWindowWait(d.reason)).length,
     failures: counted
       .filter((d) => FAILED_DEVICE_STATES.includes(d.state))
       .map((d) => ({

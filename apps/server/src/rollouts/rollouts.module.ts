@@ -4,6 +4,7 @@ import { DevicesModule } from '../devices/devices.module';
 import { FleetsModule } from '../fleets/fleets.module';
 import { ReleasesModule } from '../releases/releases.module';
 import { TargetsModule } from '../targets/targets.module';
+import { UpdatePoliciesModule } from '../update-policies/update-policies.module';
 import { RolloutHealthRepository } from './rollout-health.repository';
 import { RolloutHealthService } from './rollout-health.service';
 import { RolloutLockRepository } from './rollout-lock.repository';
@@ -22,7 +23,7 @@ import { RolloutsRepository } from './rollouts.repository';
  * views, the notices a step sends, and the ticker that steps active rollouts.
  */
 @Module({
-  imports: [FleetsModule, DevicesModule, ReleasesModule, DeltasModule, TargetsModule],
+  imports: [FleetsModule, DevicesModule, ReleasesModule, DeltasModule, TargetsModule, UpdatePoliciesModule],
   controllers: [RolloutsController],
   providers: [
     RolloutsRepository,

@@ -9,19 +9,27 @@ import { FleetsService } from '../fleets/fleets.service';
 import { ReleasesService } from '../releases/releases.service';
 import { TargetKeysService } from '../target-keys/target-keys.service';
 import { VariablesService } from '../variables/variables.service';
+import { UpdatePoliciesService } from '../update-policies/update-policies.service';
 import { VolumePurgesService } from '../volumes/volume-purges.service';
 import { chooseDownload } from './layer-choice';
 
 /** The part of a target that says what to run and how to download it. */
 type TargetPlan = Omit<
   UnsignedTarget,
-  'uuid' | 'targetVersion' | 'expires' | 'rollback' | 'onlineKey' | 'releaseTrustChain' | 'variables'
+  | 'uuid'
+  | 'targetVersion'
+  | 'expires'
+  | 'rollback'
+  | 'onlineKey'
+  | 'releaseTrustChain'
+  | 'variables'
+  | 'updatePolicy'
 >;
 
 /**
  * Answers a device's "what should I run, and how do I get it": its target release, and for each layer
- * it lacks the cheapest download it can use given the layers it reports holding, and its configuration
- * variables; the whole answer signed
+ * it lacks the cheapest download it can use given the layers it reports holding, its configuration
+ * variables and its update policy (windows, rate cap); the whole answer signed
  * by the server's online key with the device's target version and an expiry (docs/protocol.md
  * "Signed targets").
  */
@@ -39,6 +47,7 @@ export class DeviceTargetService {
     @Inject(FERRY_CONFIG) private readonly config: FerryConfig,
     private readonly purges: VolumePurgesService,
     private readonly variables: VariablesService,
+    private readonly policies: UpdatePoliciesService,
   ) {}
 
   async resolve(uuid: string, have: string[]): Promise<DeviceTarget> {
@@ -54,7 +63,13 @@ export class DeviceTargetService {
     };
     const plan = await this.plan(uuid, device.releaseId, device.runningReleaseId, have);
     const variables = await this.variables.forDevice(uuid, device.fleetId);
-    const unsigned: UnsignedTarget = { ...envelope, ...plan, variables };
+    const updatePolicy = await this.policies.forTarget({ uuid, fleetId: device.fleetId, tags: device.tags });
+    const unsigned: UnsignedTarget = {
+      ...envelope,
+      ...plan,
+      variables,
+      ...(updatePolicy && { updatePolicy }),
+    };
     return signTarget(unsigned, previous ? [current.privateKey, previous.privateKey] : [current.privateKey]);
   }
 

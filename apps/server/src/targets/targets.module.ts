@@ -6,6 +6,7 @@ import { FleetsModule } from '../fleets/fleets.module';
 import { ReleasesModule } from '../releases/releases.module';
 import { TargetKeysModule } from '../target-keys/target-keys.module';
 import { VariablesModule } from '../variables/variables.module';
+import { UpdatePoliciesModule } from '../update-policies/update-policies.module';
 import { VolumesModule } from '../volumes/volumes.module';
 import { DeviceTargetController } from './device-target.controller';
 import { DeviceTargetService } from './device-target.service';
@@ -28,6 +29,7 @@ import { TargetsService } from './targets.service';
     TargetKeysModule,
     VolumesModule,
     VariablesModule,
+    UpdatePoliciesModule,
   ],
   controllers: [TargetsController, DeviceTargetController],
   providers: [TargetNotifier, TargetsService, DeviceTargetService],

@@ -15,6 +15,7 @@ import * as healthEvents from './0013-health-events';
 import * as scheduledRollouts from './0014-scheduled-rollouts';
 import * as volumePurges from './0015-volume-purges';
 import * as healthEventsAge from './0016-health-events-age';
+import * as updatePolicies from './0017-update-policies';
 
 /**
  * Every migration, in order. Add new ones at the end with the next number; never edit one that has
@@ -37,4 +38,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0014-scheduled-rollouts': scheduledRollouts,
   '0015-volume-purges': volumePurges,
   '0016-health-events-age': healthEventsAge,
+  '0017-update-policies': updatePolicies,
 };
