@@ -10,7 +10,8 @@ import {
   until,
   waitForRollout,
 } from './support/simulator-harness';
-import { ADMIN_TOKEN, TestServer } from './support/test-server';
+import { freshPostgresDatabase } from './support/postgres';
+import { ADMIN_TOKEN, DATABASE_KINDS, TestServer } from './support/test-server';
 import { buildCli, ferry } from './support/cli';
 
 type Server = TestServer & { remove: () => Promise<void> };
@@ -62,13 +63,15 @@ async function noisyFleet(
   return { fleet, v1, simulator, releaseHealth };
 }
 
-describe('rollouts judged against a control group, with a simulated fleet', () => {
+describe.each(DATABASE_KINDS)('rollouts judged against a control group, simulated fleet (%s)', (kind) => {
+  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let place: ServerPlace;
   let server: Server;
   const simulators: Simulator[] = [];
 
   beforeAll(async () => {
-    place = await newPlace();
+    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
+    place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
     server = await startServerAt(place);
     await buildCli();
   }, 180_000);
@@ -76,6 +79,7 @@ describe('rollouts judged against a control group, with a simulated fleet', () =
     await Promise.all(simulators.map((s) => s.stop()));
     await server?.close();
     await server?.remove();
+    await postgres?.drop();
   });
 
   it('pauses a release that passes every health check but crash-loops and drops offline; completes a good one with the same noise', async () => {
