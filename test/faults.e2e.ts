@@ -13,7 +13,8 @@ import {
   waitForRollout,
 } from './support/simulator-harness';
 import { TcpProxy, startTcpProxy } from './support/tcp-proxy';
-import { TestServer } from './support/test-server';
+import { freshPostgresDatabase } from './support/postgres';
+import { DATABASE_KINDS, TestServer } from './support/test-server';
 import { WorkerProcess, startWorker } from './support/worker-process';
 
 type Server = TestServer & { remove: () => Promise<void> };
@@ -24,7 +25,8 @@ const COUNT = 12;
  * devices. After each: the rollout reaches a final state, every device ends on the target, and the
  * database holds each device and delta once.
  */
-describe('faults in the middle of a rollout', () => {
+describe.each(DATABASE_KINDS)('faults in the middle of a rollout (%s)', (kind) => {
+  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let redis: RedisProcess;
   let place: ServerPlace;
   let server: Server;
@@ -34,7 +36,8 @@ describe('faults in the middle of a rollout', () => {
 
   beforeAll(async () => {
     redis = await startRedis(await freePort());
-    place = await newPlace({ REDIS_URL: redis.url });
+    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
+    place = await newPlace({ REDIS_URL: redis.url, ...(postgres ? { DATABASE_URL: postgres.url } : {}) });
     server = await startServerAt(place);
     worker = await startWorker({
       DATA_DIR: place.dataDir,
@@ -52,6 +55,7 @@ describe('faults in the middle of a rollout', () => {
     await server?.close();
     await server?.remove();
     await redis?.kill();
+    await postgres?.drop();
   });
 
   async function fleetOnV1(name: string): Promise<{ fleet: TestFleet; v1: Release; simulator: Simulator }> {

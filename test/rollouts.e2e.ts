@@ -12,7 +12,7 @@ import {
   waitForRollout,
 } from './support/simulator-harness';
 import { freshPostgresDatabase } from './support/postgres';
-import { TestServer } from './support/test-server';
+import { DATABASE_KINDS, TestServer } from './support/test-server';
 
 type Server = TestServer & { remove: () => Promise<void> };
 
@@ -47,14 +47,16 @@ async function fleetOn(
   return { fleet, v1, simulator };
 }
 
-describe('staged rollouts with simulated devices', () => {
+describe.each(DATABASE_KINDS)('staged rollouts with simulated devices (%s)', (kind) => {
+  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let place: ServerPlace;
   let server: Server;
   const simulators: Simulator[] = [];
   const streams: (() => void)[] = [];
 
   beforeAll(async () => {
-    place = await newPlace();
+    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
+    place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
     server = await startServerAt(place);
   });
   afterAll(async () => {
@@ -62,6 +64,7 @@ describe('staged rollouts with simulated devices', () => {
     await Promise.all(simulators.map((s) => s.stop()));
     await server.close();
     await server.remove();
+    await postgres?.drop();
   });
 
   it('pauses a 50-device rollout when a batch breaches the failure threshold, rolls failed devices back, and reports why', async () => {
@@ -266,9 +269,10 @@ describe('staged rollouts with simulated devices', () => {
   });
 });
 
-describe('a rollout across a server restart', () => {
+describe.each(DATABASE_KINDS)('a rollout across a server restart (%s)', (kind) => {
   it('carries on where the database says it was after the server is closed mid-rollout and started again', async () => {
-    const place = await newPlace();
+    const postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
+    const place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
     let server = await startServerAt(place);
     const { fleet, simulator } = await fleetOn(server, 'Restart', 12);
     try {
@@ -315,6 +319,7 @@ describe('a rollout across a server restart', () => {
       await simulator.stop();
       await server.close();
       await server.remove();
+      await postgres?.drop();
     }
   });
 });
