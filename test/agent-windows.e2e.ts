@@ -1,0 +1,90 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MAINTENANCE_WAIT, Release } from '@ferry/protocol';
+import { AgentImages, buildAgentImages } from './support/agent-images';
+import { AgentWorld, runningReleases, startAgentWorld } from './support/agent-harness';
+import { AgentProcess, buildAgentBundle } from './support/agent-process';
+
+/** A daily window of one hour starting `hoursAhead` whole hours from now (UTC): shut now. */
+function windowAhead(hoursAhead: number): { text: string; opensAt: number } {
+  const opens = new Date(Date.now() + hoursAhead * 3600_000);
+  opens.setUTCMinutes(0, 0, 0);
+  const pad = (h: number): string => String(h).padStart(2, '0');
+  const hour = opens.getUTCHours();
+  return { text: `daily ${pad(hour)}:00-${pad((hour + 1) % 24)}:00 UTC`, opensAt: opens.getTime() };
+}
+
+/**
+ * The real agent on the private Docker engine under an update policy (docs/rollouts.md "Maintenance
+ * windows and metered links"): it downloads at once but no faster than the fleet's rate cap, keeps
+ * the old release running while its maintenance window is shut (reporting that it waits, and when the
+ * window opens), and installs once its clock — moved by a preloaded module — is inside the window.
+ */
+describe('device agent: download now at the capped rate, install in the maintenance window', () => {
+  let world: AgentWorld;
+  let images: AgentImages;
+  let agent: AgentProcess | undefined;
+  let uuid: string;
+  let clockFile: string;
+  const releases: Release[] = [];
+
+  beforeAll(async () => {
+    buildAgentBundle();
+    world = await startAgentWorld('windows');
+    images = buildAgentImages(join(world.work, 'images'), [
+      { name: '1', edits: 0 },
+      { name: '2', edits: 3 },
+    ]);
+    clockFile = join(world.work, 'agent-clock-offset');
+    writeFileSync(clockFile, '0');
+    ({ agent, uuid } = await world.startAgent(join(world.work, 'device'), {
+      NODE_OPTIONS: `--require ${join(__dirname, 'support', 'agent-clock.cjs')}`,
+      FERRY_TEST_CLOCK_FILE: clockFile,
+      FERRY_WINDOW_RECHECK_MS: '300',
+    }));
+    releases[1] = await world.push(images.archive('1'), 1);
+    await world.setTarget(uuid, releases[1].id);
+    await world.reported(uuid, 'running', releases[1].id);
+  }, 240_000);
+  afterAll(async () => {
+    await agent?.kill();
+    await world?.close();
+  }, 60_000);
+
+  it('downloads v2 at no more than the cap, waits for the window with v1 running, then installs v2', async () => {
+    releases[2] = await world.push(images.archive('2'), 2);
+    const [delta] = await world.deltasSettled(releases[2].id, 1);
+    expect(delta?.state).toBe('ready');
+    // A cap that makes the delta take about 4 s (the first second is a burst the bucket allows).
+    const rate = Math.max(1000, Math.ceil(delta!.size! / 4));
+    const window = windowAhead(3);
+    const set = await world.server.api(`/v1/fleets/${world.fleet.slug}/update-policy`, {
+      method: 'PUT',
+      json: { maintenanceWindows: [window.text], downloadRate: rate },
+    });
+    expect(set.status).toBe(200);
+
+    const started = Date.now();
+    const servedBefore = world.proxy.served.get(delta!.digest!) ?? 0;
+    await world.setTarget(uuid, releases[2].id);
+    const waiting = await world.reported(uuid, 'deferred', releases[2].id, 60_000);
+    const downloadSeconds = (Date.now() - started) / 1000;
+    expect(waiting.report?.error).toBe(
+      `${MAINTENANCE_WAIT} (opens ${new Date(window.opensAt).toISOString()})`,
+    );
+    // Downloaded whole, and no faster than the cap allows after its one-second burst.
+    expect((world.proxy.served.get(delta!.digest!) ?? 0) - servedBefore).toBe(delta!.size);
+    expect(downloadSeconds).toBeGreaterThanOrEqual(delta!.size! / rate - 1);
+    // The window is shut: v1 keeps running, and stays so.
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await runningReleases(world.engine)).running).toEqual([releases[1]!.id]);
+    expect((await world.device(uuid)).status).toBe('deferred');
+
+    // The device's clock reaches the window: it installs v2 without downloading anything again.
+    writeFileSync(clockFile, String(window.opensAt + 60_000 - Date.now()));
+    await world.reported(uuid, 'running', releases[2].id, 60_000);
+    expect((await runningReleases(world.engine)).running).toEqual([releases[2].id]);
+    expect((world.proxy.served.get(delta!.digest!) ?? 0) - servedBefore).toBe(delta!.size);
+    expect(agent!.lines().some((l) => l.msg === 'update waits for its window')).toBe(true);
+  }, 120_000);
+});
