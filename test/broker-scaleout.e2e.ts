@@ -18,7 +18,7 @@ import {
   registerDevice,
 } from './support/mqtt-devices';
 import { DeviceStateService } from '../apps/server/src/device-state/device-state.service';
-import { ADMIN_TOKEN, TestServer, startTestServer } from './support/test-server';
+import { ADMIN_TOKEN, DATABASE_KINDS, TestServer, startTestServer } from './support/test-server';
 
 /** The machine's Mosquitto, or the one TEST_MQTT_URL names. */
 const MOSQUITTO_URL = process.env.TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
@@ -150,7 +150,7 @@ describe('two server processes sharing one broker state through Redis (MQTT_CLUS
   });
 });
 
-describe(`an external broker (MQTT_URL, the Mosquitto at ${MOSQUITTO_URL})`, () => {
+describe.each(DATABASE_KINDS)(`an external broker (MQTT_URL, Mosquitto ${MOSQUITTO_URL}) (%s)`, (kind) => {
   let server: TestServer;
   let fleet: TestFleet;
   let release: Release;
@@ -158,7 +158,7 @@ describe(`an external broker (MQTT_URL, the Mosquitto at ${MOSQUITTO_URL})`, () 
   const retainedTopics: string[] = [];
 
   beforeAll(async () => {
-    server = await startTestServer('sqlite', { MQTT_URL: MOSQUITTO_URL });
+    server = await startTestServer(kind, { MQTT_URL: MOSQUITTO_URL });
     fleet = await createFleet(server, 'External');
     release = await pushRelease(server, fleet, 'external-v1');
   });
@@ -302,7 +302,7 @@ describe('two server replicas on one external broker with MQTT_SHARED_GROUP', ()
   });
 });
 
-describe('MQTT transports and throttling on the embedded broker', () => {
+describe.each(DATABASE_KINDS)('MQTT transports and throttling on the embedded broker (%s)', (kind) => {
   let server: TestServer;
   let fleet: TestFleet;
   let release: Release;
@@ -334,7 +334,7 @@ describe('MQTT transports and throttling on the embedded broker', () => {
       ],
       { stdio: 'ignore' },
     );
-    server = await startTestServer('sqlite', {
+    server = await startTestServer(kind, {
       MQTT_WS: 'true',
       MQTT_TLS_CERT: join(work, 'cert.pem'),
       MQTT_TLS_KEY: join(work, 'key.pem'),
