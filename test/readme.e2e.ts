@@ -240,6 +240,18 @@ describe('README and docs command blocks run as written', () => {
     expect(result.stdout).not.toContain('"value":"…"');
   }, 120_000);
 
+  it("runs docs/rollouts.md's update policy block: levels set, a plan that says when batches are done", async () => {
+    const [block] = shellBlocks('docs/rollouts.md', '### Maintenance windows and metered links');
+    const result = await bash(withServer(block!), join(work, 'ferry'), env);
+    expect({ code: result.code, stderr: result.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+    expect(result.stdout).toMatch(/^tag link=lte +- +daily 00:00-06:00 Europe\/Berlin +50 kB\/s/m);
+    expect(result.stdout).toMatch(/DONE BY \(IF TOLD NOW\)/);
+    const policies = (await (await server.api('/v1/fleets/pumps/update-policy')).json()) as {
+      entries: unknown[];
+    };
+    expect(policies.entries).toEqual([]);
+  }, 120_000);
+
   it("runs docs/rollouts.md's simulator block: a flaky fleet's rollout pauses", async () => {
     const [block] = shellBlocks('docs/rollouts.md', '## Simulator');
     const result = await bash(withServer(block!), join(work, 'ferry'), env);
