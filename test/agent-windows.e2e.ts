@@ -19,6 +19,7 @@ function windowAhead(hoursAhead: number): { text: string; opensAt: number } {
  * windows and metered links"): it downloads at once but no faster than the fleet's rate cap, keeps
  * the old release running while its maintenance window is shut (reporting that it waits, and when the
  * window opens), and installs once its clock — moved by a preloaded module — is inside the window.
+ * Once running, it reports a service's crash (restart count) without waiting for a reconciliation.
  */
 describe('device agent: download now at the capped rate, install in the maintenance window', () => {
   let world: AgentWorld;
@@ -41,6 +42,7 @@ describe('device agent: download now at the capped rate, install in the maintena
       NODE_OPTIONS: `--require ${join(__dirname, 'support', 'agent-clock.cjs')}`,
       FERRY_TEST_CLOCK_FILE: clockFile,
       FERRY_WINDOW_RECHECK_MS: '300',
+      FERRY_SERVICE_REPORT_MS: '500',
     }));
     releases[1] = await world.push(images.archive('1'), 1);
     await world.setTarget(uuid, releases[1].id);
@@ -87,4 +89,26 @@ describe('device agent: download now at the capped rate, install in the maintena
     expect((world.proxy.served.get(delta!.digest!) ?? 0) - servedBefore).toBe(delta!.size);
     expect(agent!.lines().some((l) => l.msg === 'update waits for its window')).toBe(true);
   }, 120_000);
+
+  it('reports a crash of a running service between reconciliations (its restart count)', async () => {
+    const [container] = await world.engine.managed();
+    const inspect = await world.engine.api<{ State: { Pid: number }; RestartCount: number }>(
+      'GET',
+      `/containers/${container!.Id}/json`,
+    );
+    expect(inspect.body.RestartCount).toBe(0);
+    const restarts = async (): Promise<number> =>
+      (await world.device(uuid)).services?.find((s) => s.name === 'app')?.restartCount ?? -1;
+    // The running release's services are reported without a reconciliation.
+    for (let i = 0; i < 40 && (await restarts()) !== 0; i += 1) await new Promise((r) => setTimeout(r, 200));
+    expect(await restarts()).toBe(0);
+    // The app dies (killed from the host, as a crash): the engine restarts it (unless-stopped).
+    process.kill(inspect.body.State.Pid, 'SIGKILL');
+    const killedAt = Date.now();
+    const deadline = killedAt + 8000;
+    while ((await restarts()) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    // Well before the next poll (18 s with MQTT up) and with no notice: the periodic read reported it.
+    expect(await restarts()).toBe(1);
+    expect((await world.device(uuid)).status).toBe('running');
+  }, 60_000);
 });

@@ -49,6 +49,9 @@ export class Agent {
   private retryMs = MIN_RETRY_MS;
   private stopped = false;
   private mqttUp = false;
+  /** The release the last reconciliation found running with nothing to do (null: anything else). */
+  private steady: string | null = null;
+  private serviceTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly config: AgentConfig,
@@ -115,13 +118,33 @@ export class Agent {
       (payload) => this.onVariablesNotice(payload),
     );
     this.push.start();
+    this.serviceTimer = setInterval(() => void this.reportServices(), this.config.serviceReportMs);
+    this.serviceTimer.unref?.();
     this.log.info('agent started', { uuid: this.creds.uuid });
     this.trigger('start');
+  }
+
+  /**
+   * Between reconciliations, while the release runs with nothing to do: the services' states as the
+   * engine has them (the reporter sends only a change, so a restart count that grew or a health check
+   * that turned goes out within one period, not at the next poll).
+   */
+  private async reportServices(): Promise<void> {
+    const releaseId = this.steady;
+    if (!releaseId || this.running || this.stopped) return;
+    try {
+      const services = await serviceStates(this.engine);
+      if (this.steady === releaseId && !this.running && !this.stopped)
+        this.reporter.report({ status: 'running', releaseId, services });
+    } catch (error) {
+      this.log.debug('service states not read', { error: (error as Error).message });
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.pollTimer) clearTimeout(this.pollTimer);
+    if (this.serviceTimer) clearInterval(this.serviceTimer);
     await this.running?.catch(() => undefined);
     await this.reporter?.flush();
     this.reporter?.close();
@@ -396,6 +419,7 @@ export class Agent {
   }
 
   private async reconcile(): Promise<void> {
+    this.steady = null;
     await this.remember(0);
     const have = [...(await this.engine.layerDiffIds()).keys()];
     const raw = await this.api.target(have);
@@ -441,6 +465,7 @@ export class Agent {
         releaseId: release.id,
         services: await serviceStates(this.engine),
       });
+      this.steady = release.id;
       return;
     }
     if (rejected?.releaseId === release.id) {
@@ -451,6 +476,8 @@ export class Agent {
     try {
       await this.updater.run(release, target.layers, target.updatePolicy ?? NO_UPDATE_POLICY);
       await this.remember(target.targetVersion);
+      const { current: now, update: pending } = this.journal.state;
+      if (now?.releaseId === release.id && !pending) this.steady = release.id;
     } catch (error) {
       if (error instanceof WindowWaitError) {
         this.reporter.report({ status: 'deferred', releaseId: release.id, error: error.message });

@@ -41,6 +41,11 @@ export interface AgentConfig {
    * window (`FERRY_WINDOW_RECHECK_MS`). @defaultValue 60000
    */
   windowRecheckMs: number;
+  /**
+   * How often the services' states are read while the release runs, to report a change (a restart,
+   * a health check turning) between reconciliations (`FERRY_SERVICE_REPORT_MS`). @defaultValue 15000
+   */
+  serviceReportMs: number;
   /** Device name sent at registration (`FERRY_DEVICE_NAME`). */
   deviceName: string | null;
   /** `FERRY_LOG_LEVEL`. @defaultValue `info` */
@@ -65,6 +70,7 @@ const KEYS: Record<keyof AgentConfig, string> = {
   minFreeMemoryBytes: 'FERRY_MIN_FREE_MEMORY_MB',
   diskReserveBytes: 'FERRY_DISK_RESERVE_MB',
   windowRecheckMs: 'FERRY_WINDOW_RECHECK_MS',
+  serviceReportMs: 'FERRY_SERVICE_REPORT_MS',
   deviceName: 'FERRY_DEVICE_NAME',
   logLevel: 'FERRY_LOG_LEVEL',
 };
@@ -139,6 +145,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     minFreeMemoryBytes: int('minFreeMemoryBytes', 32, 0) * 1024 * 1024,
     diskReserveBytes: int('diskReserveBytes', 16, 0) * 1024 * 1024,
     windowRecheckMs: int('windowRecheckMs', 60_000, 100),
+    serviceReportMs: int('serviceReportMs', 15_000, 100),
     deviceName: raw('deviceName') ?? null,
     logLevel: logLevel as LogLevel,
   };
