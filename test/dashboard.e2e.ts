@@ -391,4 +391,53 @@ describe.each(DATABASE_KINDS)('web dashboard in a real browser (%s)', (kind) => 
     expect((await server.api('/v1/fleets', { token: null })).status).toBe(401);
     expect((await server.api('/dashboard/app.js', { token: null })).status).toBe(200);
   });
+
+  it('says what to do when a completed rollout still has a device rolling back', async () => {
+    const other = await createFleet(server, 'Rollback South');
+    const r1 = await pushApp(server, other, 1, work);
+    let r2: Release | null = null;
+    // Device 0 comes up on r2 and crashes while the batch bakes, then goes silent on its way back to r1:
+    // it stays rolling back.
+    const fleetSimulator = await Simulator.start({
+      url: server.url,
+      mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`,
+      provisioningKey: other.provisioningKey,
+      count: 3,
+      namePrefix: 'south',
+      stepMs: 50,
+      crashAfterMs: 500,
+      running: { id: r1.id, layers: layersOf(r1) },
+      behaviour: (index, releaseId) =>
+        index !== 0 ? 'ok' : releaseId === r2?.id ? 'crash' : releaseId === r1.id ? 'hang' : 'ok',
+    });
+    try {
+      r2 = await pushApp(server, other, 2, work);
+      const started = await json<{ id: string }>(
+        await server.api(`/v1/fleets/${other.slug}/rollouts`, {
+          method: 'POST',
+          json: {
+            releaseId: r2.id,
+            strategy: { batches: ['100%'], bakeSeconds: 4, maxFailurePercent: 100, rollback: 'failed' },
+          },
+        }),
+        201,
+      );
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await page.goto(`${server.url}/dashboard/#/rollouts/${started.id}`);
+      await page.locator('header.title .badge-completed').waitFor({ timeout: 30_000 });
+      const note = page.locator('#still-rolling-back');
+      const view = await json<{ counts: Record<string, number>; failures: unknown[] }>(
+        await server.api(`/v1/rollouts/${started.id}`),
+      );
+      expect(view.counts).toEqual({ succeeded: 2, rolling_back: 1 });
+      await note.waitFor({ timeout: 10_000 });
+      expect(await note.textContent()).toMatch(
+        /^1 device of this completed rollout is still rolling back to its previous release\. .*power-cycle it or remove it\.$/,
+      );
+      expect(await page.locator('.legend li[data-state=rolling_back]').textContent()).toMatch(/1/);
+      await page.screenshot({ path: join(RESULTS, 'dashboard-rollout-rolling-back.png'), fullPage: true });
+    } finally {
+      await fleetSimulator.stop();
+    }
+  });
 });
