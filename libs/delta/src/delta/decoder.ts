@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 
-import { syncDir } from '@ferry/storage/files';
+import { renameDurable } from '@ferry/storage/files';
 import { openDelta, type OpenedDelta } from './delta-file';
 import {
   DeltaBaseMismatchError,
@@ -417,8 +417,7 @@ export async function applyDelta(options: ApplyDeltaOptions): Promise<ApplyDelta
     await fh.sync();
     await fh.close();
     closed = true;
-    await rename(temp, options.out);
-    await syncDir(dirname(options.out));
+    await renameDurable(temp, options.out);
     return step.value;
   } catch (err) {
     if (!closed) await fh.close().catch(() => undefined);

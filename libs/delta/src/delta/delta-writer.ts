@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { constants, createBrotliCompress } from 'node:zlib';
 
-import { syncDir } from '@ferry/storage/files';
+import { renameDurable } from '@ferry/storage/files';
 import {
   DELTA_VERSION,
   encodeHeader,
@@ -427,8 +427,7 @@ export class DeltaWriter {
       await fh.sync();
       await fh.close();
       await verify?.(temp);
-      await rename(temp, out);
-      await syncDir(dirname(out));
+      await renameDurable(temp, out);
     } catch (err) {
       await fh.close().catch(() => undefined);
       await unlink(temp).catch(() => undefined);
