@@ -392,7 +392,7 @@ describe.each(DATABASE_KINDS)('web dashboard in a real browser (%s)', (kind) => 
     expect((await server.api('/dashboard/app.js', { token: null })).status).toBe(200);
   });
 
-  it('says what to do when a completed rollout still has a device rolling back', async () => {
+  it('says what to do when a completed rollout still has a device rolling back, and shows the update policy', async () => {
     const other = await createFleet(server, 'Rollback South');
     const r1 = await pushApp(server, other, 1, work);
     let r2: Release | null = null;
@@ -436,6 +436,31 @@ describe.each(DATABASE_KINDS)('web dashboard in a real browser (%s)', (kind) => 
       );
       expect(await page.locator('.legend li[data-state=rolling_back]').textContent()).toMatch(/1/);
       await page.screenshot({ path: join(RESULTS, 'dashboard-rollout-rolling-back.png'), fullPage: true });
+
+      // The fleet's rollouts tab shows its update policy, one row per level.
+      await page.goto(`${server.url}/dashboard/#/fleets/${other.slug}/rollouts`);
+      await page.locator('section.update-policy p.muted').waitFor();
+      expect(await page.locator('section.update-policy').textContent()).toMatch(/any time, at full speed/);
+      for (const body of [
+        { maintenanceWindows: ['Mon-Fri 02:00-04:00 Europe/Berlin'] },
+        { tag: 'link=lte', downloadRate: 50_000, downloadWindows: ['daily 00:00-06:00 UTC'] },
+      ])
+        await json(
+          await server.api(`/v1/fleets/${other.slug}/update-policy`, { method: 'PUT', json: body }),
+          200,
+        );
+      await page.reload();
+      await page.locator('table.policies tr[data-level="tag link=lte"]').waitFor();
+      expect(await page.locator('table.policies tr[data-level="fleet"]').textContent()).toMatch(
+        /fleetMon-Fri 02:00-04:00 Europe\/Berlin––/,
+      );
+      expect(await page.locator('table.policies tr[data-level="tag link=lte"]').textContent()).toBe(
+        'tag link=lte–daily 00:00-06:00 UTC50 kB/s',
+      );
+      await page.screenshot({ path: join(RESULTS, 'dashboard-update-policy.png'), fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({ path: join(RESULTS, 'dashboard-update-policy-phone.png'), fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 900 });
     } finally {
       await fleetSimulator.stop();
     }

@@ -4,8 +4,9 @@ import { h, mount } from '../dom';
 import { ago, plural } from '../format';
 import { badge, stateBar } from '../widgets';
 import type { FleetEventHandlers } from './fleet-events';
+import { updatePolicyCard } from './update-policy-card';
 
-/** The fleet's rollouts with their state and counts, refreshed when one changes. */
+/** The fleet's update policy, and its rollouts with their state and counts, refreshed when one changes. */
 export async function rolloutsTab(
   body: HTMLElement,
   fleet: Fleet,
@@ -13,9 +14,13 @@ export async function rolloutsTab(
   handlers: FleetEventHandlers,
 ): Promise<void> {
   const render = async (): Promise<void> => {
-    const rollouts = await api<RolloutView[]>(`/v1/fleets/${fleet.slug}/rollouts`);
+    const [rollouts, policy] = await Promise.all([
+      api<RolloutView[]>(`/v1/fleets/${fleet.slug}/rollouts`),
+      updatePolicyCard(fleet),
+    ]);
     mount(
       body,
+      policy,
       rollouts.length === 0
         ? h('p', { class: 'muted' }, 'No rollout yet. Start one from a release.')
         : h(
