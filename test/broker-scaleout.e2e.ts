@@ -18,6 +18,7 @@ import {
   registerDevice,
 } from './support/mqtt-devices';
 import { DeviceStateService } from '../apps/server/src/device-state/device-state.service';
+import { RolloutHealthRepository } from '../apps/server/src/rollouts/rollout-health.repository';
 import { ADMIN_TOKEN, DATABASE_KINDS, TestServer, startTestServer } from './support/test-server';
 
 /** The machine's Mosquitto, or the one TEST_MQTT_URL names. */
@@ -119,6 +120,11 @@ describe('two server processes sharing one broker state through Redis (MQTT_CLUS
     // What each process has pending is written now: a wrong "offline" from A cannot hide in A's buffer.
     await Promise.all([a, b].map((server) => server.app.get(DeviceStateService).flush()));
     expect((await getDevice(a, device.uuid)).online).toBe(true);
+    // Whichever write lands last, A must not have taken the move for the device going offline.
+    const health = await a.app
+      .get(RolloutHealthRepository, { strict: false })
+      .countsByDevice([device.uuid], '2000-01-01T00:00:00.000Z', new Date(Date.now() + 60_000).toISOString());
+    expect(health.get(device.uuid)?.get('offline') ?? 0).toBe(0);
   });
 
   it('streams events of process A to an SSE client of process B, and kicks a device deprovisioned through B', async () => {

@@ -156,6 +156,11 @@ describe.each(DATABASE_KINDS)('ferry push --sign (%s)', (kind) => {
       /the server's manifest lists layers/,
     ],
     [
+      'a layer left out',
+      (r: Release) => r.manifest.services[0]!.layers.pop(),
+      /the server's manifest lists layers/,
+    ],
+    [
       'another image',
       (r: Release) => (r.manifest.services[0]!.configDigest = `sha256:${'f'.repeat(64)}`),
       /which is not in the archive you pushed: not signing it/,

@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { sql, Kysely } from 'kysely';
+import { DATABASE } from '../apps/server/src/database/database.token';
 import { DATABASE_KINDS, TestServer, startTestServer } from './support/test-server';
 
 describe.each(DATABASE_KINDS)('fleets, provisioning keys and devices on %s', (kind) => {
@@ -122,6 +124,12 @@ describe.each(DATABASE_KINDS)('fleets, provisioning keys and devices on %s', (ki
     expect(listed).toHaveLength(1);
     expect(JSON.stringify(listed)).not.toContain(device.apiKey);
     expect(listed[0]).not.toHaveProperty('keyHash');
+    // What the database holds is the key's sha256, nothing the key can be read back from.
+    const db = server.app.get<Kysely<unknown>>(DATABASE);
+    const { rows } = await sql<{
+      key_hash: string;
+    }>`select key_hash from devices where uuid = ${device.uuid}`.execute(db);
+    expect(rows[0]?.key_hash).toBe(createHash('sha256').update(device.apiKey).digest('hex'));
   });
 
   it('takes a device-made UUID and key, repeats idempotently, and answers 409 for the UUID under another key', async () => {

@@ -30,14 +30,18 @@ describe('HTTP keep-alive', () => {
 
   it('keeps an idle connection open past the 5 s Node clients keep theirs', async () => {
     expect(KEEP_ALIVE_MS).toBeGreaterThan(60_000);
+    // A server as it sets itself up: startTestServer sets a keep-alive of its own over the server's.
+    const own = await startServerAt(await newPlace());
     const agent = new Agent({ keepAlive: true, maxSockets: 1, timeout: 120_000 });
     try {
-      expect(await get(agent, `${server.url}/healthz`)).toEqual({ status: 200, reused: false });
+      expect(await get(agent, `${own.url}/healthz`)).toEqual({ status: 200, reused: false });
       await new Promise((r) => setTimeout(r, 6_000));
       // Node's default of 5 s would have closed it by now; the same connection carries the next request.
-      expect(await get(agent, `${server.url}/healthz`)).toEqual({ status: 200, reused: true });
+      expect(await get(agent, `${own.url}/healthz`)).toEqual({ status: 200, reused: true });
     } finally {
       agent.destroy();
+      await own.close();
+      await own.remove();
     }
   }, 30_000);
 

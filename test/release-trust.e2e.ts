@@ -203,6 +203,15 @@ describe.each(DATABASE_KINDS)('release keys pinned on a fleet (%s)', (kind) => {
     const response = await rollout({ ...base, id: forged.releaseId });
     expect(response.status).toBe(409);
     expect(((await response.json()) as { message: string }).message).toMatch(/0 valid signature/);
+    // The same forgery with no owner signatures at all (NULL) is refused alike.
+    const bare = { ...forged, releaseId: '00000000-0000-4000-8000-00000000f0f1', version: 98 };
+    await sql`insert into releases (id, fleet_id, version, note, total_size, manifest, signature, created_at, owner_signatures)
+      values (${bare.releaseId}, ${fleet.id}, 98, null, 1, ${JSON.stringify(bare)}, ${base.signature}, ${base.createdAt}, null)`.execute(
+      db,
+    );
+    const unsigned = await rollout({ ...base, id: bare.releaseId });
+    expect(unsigned.status).toBe(409);
+    expect(((await unsigned.json()) as { message: string }).message).toMatch(/0 valid signature/);
   });
 
   it('keeps release versions growing per fleet', async () => {

@@ -117,6 +117,17 @@ describe.each(DATABASE_KINDS)('operator API keys: roles and fleet scope on every
     return { status: response.status, body };
   }
 
+  it('grants each need to the roles docs/security.md names, and no others', () => {
+    // Spelled out here, not read from ROLES_FOR_NEED: the tests below judge the guard by that table, so a
+    // role added to it by mistake would pass them.
+    const granted = (need: RouteNeed) => OPERATOR_ROLES.filter((role) => roleSatisfies(role, need));
+    expect(granted('signed-in')).toEqual(['admin', 'deployer', 'viewer', 'device-provisioner']);
+    expect(granted('viewer')).toEqual(['admin', 'deployer', 'viewer']);
+    expect(granted('deployer')).toEqual(['admin', 'deployer']);
+    expect(granted('provisioner')).toEqual(['admin', 'device-provisioner']);
+    expect(granted('admin')).toEqual(['admin']);
+  });
+
   it('finds a declared role on every operator route of the OpenAPI document', async () => {
     const ops = await operations(server);
     expect(ops.length).toBeGreaterThan(40);

@@ -1,4 +1,5 @@
-import { Server, Socket, createServer } from 'node:net';
+import { Server, Socket, connect, createServer } from 'node:net';
+import { pipeline } from 'node:stream';
 import { AddressInfo } from 'node:net';
 import { Simulator } from '../devices/simulator/src';
 import { createFleet, eventually } from './support/mqtt-devices';
@@ -55,5 +56,41 @@ describe('Simulator.start when devices cannot connect', () => {
     // …and none reconnects later (mqtt.js would, every 500 ms, after its timeout).
     await new Promise((resolve) => setTimeout(resolve, 6_500));
     expect(accepted).toBe(3);
+  }, 60_000);
+
+  it('stops a device that did connect when another could not', async () => {
+    const fleet = await createFleet(server, 'Half reachable');
+    let seen = 0;
+    const open = new Set<Socket>();
+    // The first connection reaches the real broker; the others hang.
+    const half = createServer((socket) => {
+      seen += 1;
+      open.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => open.delete(socket));
+      if (seen > 1) return void socket.resume();
+      const upstream = connect(server.mqttPort ?? 0, '127.0.0.1');
+      pipeline(socket, upstream, () => socket.destroy());
+      pipeline(upstream, socket, () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => half.listen(0, '127.0.0.1', resolve));
+    try {
+      await expect(
+        Simulator.start({
+          url: server.url,
+          mqttUrl: `mqtt://127.0.0.1:${(half.address() as AddressInfo).port}`,
+          provisioningKey: fleet.provisioningKey,
+          count: 3,
+          concurrency: 3,
+          connectTimeoutMs: 1500,
+        }),
+      ).rejects.toThrow(/could not connect/);
+      expect(seen).toBe(3);
+      // The device that connected was stopped too: its connection is closed.
+      await eventually(async () => (open.size === 0 ? true : undefined), 2_000, 'sockets closed');
+    } finally {
+      for (const socket of open) socket.destroy();
+      await new Promise((resolve) => half.close(resolve));
+    }
   }, 60_000);
 });

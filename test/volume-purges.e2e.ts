@@ -10,6 +10,8 @@ import {
   TestFleet,
   connectDevice,
   createFleet,
+  eventually,
+  getDevice,
   nextMessage,
   registerDevice,
   setTarget,
@@ -101,6 +103,33 @@ describe.each(DATABASE_KINDS)('volume purges on %s', (kind) => {
       `volume "data" is declared by release v${withData.version} (${withData.id}), which device ${device.uuid} is to run: purge it once no release it runs declares it`,
     );
     expect(await purges(device.uuid)).toEqual([]);
+  });
+
+  it('refuses to purge a volume the release the device runs declares, naming the release', async () => {
+    const runner = await registerDevice(server, fleet);
+    const client = await connectDevice(`mqtt://127.0.0.1:${server.mqttPort}`, runner);
+    try {
+      await client.publishAsync(
+        deviceTopic(runner.uuid, 'state'),
+        JSON.stringify({ status: 'running', releaseId: withData.id }),
+        { qos: 1 },
+      );
+      await eventually(
+        async () => ((await getDevice(server, runner.uuid)).releaseId === withData.id ? true : undefined),
+        15_000,
+        'running release stored',
+      );
+    } finally {
+      await client.endAsync();
+    }
+    // Its target no longer declares the volume: the release it still runs does.
+    expect(await setTarget(server, runner.uuid, withCache.id)).toBe(200);
+    const response = await purge(runner.uuid, 'data');
+    expect(response.status).toBe(409);
+    expect(((await response.json()) as { message: string }).message).toContain(
+      `release v${withData.version} (${withData.id}), which device ${runner.uuid} runs:`,
+    );
+    expect(await purges(runner.uuid)).toEqual([]);
   });
 
   it('holds deployers to their fleet and viewers to reading', async () => {

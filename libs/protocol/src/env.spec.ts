@@ -6,6 +6,7 @@ const schema = z.object({
   DATABASE_URL: z.string().startsWith('postgres://'),
   FERRY_ADMIN_TOKEN: z.string().min(16),
   AWS_SECRET_ACCESS_KEY: z.string().min(40),
+  FERRY_PROVISIONING_KEY: z.string().min(16).optional(),
   NAME: z.string().max(10),
 });
 
@@ -41,12 +42,14 @@ describe('parseEnv', () => {
       ...good,
       FERRY_ADMIN_TOKEN: 'short-secret',
       AWS_SECRET_ACCESS_KEY: 'leaked-aws-secret',
+      FERRY_PROVISIONING_KEY: 'leaked-prov-key',
       DATABASE_URL: 'mysql://ferry:db-password@db/ferry',
     });
     const text = found.join('\n');
-    for (const secret of ['short-secret', 'leaked-aws-secret', 'db-password'])
+    for (const secret of ['short-secret', 'leaked-aws-secret', 'leaked-prov-key', 'db-password'])
       expect(text).not.toContain(secret);
     expect(text).toContain('FERRY_ADMIN_TOKEN=(12 characters, hidden)');
+    expect(text).toContain('FERRY_PROVISIONING_KEY=(15 characters, hidden)');
     expect(text).toContain('DATABASE_URL="mysql://ferry:***@db/ferry"');
   });
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256File, writeFileDurable } from './durable-file';
@@ -22,6 +23,19 @@ describe('writeFileDurable', () => {
     expect(readFileSync(path, 'utf8')).toBe('new');
     expect(statSync(path).mode & 0o777).toBe(0o640);
     expect(readdirSync(dir)).toEqual(['login.json']);
+  });
+
+  it('fsyncs the new file and then its folder', async () => {
+    const probe = await open(dir, 'r');
+    const handles = Object.getPrototypeOf(probe) as { sync(): Promise<void> };
+    await probe.close();
+    const sync = jest.spyOn(handles, 'sync');
+    try {
+      await writeFileDurable(join(dir, 'f'), 'x');
+      expect(sync).toHaveBeenCalledTimes(2);
+    } finally {
+      sync.mockRestore();
+    }
   });
 
   it('leaves the old file and no temporary file when the rename fails', async () => {

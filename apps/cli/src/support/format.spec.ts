@@ -4,6 +4,8 @@ describe('output formatting', () => {
   it('prints byte counts for people', () => {
     expect(bytes(0)).toBe('0 B');
     expect(bytes(1023)).toBe('1023 B');
+    expect(bytes(1024)).toBe('1.00 KiB');
+    expect(bytes(1024 * 1024)).toBe('1.00 MiB');
     expect(bytes(1536)).toBe('1.50 KiB');
     expect(bytes(12.3 * 1024 * 1024)).toBe('12.3 MiB');
     expect(bytes(null)).toBe('-');

@@ -36,6 +36,15 @@ describe('BusyTolerantSqliteDialect', () => {
     const all = (): Promise<unknown[]> =>
       sql`select * from items order by id`.execute(db).then((r) => r.rows);
     expect(await all()).toEqual([{ id: 1, name: 'one' }]);
+    // The same SQL again is not prepared again.
+    const prepare = jest.spyOn(SqliteDatabase.prototype, 'prepare');
+    try {
+      await all();
+      await all();
+      expect(prepare).not.toHaveBeenCalled();
+    } finally {
+      prepare.mockRestore();
+    }
     // The same SQL after the table changed: the cached statement sees the new column.
     await sql`alter table items add column colour text`.execute(db);
     await db.insertInto('items').values({ id: 2, name: 'two' }).execute();

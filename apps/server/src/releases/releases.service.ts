@@ -195,13 +195,14 @@ export class ReleasesService {
    * signatures first (the agent would refuse it anyway; this says so before a rollout starts).
    */
   async requireDeployable(release: Release): Promise<void> {
-    if (release.ownerSignatures === null) return;
     const fleet = await this.fleets.get(release.fleetId);
     if (!fleet.releaseTrust) return;
     try {
+      // No owner signatures at all (a release pushed unsigned, or a row written around the API) is
+      // "0 valid signatures", not a pass.
       verifyThreshold(
         release.manifest,
-        release.ownerSignatures,
+        release.ownerSignatures ?? [],
         fleet.releaseTrust,
         `release v${release.version}`,
       );

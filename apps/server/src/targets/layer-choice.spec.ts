@@ -40,6 +40,8 @@ describe('chooseDownload', () => {
       digest: d(90),
       size: 4000,
     });
+    // Every base: holding one of a delta's two bases is not enough.
+    expect(chooseDownload(layer, [delta([1, 3], 50)], new Set([d(1)])).kind).toBe('full');
   });
 
   it('ignores deltas that are not ready or not smaller than the gzip', () => {

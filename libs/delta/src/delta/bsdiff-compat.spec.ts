@@ -95,10 +95,11 @@ describe('BSDIFF40 compatibility with Debian bsdiff/bspatch', () => {
   it('treats old bytes past the old range as zero, like bspatch, for hand-built patches', async () => {
     const old = noise(1000, 5);
     await writeFile(join(dir, 'old'), old);
-    // add 300, insert 10, seek +200; add 250, insert 5, seek back to 50; add 100, seek past the
-    // end; add 20 (entirely outside: old bytes count as zero).
-    const controls = [300, 10, 200, 250, 5, -700, 100, 0, 2000, 20, 0, 0];
-    const diff = noise(670, 6);
+    // add 300, insert 10, seek +200; add 250, insert 5, seek back to 50; add 100, seek to 950; add 100
+    // (across the end: half inside, half outside), seek past the end; add 20 (entirely outside: old
+    // bytes count as zero).
+    const controls = [300, 10, 200, 250, 5, -700, 100, 0, 800, 100, 0, 2000, 20, 0, 0];
+    const diff = noise(770, 6);
     const extra = Buffer.from('0123456789abcde');
     const ctrl = Buffer.concat(controls.map(offtout));
     const ctrlBz = await bzip2(ctrl, 'ctrl');
@@ -108,16 +109,16 @@ describe('BSDIFF40 compatibility with Debian bsdiff/bspatch', () => {
       Buffer.from('BSDIFF40'),
       offtout(ctrlBz.length),
       offtout(diffBz.length),
-      offtout(685),
+      offtout(785),
     ]);
     const patch = join(dir, 'hand.bsdiff');
     await writeFile(patch, Buffer.concat([header, ctrlBz, diffBz, extraBz]));
     await run('bspatch', [join(dir, 'old'), join(dir, 'debian.out'), patch]);
     const expected = await readFile(join(dir, 'debian.out'));
-    expect(expected.length).toBe(685);
+    expect(expected.length).toBe(785);
     const delta = await transcode(join(dir, 'old'), patch, expected);
     await applyDelta({ bases: [join(dir, 'old')], delta, out: join(dir, 'ferry.out') });
-    expect((await stat(join(dir, 'ferry.out'))).size).toBe(685);
+    expect((await stat(join(dir, 'ferry.out'))).size).toBe(785);
     expect(await sha256Hex(join(dir, 'ferry.out'))).toBe(sha256(expected));
   });
 
