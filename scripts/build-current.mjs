@@ -6,7 +6,8 @@ import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const outputs = [
+/** What `npm run build` makes: the build is current only when every one exists. */
+export const BUILD_OUTPUTS = [
   'libs/protocol/dist/index.js',
   'libs/delta/dist/index.js',
   'libs/storage/dist/index.js',
@@ -36,7 +37,7 @@ const stampFile = (root) => join(root, 'node_modules', '.ferry-build-stamp');
 
 /** @param {string} root the repository folder */
 export function buildIsCurrent(root) {
-  if (![...outputs, 'node_modules/.ferry-build-stamp'].every((file) => existsSync(join(root, file))))
+  if (![...BUILD_OUTPUTS, 'node_modules/.ferry-build-stamp'].every((file) => existsSync(join(root, file))))
     return false;
   const newestSource = Math.max(
     ...sourceFolders.map((folder) => newestIn(join(root, folder))),

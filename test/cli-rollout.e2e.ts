@@ -3,7 +3,6 @@ import { Simulator } from '../devices/simulator/src';
 import { buildCli, ferry, ferryOnTerminal, type FerryRun } from './support/cli';
 import { TestFleet, createFleet, pushRelease } from './support/mqtt-devices';
 import { ServerPlace, json, layersOf, newPlace, startServerAt, until } from './support/simulator-harness';
-import { freshPostgresDatabase } from './support/postgres';
 import { ADMIN_TOKEN, TestServer, DATABASE_KINDS } from './support/test-server';
 
 const ESC = String.fromCharCode(27);
@@ -13,7 +12,6 @@ const ESC = String.fromCharCode(27);
  * API), the CLI run as a subprocess with the server's URL and token in its environment.
  */
 describe.each(DATABASE_KINDS)('ferry rollout with simulated devices (%s)', (kind) => {
-  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let place: ServerPlace;
   let server: TestServer & { remove: () => Promise<void> };
   let fleet: TestFleet;
@@ -27,8 +25,7 @@ describe.each(DATABASE_KINDS)('ferry rollout with simulated devices (%s)', (kind
     ferry(args, { env: { FERRY_URL: server.url, FERRY_TOKEN: ADMIN_TOKEN }, timeoutMs: 90_000 });
 
   beforeAll(async () => {
-    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
-    place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
+    place = await newPlace({}, kind);
     [server] = await Promise.all([startServerAt(place), buildCli()]);
     fleet = await createFleet(server, 'Rollout CLI');
     v1 = await pushRelease(server, fleet, 'rollout cli v1');
@@ -56,7 +53,6 @@ describe.each(DATABASE_KINDS)('ferry rollout with simulated devices (%s)', (kind
     await simulator?.stop();
     await server?.close();
     await server?.remove();
-    await postgres?.drop();
   });
 
   it('prints the plan of a dry run without starting anything', async () => {

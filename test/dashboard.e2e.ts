@@ -9,7 +9,6 @@ import { dockerArchive, gnuTarLayer } from './support/hostile-archives';
 import { TestFleet, createFleet } from './support/mqtt-devices';
 import { WorkerProcess, startWorker } from './support/worker-process';
 import { ServerPlace, json, layersOf, newPlace, startServerAt, until } from './support/simulator-harness';
-import { freshPostgresDatabase } from './support/postgres';
 import { ADMIN_TOKEN, TestServer, DATABASE_KINDS } from './support/test-server';
 
 const ROOT = join(__dirname, '..');
@@ -50,7 +49,6 @@ async function pushApp(
 }
 
 describe.each(DATABASE_KINDS)('web dashboard in a real browser (%s)', (kind) => {
-  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let place: ServerPlace;
   let server: TestServer & { remove: () => Promise<void> };
   let browser: Browser;
@@ -74,8 +72,7 @@ describe.each(DATABASE_KINDS)('web dashboard in a real browser (%s)', (kind) => 
         { stdio: 'inherit' },
       );
     work = mkdtempSync(join(tmpdir(), 'ferry-dashboard-'));
-    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
-    place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
+    place = await newPlace({}, kind);
     server = await startServerAt(place);
     // A real delta worker, so the rollout page shows what deltas save.
     worker = await startWorker({
@@ -133,7 +130,6 @@ describe.each(DATABASE_KINDS)('web dashboard in a real browser (%s)', (kind) => 
     await worker?.kill();
     await server?.close();
     await server?.remove();
-    await postgres?.drop();
     rmSync(work, { recursive: true, force: true });
   });
 

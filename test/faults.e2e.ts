@@ -13,7 +13,6 @@ import {
   waitForRollout,
 } from './support/simulator-harness';
 import { TcpProxy, startTcpProxy } from './support/tcp-proxy';
-import { freshPostgresDatabase } from './support/postgres';
 import { DATABASE_KINDS, TestServer } from './support/test-server';
 import { WorkerProcess, startWorker } from './support/worker-process';
 
@@ -26,7 +25,6 @@ const COUNT = 12;
  * database holds each device and delta once.
  */
 describe.each(DATABASE_KINDS)('faults in the middle of a rollout (%s)', (kind) => {
-  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let redis: RedisProcess;
   let place: ServerPlace;
   let server: Server;
@@ -36,8 +34,7 @@ describe.each(DATABASE_KINDS)('faults in the middle of a rollout (%s)', (kind) =
 
   beforeAll(async () => {
     redis = await startRedis(await freePort());
-    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
-    place = await newPlace({ REDIS_URL: redis.url, ...(postgres ? { DATABASE_URL: postgres.url } : {}) });
+    place = await newPlace({ REDIS_URL: redis.url }, kind);
     server = await startServerAt(place);
     worker = await startWorker({
       DATA_DIR: place.dataDir,
@@ -55,7 +52,6 @@ describe.each(DATABASE_KINDS)('faults in the middle of a rollout (%s)', (kind) =
     await server?.close();
     await server?.remove();
     await redis?.kill();
-    await postgres?.drop();
   });
 
   async function fleetOnV1(name: string): Promise<{ fleet: TestFleet; v1: Release; simulator: Simulator }> {

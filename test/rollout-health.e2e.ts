@@ -10,7 +10,6 @@ import {
   until,
   waitForRollout,
 } from './support/simulator-harness';
-import { freshPostgresDatabase } from './support/postgres';
 import { ADMIN_TOKEN, DATABASE_KINDS, TestServer } from './support/test-server';
 import { buildCli, ferry } from './support/cli';
 
@@ -64,14 +63,12 @@ async function noisyFleet(
 }
 
 describe.each(DATABASE_KINDS)('rollouts judged against a control group, simulated fleet (%s)', (kind) => {
-  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let place: ServerPlace;
   let server: Server;
   const simulators: Simulator[] = [];
 
   beforeAll(async () => {
-    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
-    place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
+    place = await newPlace({}, kind);
     server = await startServerAt(place);
     await buildCli();
   }, 180_000);
@@ -79,7 +76,6 @@ describe.each(DATABASE_KINDS)('rollouts judged against a control group, simulate
     await Promise.all(simulators.map((s) => s.stop()));
     await server?.close();
     await server?.remove();
-    await postgres?.drop();
   });
 
   it('pauses a release that passes every health check but crash-loops and drops offline; completes a good one with the same noise', async () => {

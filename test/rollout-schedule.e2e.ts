@@ -9,27 +9,23 @@ import {
   startServerAt,
   waitForRollout,
 } from './support/simulator-harness';
-import { freshPostgresDatabase } from './support/postgres';
 import { DATABASE_KINDS, TestServer } from './support/test-server';
 
 type Server = TestServer & { remove: () => Promise<void> };
 
 describe.each(DATABASE_KINDS)('scheduled rollouts and exponential ramps (%s)', (kind) => {
-  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let place: ServerPlace;
   let server: Server;
   const simulators: Simulator[] = [];
 
   beforeAll(async () => {
-    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
-    place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
+    place = await newPlace({}, kind);
     server = await startServerAt(place);
   });
   afterAll(async () => {
     await Promise.all(simulators.map((s) => s.stop()));
     await server.close();
     await server.remove();
-    await postgres?.drop();
   });
 
   it('plans ramp batches, waits as scheduled until its start time, then updates every device', async () => {

@@ -11,7 +11,6 @@ import {
   until,
   waitForRollout,
 } from './support/simulator-harness';
-import { freshPostgresDatabase } from './support/postgres';
 import { DATABASE_KINDS, TestServer } from './support/test-server';
 
 type Server = TestServer & { remove: () => Promise<void> };
@@ -48,15 +47,13 @@ async function fleetOn(
 }
 
 describe.each(DATABASE_KINDS)('staged rollouts with simulated devices (%s)', (kind) => {
-  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let place: ServerPlace;
   let server: Server;
   const simulators: Simulator[] = [];
   const streams: (() => void)[] = [];
 
   beforeAll(async () => {
-    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
-    place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
+    place = await newPlace({}, kind);
     server = await startServerAt(place);
   });
   afterAll(async () => {
@@ -64,7 +61,6 @@ describe.each(DATABASE_KINDS)('staged rollouts with simulated devices (%s)', (ki
     await Promise.all(simulators.map((s) => s.stop()));
     await server.close();
     await server.remove();
-    await postgres?.drop();
   });
 
   it('pauses a 50-device rollout when a batch breaches the failure threshold, rolls failed devices back, and reports why', async () => {
@@ -271,8 +267,7 @@ describe.each(DATABASE_KINDS)('staged rollouts with simulated devices (%s)', (ki
 
 describe.each(DATABASE_KINDS)('a rollout across a server restart (%s)', (kind) => {
   it('carries on where the database says it was after the server is closed mid-rollout and started again', async () => {
-    const postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
-    const place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
+    const place = await newPlace({}, kind);
     let server = await startServerAt(place);
     const { fleet, simulator } = await fleetOn(server, 'Restart', 12);
     try {
@@ -319,15 +314,13 @@ describe.each(DATABASE_KINDS)('a rollout across a server restart (%s)', (kind) =
       await simulator.stop();
       await server.close();
       await server.remove();
-      await postgres?.drop();
     }
   });
 });
 
 describe('devices that hang, go offline or crash, on PostgreSQL', () => {
   it('times out silent and offline devices, fails a device that crashes while baking, and rolls back what it can', async () => {
-    const postgres = await freshPostgresDatabase();
-    const place = await newPlace({ DATABASE_URL: postgres.url });
+    const place = await newPlace({}, 'postgres');
     const server = await startServerAt(place);
     const roles = new Map<string, 'hang' | 'offline' | 'crash'>();
     const { fleet, v1, simulator } = await fleetOn(
@@ -391,7 +384,6 @@ describe('devices that hang, go offline or crash, on PostgreSQL', () => {
       await simulator.stop();
       await server.close();
       await server.remove();
-      await postgres.drop();
     }
   });
 });

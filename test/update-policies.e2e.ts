@@ -9,7 +9,6 @@ import {
 } from '@ferry/protocol';
 import { Simulator } from '../devices/simulator/src';
 import { createFleet, pushRelease, registerDevice } from './support/mqtt-devices';
-import { freshPostgresDatabase } from './support/postgres';
 import {
   ServerPlace,
   json,
@@ -35,21 +34,18 @@ function windowAhead(hoursAhead: number): { text: string; opensAt: number } {
 }
 
 describe.each(DATABASE_KINDS)('update policies: maintenance windows and metered links (%s)', (kind) => {
-  let postgres: { url: string; drop: () => Promise<void> } | null = null;
   let place: ServerPlace;
   let server: Server;
   const simulators: Simulator[] = [];
 
   beforeAll(async () => {
-    postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
-    place = await newPlace(postgres ? { DATABASE_URL: postgres.url } : {});
+    place = await newPlace({}, kind);
     server = await startServerAt(place);
   });
   afterAll(async () => {
     await Promise.all(simulators.map((s) => s.stop()));
     await server.close();
     await server.remove();
-    await postgres?.drop();
   });
 
   const put = (fleet: string, body: unknown): Promise<Response> =>

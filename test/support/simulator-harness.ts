@@ -14,7 +14,8 @@ import {
 } from './redis-keys';
 import { Simulator } from '../../devices/simulator/src';
 import type { TestFleet } from './mqtt-devices';
-import { ADMIN_TOKEN, TestServer, apiClient } from './test-server';
+import { freshPostgresDatabase } from './postgres';
+import { ADMIN_TOKEN, DatabaseKind, TestServer, apiClient } from './test-server';
 
 /** A free TCP port on 127.0.0.1. */
 export async function freePort(): Promise<number> {
@@ -25,16 +26,27 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** What a rollout server needs to come back after a restart: the same folder, ports and Redis keys. */
+/**
+ * What a rollout server needs to come back after a restart: the same folder, ports and Redis keys (and,
+ * on PostgreSQL, the same database).
+ */
 export interface ServerPlace {
   dataDir: string;
   port: number;
   mqttPort: number;
   env: Record<string, string>;
+  /** Drops the place's own PostgreSQL database (`remove()` of its last server calls it). */
+  dropDatabase?: () => Promise<void>;
 }
 
-export async function newPlace(env: Record<string, string> = {}): Promise<ServerPlace> {
+/** A place on `kind`: on PostgreSQL a fresh database of its own, in `DATABASE_URL`. */
+export async function newPlace(
+  env: Record<string, string> = {},
+  kind: DatabaseKind = 'sqlite',
+): Promise<ServerPlace> {
+  const postgres = kind === 'postgres' ? await freshPostgresDatabase() : null;
   return {
+    ...(postgres && { dropDatabase: postgres.drop }),
     dataDir: mkdtempSync(join(tmpdir(), 'ferry-rollouts-')),
     port: await freePort(),
     mqttPort: await freePort(),
@@ -44,6 +56,7 @@ export async function newPlace(env: Record<string, string> = {}): Promise<Server
       FERRY_QUEUE_PREFIX: testQueuePrefix('rollouts'),
       FERRY_ROLLOUT_TICK_MS: '200',
       FERRY_STATE_FLUSH_MS: '100',
+      ...(postgres && { DATABASE_URL: postgres.url }),
       ...env,
     },
   };
@@ -85,6 +98,7 @@ export async function startServerAt(
       const redisUrl = place.env.REDIS_URL ?? TEST_REDIS_URL;
       if (place.env.REDIS_PREFIX) await deleteRedisKeys(redisUrl, place.env.REDIS_PREFIX);
       if (place.env.FERRY_QUEUE_PREFIX) await deleteQueueKeys(redisUrl, place.env.FERRY_QUEUE_PREFIX);
+      await place.dropDatabase?.();
     },
   };
 }

@@ -7,6 +7,12 @@ export const MAX_POLICY_WINDOWS = 16;
 /** Highest rate cap accepted (bytes per second): 10 GB/s, far above any link a cap is for. */
 export const MAX_DOWNLOAD_RATE = 10_000_000_000;
 
+/** A tag level: `name=value`, as devices are tagged. */
+const TagLevelSchema = z
+  .string()
+  .max(321)
+  .regex(/^[^=\s][^=]{0,63}=.{0,256}$/, 'a tag as name=value');
+
 const WindowListSchema = z
   .array(
     z.string().superRefine((text, ctx) => {
@@ -27,11 +33,7 @@ const WindowListSchema = z
  */
 export const UpdatePolicyInputSchema = z
   .object({
-    tag: z
-      .string()
-      .max(321)
-      .regex(/^[^=\s][^=]{0,63}=.{0,256}$/, 'a tag as name=value')
-      .optional(),
+    tag: TagLevelSchema.optional(),
     device: DeviceUuidSchema.optional(),
     maintenanceWindows: WindowListSchema.nullable().optional(),
     downloadWindows: WindowListSchema.nullable().optional(),
@@ -47,11 +49,7 @@ export type UpdatePolicyInput = z.infer<typeof UpdatePolicyInputSchema>;
 /** Query of `DELETE /v1/fleets/{fleet}/update-policy`: which level to clear (neither: the fleet's). */
 export const UpdatePolicyLevelSchema = z
   .object({
-    tag: z
-      .string()
-      .max(321)
-      .regex(/^[^=\s][^=]{0,63}=.{0,256}$/, 'a tag as name=value')
-      .optional(),
+    tag: TagLevelSchema.optional(),
     device: DeviceUuidSchema.optional(),
   })
   .strict();
