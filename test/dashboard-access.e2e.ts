@@ -73,4 +73,28 @@ describe.each(DATABASE_KINDS)('dashboard: API keys and the audit log (%s)', (kin
       ]),
     );
   });
+
+  it('keeps the page the operator moved to when the one before it finishes loading late', async () => {
+    await page.goto(`${server.url}/dashboard/#/login`);
+    await page.fill('#token', ADMIN_TOKEN);
+    await page.click('button[type=submit]');
+    await page.waitForURL(/#\/fleets/);
+    await page.getByText('dash-keys').first().waitFor();
+    await page.click('#nav-audit');
+    await page.locator('#audit').waitFor();
+    // A slow link (or a loaded server): the fleets page's per-fleet answers take 2 s.
+    const slow = /\/v1\/fleets\/[^/]+\/(devices|releases|rollouts)/;
+    await page.route(slow, async (request) => {
+      await new Promise((r) => setTimeout(r, 2000));
+      await request.continue().catch(() => undefined);
+    });
+    await page.click('a.brand'); // to the fleets page, which waits for its answers
+    await page.click('#nav-keys'); // and on at once
+    await page.locator('#key-role').waitFor();
+    // The fleets page's answers arrive after the keys page is up: the keys page stays.
+    await new Promise((r) => setTimeout(r, 3500));
+    await page.unroute(slow);
+    expect(await page.locator('#key-role').count()).toBe(1);
+    expect(await page.locator('li.fleet').count()).toBe(0);
+  });
 });

@@ -12,10 +12,24 @@ const app = document.getElementById('app') as HTMLElement;
 const header = document.getElementById('top') as HTMLElement;
 let cleanup: (() => void) | null = null;
 
-/** Hash routes: #/login, #/fleets, #/fleets/{slug}/{tab}, #/devices/{uuid}, #/rollouts/{id}, #/keys, #/audit/{fleet|-}/{hours}. */
+let generation = 0;
+
+/**
+ * Hash routes: #/login, #/fleets, #/fleets/{slug}/{tab}, #/devices/{uuid}, #/rollouts/{id}, #/keys, #/audit/{fleet|-}/{hours}.
+ * Each route renders into a fresh element of its own: a view still loading when the operator moves on
+ * (a slow link, a loaded server) finishes into its detached element, never over the page that
+ * followed it, and its live-update subscription is dropped at once.
+ */
 async function route(): Promise<void> {
   cleanup?.();
   cleanup = null;
+  const mine = ++generation;
+  const view = document.createElement('div');
+  app.replaceChildren(view);
+  const setCleanup = (fn: () => void): void => {
+    if (mine === generation) cleanup = fn;
+    else fn();
+  };
   const path = location.hash.replace(/^#/, '') || '/fleets';
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   renderHeader();
@@ -24,19 +38,19 @@ async function route(): Promise<void> {
     return;
   }
   try {
-    if (parts[0] === 'login') loginView(app);
+    if (parts[0] === 'login') loginView(view);
     else if (parts[0] === 'fleets' && parts[1]) {
       const tab = TABS.find((t) => t === parts[2]) ?? 'devices';
-      await fleetView(app, parts[1], tab, (fn) => (cleanup = fn));
-    } else if (parts[0] === 'devices' && parts[1]) await deviceView(app, parts[1], (fn) => (cleanup = fn));
-    else if (parts[0] === 'rollouts' && parts[1]) await rolloutView(app, parts[1], (fn) => (cleanup = fn));
-    else if (parts[0] === 'keys') await keysView(app);
+      await fleetView(view, parts[1], tab, setCleanup);
+    } else if (parts[0] === 'devices' && parts[1]) await deviceView(view, parts[1], setCleanup);
+    else if (parts[0] === 'rollouts' && parts[1]) await rolloutView(view, parts[1], setCleanup);
+    else if (parts[0] === 'keys') await keysView(view);
     else if (parts[0] === 'audit')
-      await auditView(app, parts[1] && parts[1] !== '-' ? parts[1] : null, Number(parts[2]) || 24);
-    else await fleetsView(app);
+      await auditView(view, parts[1] && parts[1] !== '-' ? parts[1] : null, Number(parts[2]) || 24);
+    else await fleetsView(view);
   } catch (error) {
     mount(
-      app,
+      view,
       h(
         'section',
         { class: 'card' },
