@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { IncomingHttpHeaders, Server, createServer, request } from 'node:http';
 import { AddressInfo } from 'node:net';
@@ -13,6 +12,7 @@ import { ServerApi } from '../devices/agent/src/server-api';
 import { noise } from './support/agent-images';
 import { until } from './support/agent-process';
 import { dockerArchive, gnuTarLayer, sha256 } from './support/hostile-archives';
+import { TEST_REDIS_URL, deleteQueueKeys, testQueuePrefix } from './support/redis-keys';
 import { S3Gateway, startS3Gateway } from './support/s3-gateway';
 import { TestServer, DATABASE_KINDS, startTestServer } from './support/test-server';
 import { WorkerProcess, startWorker } from './support/worker-process';
@@ -90,7 +90,8 @@ describe.each(DATABASE_KINDS)('blobs in an S3 object store (%s)', (kind) => {
   let device: { uuid: string; apiKey: string };
   let v1: Release;
   let v2: Release;
-  const prefix = `ferry-test-${randomBytes(4).toString('hex')}`;
+  // Tagged with this run, so the global teardown would see any key left behind.
+  const prefix = testQueuePrefix('s3');
   const binary = noise(11, 700_000);
 
   const release = async (files: Record<string, Buffer>, version: number): Promise<Release> => {
@@ -152,6 +153,7 @@ describe.each(DATABASE_KINDS)('blobs in an S3 object store (%s)', (kind) => {
     await server?.close();
     await cdn?.close();
     await s3?.stop();
+    await deleteQueueKeys(TEST_REDIS_URL, prefix);
     rmSync(work, { recursive: true, force: true });
   }, 180_000);
 
