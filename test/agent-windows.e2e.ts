@@ -4,15 +4,7 @@ import { MAINTENANCE_WAIT, Release } from '@ferry/protocol';
 import { AgentImages, buildAgentImages } from './support/agent-images';
 import { AgentWorld, runningReleases, startAgentWorld } from './support/agent-harness';
 import { AgentProcess, buildAgentBundle } from './support/agent-process';
-
-/** A daily window of one hour starting `hoursAhead` whole hours from now (UTC): shut now. */
-function windowAhead(hoursAhead: number): { text: string; opensAt: number } {
-  const opens = new Date(Date.now() + hoursAhead * 3600_000);
-  opens.setUTCMinutes(0, 0, 0);
-  const pad = (h: number): string => String(h).padStart(2, '0');
-  const hour = opens.getUTCHours();
-  return { text: `daily ${pad(hour)}:00-${pad((hour + 1) % 24)}:00 UTC`, opensAt: opens.getTime() };
-}
+import { windowAhead } from './support/window-ahead';
 
 /**
  * The real agent on the private Docker engine under an update policy (docs/rollouts.md "Maintenance

@@ -19,19 +19,10 @@ import {
   waitForRollout,
 } from './support/simulator-harness';
 import { DATABASE_KINDS, TestServer } from './support/test-server';
+import { windowAhead } from './support/window-ahead';
 
 type Server = TestServer & { remove: () => Promise<void> };
 type FleetPolicies = { fleetId: string; entries: UpdatePolicyEntry[] };
-
-/** A daily window of one hour, `hoursAhead` hours from now (UTC), so it is shut now. */
-function windowAhead(hoursAhead: number): { text: string; opensAt: number } {
-  const hour = new Date(Date.now() + hoursAhead * 3600_000).getUTCHours();
-  const pad = (h: number): string => String(h).padStart(2, '0');
-  const opens = new Date();
-  opens.setUTCHours(hour, 0, 0, 0);
-  if (opens.getTime() < Date.now()) opens.setUTCDate(opens.getUTCDate() + 1);
-  return { text: `daily ${pad(hour)}:00-${pad((hour + 1) % 24)}:00 UTC`, opensAt: opens.getTime() };
-}
 
 describe.each(DATABASE_KINDS)('update policies: maintenance windows and metered links (%s)', (kind) => {
   let place: ServerPlace;
