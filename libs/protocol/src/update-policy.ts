@@ -176,3 +176,11 @@ export function projectDoneBy(policy: UpdatePolicy, bytes: number, nowMs: number
     }
   return nextOpening(maintenanceWindows, Math.ceil(t));
 }
+
+/** A rate cap for people, decimal as links are sold: `no cap`, `800 B/s`, `50 kB/s`, `1.25 MB/s`. */
+export function downloadRateText(bytesPerSecond: number): string {
+  if (bytesPerSecond === 0) return 'no cap';
+  if (bytesPerSecond < 1000) return `${bytesPerSecond} B/s`;
+  if (bytesPerSecond < 1000 ** 2) return `${+(bytesPerSecond / 1000).toFixed(1)} kB/s`;
+  return `${+(bytesPerSecond / 1000 ** 2).toFixed(2)} MB/s`;
+}

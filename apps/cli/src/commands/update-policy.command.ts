@@ -1,4 +1,10 @@
-import type { Device, EffectiveUpdatePolicy, Fleet, UpdatePolicyEntry } from '@ferry/protocol';
+import {
+  downloadRateText,
+  type Device,
+  type EffectiveUpdatePolicy,
+  type Fleet,
+  type UpdatePolicyEntry,
+} from '@ferry/protocol';
 import { Command } from 'commander';
 
 import { action, optionParser } from '../support/action';
@@ -14,13 +20,9 @@ interface LevelOptions {
   device?: string;
 }
 
-/** Bytes per second for people: `500 kB/s`, `1.25 MB/s` (decimal, as links are sold). */
+/** A rate cap as the table shows it (`-`: not set at this level). */
 export function rateText(rate: number | null): string {
-  if (rate === null) return '-';
-  if (rate === 0) return 'no cap';
-  if (rate < 1000) return `${rate} B/s`;
-  if (rate < 1000 ** 2) return `${+(rate / 1000).toFixed(1)} kB/s`;
-  return `${+(rate / 1000 ** 2).toFixed(2)} MB/s`;
+  return rate === null ? '-' : downloadRateText(rate);
 }
 
 const windowsText = (windows: string[] | null): string =>

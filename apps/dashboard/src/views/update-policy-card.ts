@@ -1,15 +1,10 @@
 import type { Fleet, UpdatePolicyEntry } from '@ferry/protocol';
+import { downloadRateText } from '@ferry/protocol/wire';
 import { api } from '../api';
 import { h } from '../dom';
 
-/** Bytes per second for people, decimal as links are sold. */
-function rate(bytesPerSecond: number | null): string {
-  if (bytesPerSecond === null) return '–';
-  if (bytesPerSecond === 0) return 'no cap';
-  if (bytesPerSecond < 1000) return `${bytesPerSecond} B/s`;
-  if (bytesPerSecond < 1e6) return `${+(bytesPerSecond / 1000).toFixed(1)} kB/s`;
-  return `${+(bytesPerSecond / 1e6).toFixed(2)} MB/s`;
-}
+const rate = (bytesPerSecond: number | null): string =>
+  bytesPerSecond === null ? '–' : downloadRateText(bytesPerSecond);
 
 const windows = (list: string[] | null): string =>
   list === null ? '–' : list.length ? list.join('; ') : 'any time';
