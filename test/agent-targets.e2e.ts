@@ -178,4 +178,34 @@ describe('device agent: signed targets that cannot be replayed, frozen, altered 
       [false, 'previous'],
     ]);
   }, 180_000);
+
+  it('asks again for a target planned against an image removed while the answer was on its way, and fetches the delta, not the whole layer', async () => {
+    const v1 = releases[1]!;
+    const [delta] = await world
+      .requestDeltas(v1.id, releases[2]!.id)
+      .then(() => world.deltasSettled(v1.id, 1));
+    expect(delta).toMatchObject({ state: 'ready' });
+    const appLayer = v1.services[0]!.layers.at(-1)!;
+    const gzipBefore = world.proxy.served.get(appLayer.gzipDigest) ?? 0;
+    let removed = false;
+    // The device read its layers (v1's image among them, kept as the previous release) before asking;
+    // the image goes before the answer arrives, so that answer counts v1's app layer as held.
+    world.proxy.rewriteTarget = async (target) => {
+      if (!removed && (target.release as { id?: string } | null)?.id === v1.id) {
+        await world.engine.api('DELETE', `/images/${v1.services[0]!.configDigest}?force=1`);
+        removed = true;
+      }
+      return target;
+    };
+    const from = agent!.lines().length;
+    await world.setTarget(uuid, v1.id, true);
+    await world.reported(uuid, 'running', v1.id).catch(explain);
+    expect(removed).toBe(true);
+    const lines = agent!.lines().slice(from);
+    expect(lines.filter((l) => l.msg === 'download.fallback')).toEqual([]);
+    expect(world.proxy.served.get(delta!.digest!)).toBe(delta!.size);
+    expect(world.proxy.served.get(appLayer.gzipDigest) ?? 0).toBe(gzipBefore);
+    expect((await runningReleases(world.engine)).running).toEqual([v1.id]);
+    expect(lines.filter((l) => /no longer holds/.test(String(l.msg)))).toHaveLength(1);
+  }, 180_000);
 });

@@ -30,6 +30,8 @@ import { variablesNoticeVersion } from './variables';
 import { purgeVolumes } from './volume-purges';
 
 const MIN_RETRY_MS = 2000;
+/** Target requests in one reconciliation while the engine keeps losing layers the plan counts as held. */
+const STALE_PLAN_ATTEMPTS = 3;
 
 /**
  * The device agent: registers, listens for target notices (polling when MQTT is down), and
@@ -418,12 +420,30 @@ export class Agent {
     }
   }
 
+  /**
+   * The verified target, planned against the layers the engine holds now. The layers are read before
+   * the request, so an image removed meanwhile (an operator's prune, a test) leaves a plan that counts
+   * a lost layer as held, which would then be fetched whole instead of as a delta: asked again, a few
+   * times at most.
+   */
+  private async currentTarget(): Promise<{ raw: unknown; target: DeviceTarget }> {
+    for (let attempt = 1; ; attempt++) {
+      const have = [...(await this.engine.layerDiffIds()).keys()];
+      const raw = await this.api.target(have);
+      const target = await this.refuseBadTarget(raw, () => this.verifyTarget(raw));
+      const now = await this.engine.layerDiffIds();
+      const lost = target.layers.filter((l) => l.download === null && !now.has(l.diffId));
+      if (lost.length === 0 || attempt === STALE_PLAN_ATTEMPTS) return { raw, target };
+      this.log.info('target planned against layers the engine no longer holds, asking again', {
+        lost: lost.map((l) => l.diffId),
+      });
+    }
+  }
+
   private async reconcile(): Promise<void> {
     this.steady = null;
     await this.remember(0);
-    const have = [...(await this.engine.layerDiffIds()).keys()];
-    const raw = await this.api.target(have);
-    const target = await this.refuseBadTarget(raw, () => this.verifyTarget(raw));
+    const { raw, target } = await this.currentTarget();
     // Signed with the target, so nobody between server and device can change them; a server from
     // before signed variables is asked on its own endpoint.
     if (target.variables) await this.applyVariables(target.variables);

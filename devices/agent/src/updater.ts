@@ -62,6 +62,11 @@ type Choice =
   | { kind: 'delta'; digest: string; size: number; bases: string[] }
   | { kind: 'full'; digest: string; size: number };
 
+/** Whether two plans fetch the same bytes for the same layers. */
+function sameLayerPlan(a: TargetLayer[], b: TargetLayer[]): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 /** Decoder memory (three brotli windows, read windows, output chunk) plus the agent itself. */
 const DECODE_MEMORY = 48 * 1024 * 1024;
 
@@ -156,6 +161,10 @@ export class Updater {
       });
     }
     const update = (): UpdateRecord => journal.state.update as UpdateRecord;
+    if (update().phase === 'downloading' && !sameLayerPlan(update().layers, plan))
+      // Nothing is rebuilt yet: the fresh plan (against the layers the engine holds now) replaces the
+      // journaled one; finished and partial blobs stay in the ledger under their digests.
+      await journal.updateRecord((u) => (u.layers = plan));
     if (update().phase === 'downloading' && !update().early) {
       // Stopping containers before the download is installing: it waits for the maintenance window.
       const early = update().manifest.services.some((s) =>
