@@ -120,11 +120,16 @@ describe('device agent: killed at random instants', () => {
         30_000,
       );
       const managed = await world.engine.managed();
-      expect(
-        managed
-          .filter((c) => c.Labels['io.ferry.service'] === 'app')
-          .map((c) => [c.State, c.Labels['io.ferry.release']]),
-      ).toEqual([['running', target.id]]);
+      const apps = managed
+        .filter((c) => c.Labels['io.ferry.service'] === 'app')
+        .map((c) => [c.State, c.Labels['io.ferry.release']]);
+      if (JSON.stringify(apps) !== JSON.stringify([['running', target.id]]))
+        explain(
+          new Error(
+            `cycle ${cycle}: app containers ${JSON.stringify(apps)}, not one running ${target.id}\n` +
+              JSON.stringify(managed.map((c) => [c.Names, c.State, c.Labels])),
+          ),
+        );
       // The unchanged service was never recreated nor restarted by any update, kill or undo.
       expect((await runningPerService(world)).sidecar).toEqual(sidecar);
       expect(managed).toHaveLength(2);

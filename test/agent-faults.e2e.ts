@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { releaseSpecs } from '../devices/agent/src/containers';
 import { Release } from '@ferry/protocol';
 import { AgentImages, buildAgentImages } from './support/agent-images';
 import { AgentProcess, agentState, buildAgentBundle, until } from './support/agent-process';
@@ -9,8 +10,9 @@ import { AgentWorld, runningReleases, startAgentWorld } from './support/agent-ha
 /**
  * What goes wrong on boards, made to happen against the real server, worker, broker and engine:
  * a full disk, a tampered manifest, an update lock, a corrupt delta, a truncated download, a delta
- * for the wrong base, a valid delta that rebuilds another layer, a release whose containers die, and
- * an engine that loses a layer the target said the device held.
+ * for the wrong base, a valid delta that rebuilds another layer, a release whose containers die, an
+ * engine that loses a layer the target said the device held, and one that finished a create for an
+ * agent killed meanwhile.
  */
 describe('device agent: faults', () => {
   let world: AgentWorld;
@@ -329,4 +331,23 @@ describe('device agent: faults', () => {
     expect(image.body.RootFS.Layers).toEqual(releases[9].services[0]!.layers.map((l) => l.diffId));
     expect(agent!.lines().some((l) => l.code === 'BASE_MISSING')).toBe(false);
   }, 240_000);
+
+  it('replaces, never keeps, a container the engine created but never started (a create finished after a killed agent)', async () => {
+    // The device runs v9 and keeps v8's image. A create of v8's container, asked for by an agent killed
+    // at that instant, finished in the engine after the restarted agent had undone that swap: it
+    // carries every label and the very name the agent would give v8's container now.
+    const v8 = releases[8]!;
+    const [spec] = releaseSpecs(v8.manifest, null, 'none');
+    const created = await world.engine.api<{ Id: string }>(
+      'POST',
+      `/containers/create?name=${spec!.name}`,
+      spec!.body,
+    );
+    expect(created.status).toBe(201);
+    await world.setTarget(uuid, v8.id, true);
+    await world.reported(uuid, 'running', v8.id, 60_000).catch(explain);
+    const managed = await world.engine.managed();
+    expect(managed.map((c) => [c.State, c.Labels['io.ferry.release']])).toEqual([['running', v8.id]]);
+    expect(managed[0]!.Id).not.toBe(created.body.Id);
+  }, 120_000);
 });

@@ -69,7 +69,9 @@ export async function planServices(
     const service = manifest.services.find((s) => s.name === spec.service);
     const strategy = updateStrategyOf(service?.config);
     const mine = existing.filter((c) => c.Labels[SERVICE_LABEL] === spec.service && !used.has(c.Id));
-    const same = mine.find((c) => c.Labels[CONFIG_LABEL] === spec.hash);
+    // A container the engine never started is a leftover, never the one to keep: the engine may finish
+    // a create after the agent that asked for it was killed, and after the restart undid that swap.
+    const same = mine.find((c) => c.Labels[CONFIG_LABEL] === spec.hash && c.State !== 'created');
     if (same) {
       used.add(same.Id);
       plan.push({ service: spec.service, action: 'keep', strategy, oldId: same.Id });
