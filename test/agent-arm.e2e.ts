@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeDelta } from '@ferry/delta';
 import { noise } from './support/agent-images';
-import { AGENT_BUNDLE, buildAgentBundle } from './support/agent-process';
+import { AGENT_BUNDLE, AGENT_NODE_FLAGS, buildAgentBundle } from './support/agent-process';
 import { prepareArmNode } from './support/agent-arm';
 import { buildAgentImages } from './support/agent-images';
 import { runningReleases, startAgentWorld } from './support/agent-harness';
@@ -84,7 +84,7 @@ describe('device agent on aarch64: a whole update through server, worker, broker
         { name: '2', edits: 5 },
       ]);
       const v1 = await world.push(images.archive('1'), 1);
-      const launcher = node.command(['--max-semi-space-size=1']);
+      const launcher = node.command(AGENT_NODE_FLAGS);
       const { agent, uuid } = await world.startAgent(
         join(world.work, 'device'),
         { FERRY_HEALTH_GRACE_MS: '3000' },

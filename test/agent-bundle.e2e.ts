@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_BUNDLE, buildAgentBundle } from './support/agent-process';
+import { AGENT_BUNDLE, AGENT_NODE_FLAGS, buildAgentBundle } from './support/agent-process';
 
 const BUILD = join(__dirname, '..', 'devices', 'agent', 'build.mjs');
 
@@ -39,6 +39,25 @@ describe('device agent bundle', () => {
     );
     const builtins = new Set(builtinModules);
     expect([...requires].filter((r) => !builtins.has(r))).toEqual([]);
+  });
+
+  it('starts Node with the same flags wherever it ships: the shebang, the unit file, the Dockerfile', () => {
+    const flags = AGENT_NODE_FLAGS.join(' ');
+    expect(flags).toContain('--lite-mode');
+    const shebang = readFileSync(AGENT_BUNDLE, 'utf8').split('\n')[0];
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${flags}`);
+    const agentDir = join(__dirname, '..', 'devices', 'agent');
+    const unit = readFileSync(join(agentDir, 'ferry-agent.service'), 'utf8');
+    expect(unit).toContain(`ExecStart=/usr/bin/node ${flags} /opt/ferry-agent/ferry-agent.js`);
+    const dockerfile = readFileSync(join(agentDir, 'Dockerfile'), 'utf8');
+    const entrypoint = /^ENTRYPOINT (.*)$/m.exec(dockerfile)?.[1] ?? 'null';
+    expect(JSON.parse(entrypoint)).toEqual(['node', ...AGENT_NODE_FLAGS, '/opt/ferry-agent/ferry-agent.js']);
+    // Started so, the agent runs and prints nothing on stderr (a flag Node refuses or warns about would).
+    const run = spawnSync(process.execPath, [...AGENT_NODE_FLAGS, AGENT_BUNDLE, '--version'], {
+      encoding: 'utf8',
+    });
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(run.stdout).toMatch(/^\d+\.\d+/);
   });
 
   it('contains no zod', () => {

@@ -2,12 +2,13 @@
 // `node build.mjs [entry.ts outfile.js]` bundles another entry the same way (test/agent-bundle.e2e.ts
 // uses it to prove the weight check below can fail).
 import { build } from 'esbuild';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
+const NODE_FLAGS = JSON.parse(readFileSync(join(here, 'node-flags.json'), 'utf8'));
 const [entry = join(here, 'src', 'main.ts'), outfile = join(here, 'dist', 'ferry-agent.js')] =
   process.argv.slice(2);
 
@@ -35,9 +36,9 @@ const result = await build({
   minify: true,
   sourcemap: false,
   legalComments: 'none',
-  // V8's young generation grows to tens of MB under stream traffic; 1 MB semi-spaces keep the
-  // agent's peak RSS under 80 MB (BENCHMARKS.md, "Agent"). The unit file and Dockerfile pass it too.
-  banner: { js: '#!/usr/bin/env -S node --max-semi-space-size=1' },
+  // How Node runs the agent (node-flags.json; docs/agent.md "Running it"): the unit file and the
+  // Dockerfile pass the same flags (test/agent-bundle.e2e.ts checks).
+  banner: { js: `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}` },
   plugins: [
     {
       name: 'ferry-light-entry-points',

@@ -1,6 +1,7 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import nodeFlags from '../../devices/agent/node-flags.json';
 
 export const AGENT_BUNDLE = join(__dirname, '..', '..', 'devices', 'agent', 'dist', 'ferry-agent.js');
 
@@ -28,8 +29,8 @@ export interface AgentProcess {
   exited: Promise<number | null>;
 }
 
-/** How the agent ships (unit file, Dockerfile, the bundle's shebang): Node with 1 MB semi-spaces. */
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
+/** How the agent ships (unit file, Dockerfile, the bundle's shebang): devices/agent/node-flags.json. */
+export const AGENT_NODE_FLAGS: string[] = nodeFlags;
 
 export function startAgent(
   env: Record<string, string>,
