@@ -155,7 +155,10 @@ describe.each(DATABASE_KINDS)('two installs on one Redis, no namespace prefixes 
   });
 
   it('refuses to start a worker whose DATA_DIR is another install’s than the queue namespace it is given, saying why', async () => {
-    const [a, b] = installs as [Install, Install];
+    // Two installs of its own, so the test runs alone too (`-t`).
+    const a = await startInstall(kind);
+    const b = await startInstall(kind);
+    installs.push(a, b);
     const refused = await workerRefusal({
       DATA_DIR: b.server.dataDir,
       FERRY_QUEUE_PREFIX: a.server.config.queuePrefix,

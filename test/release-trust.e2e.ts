@@ -191,15 +191,16 @@ describe.each(DATABASE_KINDS)('release keys pinned on a fleet (%s)', (kind) => {
   it('refuses a release that a server owner forged into the database', async () => {
     // What an attacker who owns the server can do: write a release row with its own manifest, signed
     // by the server's fleet key, and owner signatures made up.
-    const genuine = (await (await server.api(`/v1/fleets/${fleet.slug}/releases`)).json()) as Release[];
-    const base = genuine[0]!;
+    const base = await pushRelease(server, fleet, 'forgery base');
+    // Owner signatures that are real, by a key the fleet pinned at creation, but over another manifest.
+    const madeUp = [
+      { keyId: releaseKeyId(a.publicPem), signature: signRelease(base.manifest, a.privatePem).signature },
+    ];
     const forged = { ...base.manifest, releaseId: '00000000-0000-4000-8000-00000000f0f0', version: 99 };
     const db = server.app.get<Kysely<unknown>>(DATABASE);
     await sql`insert into releases (id, fleet_id, version, note, total_size, manifest, signature, created_at, owner_signatures)
       values (${forged.releaseId}, ${fleet.id}, 99, null, 1, ${JSON.stringify(forged)}, ${base.signature}, ${base.createdAt},
-      ${JSON.stringify([{ keyId: releaseKeyId(c.publicPem), signature: base.ownerSignatures![0]!.signature }])})`.execute(
-      db,
-    );
+      ${JSON.stringify(madeUp)})`.execute(db);
     const response = await rollout({ ...base, id: forged.releaseId });
     expect(response.status).toBe(409);
     expect(((await response.json()) as { message: string }).message).toMatch(/0 valid signature/);
@@ -215,7 +216,9 @@ describe.each(DATABASE_KINDS)('release keys pinned on a fleet (%s)', (kind) => {
   });
 
   it('keeps release versions growing per fleet', async () => {
-    const response = await server.api(`/v1/fleets/${fleet.slug}/releases?version=50`, {
+    await pushRelease(server, fleet, 'versions 1');
+    const latest = await pushRelease(server, fleet, 'versions 2');
+    const response = await server.api(`/v1/fleets/${fleet.slug}/releases?version=${latest.version - 1}`, {
       method: 'POST',
       body: 'x',
       headers: { 'content-type': 'application/x-tar' },
