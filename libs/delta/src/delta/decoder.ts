@@ -164,17 +164,6 @@ class BaseReader {
     if (length > this.windowSize / 4) return this.pread(target, targetOffset, position, length);
     this.view(position, length).copy(target, targetOffset);
   }
-
-  /** Adds base bytes into `target` byte by byte, modulo 256 (bsdiff's add). */
-  addInto(target: Buffer, targetOffset: number, position: number, length: number): void {
-    for (let done = 0; done < length;) {
-      const take = Math.min(this.windowSize, length - done);
-      const old = this.view(position + done, take);
-      const at = targetOffset + done;
-      for (let i = 0; i < take; i++) target[at + i] = (target[at + i]! + old[i]!) & 0xff;
-      done += take;
-    }
-  }
 }
 
 /** Refuses a delta that builds another layer than the one the caller asked for. */
@@ -331,12 +320,15 @@ async function* decode(
             if (addLength + extraLength === 0 && idle) throw corrupt('patch has consecutive empty controls');
             idle = addLength + extraLength === 0;
             for (let done = 0; done < addLength;) {
-              const chunk = diff.readChunk(Math.min(CHUNK - fill, addLength - done));
-              const step = chunk.copy(out, fill);
-              // bspatch semantics: old bytes outside the old range count as zero.
+              const step = Math.min(CHUNK - fill, addLength - done);
+              // The old bytes (bspatch semantics: zero outside the old range), then the diff added on.
               const from = Math.max(0, oldPos + done);
               const to = Math.min(oldLength, oldPos + done + step);
-              if (from < to) base.addInto(out, fill + from - (oldPos + done), oldOffset + from, to - from);
+              if (from < to) base.copyInto(out, fill + from - (oldPos + done), oldOffset + from, to - from);
+              if (from > oldPos + done) out.fill(0, fill, fill + Math.min(step, from - (oldPos + done)));
+              if (to < oldPos + done + step)
+                out.fill(0, fill + Math.max(0, to - (oldPos + done)), fill + step);
+              diff.addInto(out, fill, step);
               fill += step;
               done += step;
               if (fill === CHUNK) yield take();

@@ -157,13 +157,7 @@ export class RunLengthReader {
 
   /** Between 1 and `max` expanded bytes; valid until the next call. */
   readChunk(max: number): Buffer {
-    if (this.zeros === 0 && this.literals === 0) {
-      this.zeros = this.section.readVarint();
-      this.literals = this.section.readVarint();
-      // An empty record expands to nothing: a stream of them would spin without output.
-      if (this.zeros === 0 && this.literals === 0)
-        throw new DeltaCorruptError('delta diff section: empty run-length record');
-    }
+    if (this.zeros === 0 && this.literals === 0) this.nextRecord();
     if (this.zeros > 0) {
       const take = Math.min(max, this.zeros, ZEROS.length);
       this.zeros -= take;
@@ -172,6 +166,37 @@ export class RunLengthReader {
     const chunk = this.section.readChunk(Math.min(max, this.literals));
     this.literals -= chunk.length;
     return chunk;
+  }
+
+  /**
+   * Adds the next `length` expanded bytes onto `target` from `at`, modulo 256 (bsdiff's add): a zero
+   * run is skipped, only literal bytes are added. Most add bytes are zero runs (next-swc: 115 of
+   * 124 MB), so the decoder puts the old bytes in place by a native copy and this touches the rest.
+   */
+  addInto(target: Buffer, at: number, length: number): void {
+    while (length > 0) {
+      if (this.zeros === 0 && this.literals === 0) this.nextRecord();
+      if (this.zeros > 0) {
+        const skip = Math.min(length, this.zeros);
+        this.zeros -= skip;
+        at += skip;
+        length -= skip;
+        continue;
+      }
+      const chunk = this.section.readChunk(Math.min(length, this.literals));
+      for (let i = 0; i < chunk.length; i++) target[at + i] = (target[at + i]! + chunk[i]!) & 0xff;
+      this.literals -= chunk.length;
+      at += chunk.length;
+      length -= chunk.length;
+    }
+  }
+
+  private nextRecord(): void {
+    this.zeros = this.section.readVarint();
+    this.literals = this.section.readVarint();
+    // An empty record expands to nothing: a stream of them would spin without output.
+    if (this.zeros === 0 && this.literals === 0)
+      throw new DeltaCorruptError('delta diff section: empty run-length record');
   }
 
   /** Fails unless every record was used up. */
