@@ -431,9 +431,16 @@ export class Agent {
       const have = [...(await this.engine.layerDiffIds()).keys()];
       const raw = await this.api.target(have);
       const target = await this.refuseBadTarget(raw, () => this.verifyTarget(raw));
+      // The engine is read again only when something would be installed: the running release's
+      // images are in use and cannot go.
+      const { current, update } = this.journal.state;
+      const held = target.layers.filter((l) => l.download === null);
+      const installs =
+        target.release !== null && (target.release.id !== current?.releaseId || update !== null);
+      if (!installs || held.length === 0 || attempt === STALE_PLAN_ATTEMPTS) return { raw, target };
       const now = await this.engine.layerDiffIds();
-      const lost = target.layers.filter((l) => l.download === null && !now.has(l.diffId));
-      if (lost.length === 0 || attempt === STALE_PLAN_ATTEMPTS) return { raw, target };
+      const lost = held.filter((l) => !now.has(l.diffId));
+      if (lost.length === 0) return { raw, target };
       this.log.info('target planned against layers the engine no longer holds, asking again', {
         lost: lost.map((l) => l.diffId),
       });

@@ -322,12 +322,11 @@ async function* decode(
             for (let done = 0; done < addLength;) {
               const step = Math.min(CHUNK - fill, addLength - done);
               // The old bytes (bspatch semantics: zero outside the old range), then the diff added on.
-              const from = Math.max(0, oldPos + done);
-              const to = Math.min(oldLength, oldPos + done + step);
-              if (from < to) base.copyInto(out, fill + from - (oldPos + done), oldOffset + from, to - from);
-              if (from > oldPos + done) out.fill(0, fill, fill + Math.min(step, from - (oldPos + done)));
-              if (to < oldPos + done + step)
-                out.fill(0, fill + Math.max(0, to - (oldPos + done)), fill + step);
+              const start = oldPos + done;
+              const from = Math.max(0, start);
+              const to = Math.min(oldLength, start + step);
+              if (from > start || to < start + step) out.fill(0, fill, fill + step);
+              if (from < to) base.copyInto(out, fill + from - start, oldOffset + from, to - from);
               diff.addInto(out, fill, step);
               fill += step;
               done += step;

@@ -142,31 +142,16 @@ export class SectionReader {
   }
 }
 
-const ZEROS = Buffer.alloc(1 << 16);
-
 /**
  * The diff section is run-length coded: records of (zero count, literal count, literal bytes),
  * because bsdiff add bytes are mostly zero and brotli's best quality is slow on long zero runs.
- * This reader hands out the expanded bytes.
+ * This reader adds the expanded bytes onto the old ones.
  */
 export class RunLengthReader {
   private zeros = 0;
   private literals = 0;
 
   constructor(private readonly section: SectionReader) {}
-
-  /** Between 1 and `max` expanded bytes; valid until the next call. */
-  readChunk(max: number): Buffer {
-    if (this.zeros === 0 && this.literals === 0) this.nextRecord();
-    if (this.zeros > 0) {
-      const take = Math.min(max, this.zeros, ZEROS.length);
-      this.zeros -= take;
-      return ZEROS.subarray(0, take);
-    }
-    const chunk = this.section.readChunk(Math.min(max, this.literals));
-    this.literals -= chunk.length;
-    return chunk;
-  }
 
   /**
    * Adds the next `length` expanded bytes onto `target` from `at`, modulo 256 (bsdiff's add): a zero
