@@ -2,9 +2,17 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { brotliCompressSync, brotliDecompressSync, constants, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { DeltaError, applyDelta, encodeDelta, type DeltaHeader } from '@ferry/delta';
-import { reheader } from '../../libs/delta/src/delta/testing/craft';
+import { reheader, withTrailer } from '../../libs/delta/src/delta/testing/craft';
+import {
+  decodeHeaderBody,
+  decodePrefix,
+  encodeHeader,
+  PREFIX_SIZE,
+  sectionNames,
+} from '../../libs/delta/src/delta/format';
 import { fuzzRuns } from '../support/fuzz';
 import { gnuTarLayer } from '../support/hostile-archives';
 
@@ -27,14 +35,24 @@ describe('delta decoder under hostile input (property-based)', () => {
     const binary = readFileSync('/bin/busybox').subarray(0, 300_000);
     const changed = Buffer.from(binary);
     changed.write('a changed region', 5000);
+    // A gzip'd member (as npm packs: Node's zlib at level 9) that changes: the delta unpacks the
+    // old one (INFLATE) and deflates the new contents (DEFLATE), so the fuzzing reaches both.
+    const docs = Buffer.from(readFileSync('/bin/busybox').subarray(300_000, 400_000).toString('base64'));
+    const newDocs = Buffer.concat([
+      docs.subarray(0, 50_000),
+      Buffer.from('a new line\n'),
+      docs.subarray(50_000),
+    ]);
     const base = gnuTarLayer(join(work, 'base'), {
       'bin/tool': binary.toString('latin1'),
       'etc/conf': 'x=1\n',
+      'share/docs.tgz': gzipSync(docs, { level: 9 }),
     });
     target = gnuTarLayer(join(work, 'target'), {
       'bin/tool': changed.toString('latin1'),
       'etc/conf': 'x=2\n',
       'etc/new': 'hello\n'.repeat(100),
+      'share/docs.tgz': gzipSync(newDocs, { level: 9 }),
     });
     writeFileSync(join(work, 'base.tar'), base);
     writeFileSync(join(work, 'target.tar'), target);
@@ -64,7 +82,9 @@ describe('delta decoder under hostile input (property-based)', () => {
 
   it('rebuilds the target from the untouched delta', async () => {
     // The control of every property below: no DeltaError is acceptable here.
-    expect(delta[8]).toBe(2); // format version 2: the field streams below exist
+    expect(delta[8]).toBe(3); // format version 3: the field streams below exist, and INFLATE and DEFLATE
+    const kinds = sectionRaw(delta, 'ops');
+    expect(kinds.includes(5) && kinds.includes(6)).toBe(true);
     const out = join(work, 'control.tar');
     writeFileSync(join(work, 'control.delta'), delta);
     const result = await applyDelta({ bases, delta: join(work, 'control.delta'), out });
@@ -80,6 +100,7 @@ describe('delta decoder under hostile input (property-based)', () => {
       'targetSize',
       'baseSize',
       'opCount',
+      'produced',
       'opsRaw',
       'diffRaw',
       'literalRaw',
@@ -130,6 +151,7 @@ describe('delta decoder under hostile input (property-based)', () => {
         targetSize: header.targetSize,
         baseSize: header.bases[0]!.size,
         opCount: header.opCount,
+        produced: header.produced,
         opsRaw: header.ops.rawSize,
         diffRaw: header.diff.rawSize,
         literalRaw: header.literal.rawSize,
@@ -151,6 +173,7 @@ describe('delta decoder under hostile input (property-based)', () => {
       if (change.field === 'targetSize') header.targetSize = value;
       else if (change.field === 'baseSize') header.bases[0]!.size = value;
       else if (change.field === 'opCount') header.opCount = value;
+      else if (change.field === 'produced') header.produced = value;
       else if (change.field === 'opsRaw') header.ops.rawSize = value;
       else if (change.field === 'diffRaw') header.diff.rawSize = value;
       else if (change.field === 'literalRaw') header.literal.rawSize = value;
@@ -168,6 +191,25 @@ describe('delta decoder under hostile input (property-based)', () => {
               s.compressedSize = Math.max(0, s.compressedSize);
           });
           return attempt(lying, withExpected ? expected : undefined);
+        },
+      ),
+      { numRuns: fuzzRuns(1000) },
+    );
+  });
+
+  it('refuses operation streams changed behind a valid checksum (every field of INFLATE and DEFLATE too)', async () => {
+    const streams = ['ops', 'bases', 'offsets', 'lengths', 'adds', 'extras', 'seeks'] as const;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...streams),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        (name, flips) => {
+          const changed = rewriteSection(delta, name, (raw) => {
+            const copy = Buffer.from(raw);
+            for (const [at, value] of flips) if (copy.length > 0) copy[at % copy.length] = value;
+            return copy;
+          });
+          return attempt(changed);
         },
       ),
       { numRuns: fuzzRuns(1000) },
@@ -214,3 +256,40 @@ describe('delta decoder under hostile input (property-based)', () => {
     expect(readdirSync(work).sort()).toEqual(['base', 'base.tar', 'good.delta', 'target', 'target.tar']);
   });
 });
+
+/** The decompressed bytes of one section of a delta. */
+function sectionRaw(delta: Buffer, name: string): Buffer {
+  let found: Buffer | undefined;
+  rewriteSection(delta, name, (raw) => (found = raw));
+  return found!;
+}
+
+/**
+ * The delta with one section's raw bytes replaced by `edit`'s (recompressed, sizes and trailer
+ * fixed), so only the decoder's checks of the operations stand between the change and the disk.
+ */
+function rewriteSection(delta: Buffer, name: string, edit: (raw: Buffer) => Buffer): Buffer {
+  const { version, bodySize } = decodePrefix(delta.subarray(0, PREFIX_SIZE));
+  const header = decodeHeaderBody(delta.subarray(PREFIX_SIZE, PREFIX_SIZE + bodySize), version);
+  const parts: Buffer[] = [];
+  let at = PREFIX_SIZE + bodySize;
+  for (const section of sectionNames(version)) {
+    const info =
+      section === 'ops' || section === 'diff' || section === 'literal'
+        ? header[section]
+        : header.fields![section];
+    let bytes = delta.subarray(at, at + info.compressedSize);
+    at += info.compressedSize;
+    if (section === name) {
+      const raw = edit(info.compressedSize === 0 ? Buffer.alloc(0) : brotliDecompressSync(bytes));
+      bytes =
+        raw.length === 0
+          ? Buffer.alloc(0)
+          : brotliCompressSync(raw, { params: { [constants.BROTLI_PARAM_LGWIN]: 16 } });
+      info.compressedSize = bytes.length;
+      info.rawSize = raw.length;
+    }
+    parts.push(bytes);
+  }
+  return withTrailer(Buffer.concat([encodeHeader(header), ...parts]));
+}

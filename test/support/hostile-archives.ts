@@ -40,7 +40,7 @@ export function sha256(data: Buffer | string): string {
 }
 
 /** A layer tar made by GNU tar from the given files. */
-export function gnuTarLayer(dir: string, files: Record<string, string>): Buffer {
+export function gnuTarLayer(dir: string, files: Record<string, string | Buffer>): Buffer {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'root'), { recursive: true });
   for (const [name, body] of Object.entries(files)) {

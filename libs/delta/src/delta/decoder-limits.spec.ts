@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 
 import {
   applyDelta,
@@ -15,10 +16,12 @@ import {
   OpsBuilder,
   reheader,
   toVersion1,
+  toVersion2,
   type CraftedHeader,
   type CraftedSections,
   type HeaderLies,
 } from './testing/craft';
+import { packDeflateParams } from './deflate-stream';
 import { noise, prose, removeDir, scratchDir, sha256Hex, writeTar } from './testing/fixtures';
 
 const TiB = 2 ** 40;
@@ -71,13 +74,13 @@ const header = (targetSize: number, opCount: number) => ({
   opCount,
 });
 
-describe.each([1, 2])('decoder limits against tiny crafted deltas (format version %i)', (version) => {
+describe.each([1, 2, 3])('decoder limits against tiny crafted deltas (format version %i)', (version) => {
   const craft = (h: CraftedHeader, sections: CraftedSections, lies: HeaderLies = {}) =>
     craftDelta(h, sections, lies, version);
 
   it('refuses a few hundred bytes declaring a 1 TiB target when the caller expects another size, before writing', async () => {
     const delta = craft(header(TiB, 1), { ops: new OpsBuilder().zero(TiB).build() });
-    expect(delta.length).toBeLessThan(300);
+    expect(delta.length).toBeLessThan(320);
     const error = await refused(delta, { size: 4096 });
     expect(error).toBeInstanceOf(DeltaTargetMismatchError);
     expect(error.message).toContain(`${TiB} bytes`);
@@ -245,23 +248,136 @@ describe('format version 2 streams', () => {
     expect(error.message).toMatch(/ops section asks for a 2\^24-byte brotli window \(at most 2\^18\)/);
   });
 
-  it("still applies a version 1 delta: the encoder's delta rewritten in version 1 rebuilds the same layer", async () => {
-    const target = join(dir, 'target.tar');
-    await writeTar(target, [
-      { name: 'a.txt', data: Buffer.concat([prose(30_000, 2), prose(20_000, 5)]) },
-      { name: 'b.bin', data: noise(20_000, 3) },
-      { name: 'c.txt', data: prose(5_000, 9) },
+  it.each([1, 2])(
+    "still applies a version %i delta: the encoder's delta rewritten in that version rebuilds the same layer",
+    async (version) => {
+      const target = join(dir, 'target.tar');
+      await writeTar(target, [
+        { name: 'a.txt', data: Buffer.concat([prose(30_000, 2), prose(20_000, 5)]) },
+        { name: 'b.bin', data: noise(20_000, 3) },
+        { name: 'c.txt', data: prose(5_000, 9) },
+      ]);
+      const v3 = join(dir, 'v3.delta');
+      await encodeDelta({ bases: [base], target, out: v3 });
+      const bytes = await readFile(v3);
+      expect(bytes[8]).toBe(3);
+      const older = version === 1 ? toVersion1(bytes) : toVersion2(bytes);
+      expect(older[8]).toBe(version);
+      await writeFile(join(dir, 'older.delta'), older);
+      const out = join(dir, 'out', 'from-older.tar');
+      const result = await applyDelta({ bases: [base], delta: join(dir, 'older.delta'), out });
+      expect(result.digest).toBe(await sha256Hex(target));
+      expect(await sha256Hex(out)).toBe(await sha256Hex(target));
+    },
+  );
+});
+
+describe('format version 3: INFLATE and DEFLATE against crafted deltas', () => {
+  const raw = prose(100_000, 3);
+  const gz = gzipSync(raw, { level: 9 });
+  /** Node's zlib at level 9, which Ferry's deflate rebuilds with these settings. */
+  const level9 = packDeflateParams({ level: 9, memLevel: 8, windowBits: 15, strategy: 0, legacyHash: false });
+  const body = gz.subarray(10, gz.length - 8);
+  let gzBase: string;
+  let gzHeader: CraftedHeader;
+  let bodyAt: number;
+
+  beforeEach(async () => {
+    gzBase = join(dir, 'gz-base.tar');
+    await writeTar(gzBase, [
+      { name: 'note.txt', data: prose(3000, 1) },
+      { name: 'pkg.tgz', data: gz },
     ]);
-    const v2 = join(dir, 'v2.delta');
-    await encodeDelta({ bases: [base], target, out: v2 });
-    const bytes = await readFile(v2);
-    expect(bytes[8]).toBe(2);
-    const v1 = toVersion1(bytes);
-    expect(v1[8]).toBe(1);
-    await writeFile(join(dir, 'v1.delta'), v1);
-    const out = join(dir, 'out', 'from-v1.tar');
-    const result = await applyDelta({ bases: [base], delta: join(dir, 'v1.delta'), out });
-    expect(result.digest).toBe(await sha256Hex(target));
-    expect(await sha256Hex(out)).toBe(await sha256Hex(target));
+    const bytes = await readFile(gzBase);
+    bodyAt = bytes.indexOf(gz) + 10;
+    gzHeader = {
+      targetDigest: sha(body),
+      targetSize: body.length,
+      bases: [{ digest: sha(bytes), size: bytes.length }],
+      opCount: 0,
+      produced: raw.length,
+    };
+  });
+
+  const craft3 = (ops: OpsBuilder, h: Partial<CraftedHeader> = {}, lies: HeaderLies = {}) =>
+    craftDelta({ ...gzHeader, opCount: ops.count, ...h }, { ops: ops.build() }, lies, 3);
+  /** Applies against the gzip'd base; resolves to the error, after checking nothing was left behind. */
+  const refused3 = async (delta: Buffer): Promise<DeltaError> => {
+    const file = join(dir, 'crafted3.delta');
+    await writeFile(file, delta);
+    const error = await applyDelta({ bases: [gzBase], delta: file, out: join(dir, 'out', 'layer.tar') }).then(
+      () => {
+        throw new Error('the crafted delta was applied');
+      },
+      (e: unknown) => e as DeltaError,
+    );
+    expect(error).toBeInstanceOf(DeltaError);
+    expect(await readdir(join(dir, 'out'))).toEqual([]);
+    expect((await readdir(dir)).filter((name) => name.includes('inflated'))).toEqual([]);
+    return error;
+  };
+  const good = () => new OpsBuilder().inflate(0, bodyAt, body.length, raw.length);
+
+  it('rebuilds a deflate stream from the unpacked base member (control)', async () => {
+    const file = join(dir, 'good3.delta');
+    await writeFile(file, craft3(good().deflate(level9, raw.length, body.length).copy(1, 0, raw.length)));
+    const out = join(dir, 'out', 'layer.tar');
+    await applyDelta({ bases: [gzBase], delta: file, out });
+    expect((await readFile(out)).equals(body)).toBe(true);
+    expect((await readdir(dir)).filter((name) => name.includes('inflated'))).toEqual([]);
+  });
+
+  it('refuses INFLATE and DEFLATE in a version 2 delta', async () => {
+    for (const ops of [good(), new OpsBuilder().deflate(level9, 10, 10)]) {
+      const delta = craftDelta({ ...gzHeader, opCount: ops.count }, { ops: ops.build() }, {}, 2);
+      expect((await refused3(delta)).message).toMatch(/unknown kind [56]/);
+    }
+  });
+
+  it('refuses a DEFLATE block inside another, one left unfinished, and impossible settings', async () => {
+    const nested = good().deflate(level9, raw.length, body.length).deflate(level9, raw.length, body.length);
+    expect((await refused3(craft3(nested))).message).toMatch(/inside another/);
+    const unfinished = good()
+      .deflate(level9, raw.length, body.length)
+      .copy(1, 0, raw.length - 1);
+    expect((await refused3(craft3(unfinished, { produced: raw.length - 1 }))).message).toMatch(/unfinished/);
+    const settings = good().deflate(0xfff, raw.length, body.length).copy(1, 0, raw.length);
+    expect((await refused3(craft3(settings))).message).toMatch(/impossible deflate settings/);
+  });
+
+  it('refuses blocks whose output is not what they declare, or more input than deflate can shrink', async () => {
+    const more = good()
+      .deflate(level9, raw.length, body.length + 1)
+      .copy(1, 0, raw.length);
+    expect((await refused3(craft3(more, { targetSize: body.length + 1 }))).message).toMatch(/makes less/);
+    const less = good()
+      .deflate(level9, raw.length, body.length - 100)
+      .copy(1, 0, raw.length);
+    expect((await refused3(craft3(less, { targetSize: body.length - 100 }))).message).toMatch(/makes more/);
+    // A gigabyte of zeros deflates to about a megabyte, never to ten bytes.
+    const bomb = new OpsBuilder().deflate(level9, 2 ** 30, 10).zero(2 ** 30);
+    expect((await refused3(craft3(bomb, { targetSize: 10, produced: 2 ** 30 }))).message).toMatch(
+      /cannot deflate|deflate into/,
+    );
+  });
+
+  it('refuses INFLATE of bytes that are not deflate data, of the wrong size, outside its base or beyond its budget', async () => {
+    const cases: [OpsBuilder, RegExp, Partial<CraftedHeader>?][] = [
+      [new OpsBuilder().inflate(0, 0, 1024, 4096), /not deflate data/],
+      [new OpsBuilder().inflate(0, bodyAt, body.length, raw.length - 1), /unpacks more than its/],
+      [new OpsBuilder().inflate(0, bodyAt, body.length, raw.length + 1), /unpacks 100000 bytes, not/],
+      [new OpsBuilder().inflate(0, bodyAt, 10 ** 9, raw.length), /outside its base/],
+      [new OpsBuilder().inflate(1, 0, 10, 100), /missing base 1/],
+      [
+        new OpsBuilder().inflate(0, bodyAt, body.length, raw.length).insert(10),
+        /four times/,
+        { produced: 10 },
+      ],
+      [new OpsBuilder().copy(1, 0, 10), /missing base 1/],
+    ];
+    for (const [ops, message, h] of cases) {
+      const error = await refused3(craft3(ops.insert(1), { targetSize: 1000, produced: 200_000, ...h }));
+      expect(error.message).toMatch(message);
+    }
   });
 });

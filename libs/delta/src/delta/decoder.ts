@@ -1,20 +1,34 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readSync } from 'node:fs';
+import { createReadStream, readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createInflateRaw } from 'node:zlib';
 
 import { renameDurable } from '@ferry/storage/files';
+import { DeflateStream, unpackDeflateParams } from './deflate-stream';
 import { openDelta, type OpenedDelta } from './delta-file';
 import {
   DeltaBaseMismatchError,
   DeltaCorruptError,
+  DeltaError,
   DeltaInputError,
   DeltaNoSpaceError,
   DeltaTargetMismatchError,
 } from './errors';
-import { maxWindowBits, OpKind, sectionInfo, unzigzag, type DeltaHeader, type SectionName } from './format';
+import {
+  MAX_DEFLATE_RATIO,
+  MAX_INFLATED,
+  maxWindowBits,
+  OpKind,
+  opKindsOf,
+  sectionInfo,
+  unzigzag,
+  type DeltaHeader,
+  type SectionName,
+} from './format';
 import { OpFieldReader } from './op-fields';
 import { RunLengthReader, SectionReader } from './section-reader';
 
@@ -38,6 +52,12 @@ export interface DecodeDeltaOptions {
    * result is only checked against the delta's own header.
    */
   expected?: { digest?: string; size?: number };
+  /**
+   * Where a version 3 delta's INFLATE operations unpack a base member (one at a time, removed
+   * when done).
+   * @defaultValue the folder of `delta`
+   */
+  scratchDir?: string;
 }
 
 export interface ApplyDeltaOptions extends DecodeDeltaOptions {
@@ -189,6 +209,57 @@ async function freeSpace(dir: string): Promise<number | undefined> {
 }
 
 /**
+ * Unpacks the raw deflate stream at `[offset, offset + length)` of `source` into a new file in
+ * `dir`, which must come to exactly `rawSize` bytes (refused as soon as it passes them).
+ */
+async function inflateToFile(
+  source: string,
+  offset: number,
+  length: number,
+  rawSize: number,
+  dir: string,
+): Promise<string> {
+  const free = await freeSpace(dir);
+  if (free !== undefined && free < rawSize) {
+    throw new DeltaNoSpaceError(
+      `the delta unpacks a ${rawSize}-byte base member but ${dir} has ${free} bytes free`,
+      rawSize,
+      free,
+    );
+  }
+  const file = join(dir, `.ferry-inflated-${randomBytes(6).toString('hex')}`);
+  let size = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      size += chunk.length;
+      if (size > rawSize)
+        done(new DeltaCorruptError(`delta operation unpacks more than its ${rawSize} bytes`));
+      else done(null, chunk);
+    },
+  });
+  // Created before the pipeline starts, so a failure can never race the file's creation.
+  const out = await open(file, 'wx');
+  try {
+    await pipeline(
+      createReadStream(source, { start: offset, end: offset + length - 1 }),
+      createInflateRaw(),
+      count,
+      out.createWriteStream(),
+    );
+    if (size !== rawSize)
+      throw new DeltaCorruptError(`delta operation unpacks ${size} bytes, not the ${rawSize} it declares`);
+    return file;
+  } catch (err) {
+    await out.close().catch(() => undefined);
+    await unlink(file).catch(() => undefined);
+    if (err instanceof DeltaError) throw err;
+    throw new DeltaCorruptError(
+      `delta operation unpacks a base range that is not deflate data: ${(err as Error).message}`,
+    );
+  }
+}
+
+/**
  * Rebuilds the target layer as a sequence of chunks, checking every operation against the
  * base sizes and the declared target size, and the final sha256 against the target digest
  * (the generator throws instead of finishing when it differs). Memory is bounded by a
@@ -199,11 +270,37 @@ export function decodeDelta(options: DecodeDeltaOptions): AsyncGenerator<Buffer,
   return decode(options, false);
 }
 
+/** `decodeChunks` without the empty chunks a DEFLATE block may hand out while it fills. */
+async function* decode(
+  options: DecodeDeltaOptions,
+  reuse: boolean,
+): AsyncGenerator<Buffer, ApplyDeltaResult> {
+  const chunks = decodeChunks(options, reuse);
+  try {
+    let step = await chunks.next();
+    while (!step.done) {
+      if (step.value.length > 0) yield step.value;
+      step = await chunks.next();
+    }
+    return step.value;
+  } finally {
+    await chunks.return(undefined as never);
+  }
+}
+
+/** An open DEFLATE block: what its operations still write, and the output it still owes. */
+interface DeflateBlock {
+  stream: DeflateStream;
+  rawLeft: number;
+  outLeft: number;
+  output: Buffer[];
+}
+
 /**
  * `reuse`: hand out the same output buffer every time, for a consumer that is done with a
  * chunk before asking for the next (the file API); it keeps garbage, and so RSS, low.
  */
-async function* decode(
+async function* decodeChunks(
   options: DecodeDeltaOptions,
   reuse: boolean,
 ): AsyncGenerator<Buffer, ApplyDeltaResult> {
@@ -230,31 +327,95 @@ async function* decode(
   const hash = createHash('sha256');
   let written = 0;
   let claimed = 0;
+  let produced = 0;
   let out = Buffer.allocUnsafe(CHUNK);
   let fill = 0;
   const corrupt = (what: string) => new DeltaCorruptError(`delta operation ${what}`);
+  const kinds = new Set<number>(opKindsOf(header.version));
+  const scratchDir = options.scratchDir ?? dirname(options.delta);
+  /** The base member unpacked by the last INFLATE: base `handles.length`. */
+  let inflated: { file: string; fh: FileHandle } | undefined;
+  let inflatedBytes = 0;
+  let inflates = 0;
+  let block: DeflateBlock | undefined;
 
-  /** Hands out the filled part of the output buffer and starts a fresh one. */
-  const take = (): Buffer => {
-    const chunk = out.subarray(0, fill);
+  /** Output on its way to the caller: hashed and counted. */
+  const emit = (chunk: Buffer): Buffer => {
     hash.update(chunk);
-    written += fill;
-    if (!reuse) out = Buffer.allocUnsafe(CHUNK);
-    fill = 0;
+    written += chunk.length;
     options.onProgress?.(written, header.targetSize);
     return chunk;
+  };
+  /**
+   * Hands out the filled part of the output buffer and starts a fresh one; inside a DEFLATE
+   * block the bytes go into the deflate stream and what it has made so far comes out.
+   */
+  const take = (): Buffer => {
+    if (block) {
+      block.stream.write(out.subarray(0, fill));
+      fill = 0;
+      const made = Buffer.concat(block.output);
+      block.output = [];
+      return emit(made);
+    }
+    const chunk = out.subarray(0, fill);
+    if (!reuse) out = Buffer.allocUnsafe(CHUNK);
+    fill = 0;
+    return emit(chunk);
+  };
+  /** Target bytes an operation writes (a DEFLATE block: what it comes to). */
+  const claimTarget = (length: number): void => {
+    if (length > header.targetSize - claimed) throw corrupt('writes past the end of the target');
+    claimed += length;
   };
   const claim = (length: number): void => {
     // Every operation writes something: zero-length ones would cost time and buy nothing.
     if (length === 0) throw corrupt('has length zero');
-    if (length > header.targetSize - claimed) throw corrupt('writes past the end of the target');
-    claimed += length;
+    if (block) {
+      if (length > block.rawLeft) throw corrupt('writes past the end of its deflate block');
+      block.rawLeft -= length;
+    } else claimTarget(length);
+    produced += length;
+    if (produced > header.produced) throw corrupt('writes more than the header declares');
   };
   const baseAt = (ops: OpFieldReader): BaseReader => {
     const index = ops.base();
     const base = bases[index];
     if (!base) throw corrupt(`refers to missing base ${index}`);
     return base;
+  };
+  /** INFLATE: base member bytes unpacked to a scratch file that becomes base `handles.length`. */
+  const inflate = async (ops: OpFieldReader): Promise<void> => {
+    const index = ops.base();
+    const base = index < handles.length ? bases[index] : undefined;
+    if (!base) throw corrupt(`unpacks missing base ${index}`);
+    const offset = base.cursor + unzigzag(ops.offset());
+    const length = ops.length();
+    const rawSize = ops.length();
+    if (offset < 0 || length === 0 || offset + length > base.size) throw corrupt('unpacks outside its base');
+    if (rawSize === 0 || rawSize > MAX_DEFLATE_RATIO * length)
+      throw corrupt(`cannot unpack to ${rawSize} bytes`);
+    if (++inflates > MAX_INFLATED) throw corrupt(`unpacks more than ${MAX_INFLATED} base members`);
+    // Unpacking is work no target byte pays for: bounded by what the operations produce.
+    inflatedBytes += rawSize;
+    if (inflatedBytes > 4 * header.produced)
+      throw corrupt('unpacks more than four times what the delta produces');
+    await dropInflated();
+    const file = await inflateToFile(options.bases[index]!, offset, length, rawSize, scratchDir);
+    const fh = await open(file, 'r').catch(async (err: Error) => {
+      await unlink(file).catch(() => undefined);
+      throw err;
+    });
+    inflated = { file, fh };
+    bases[handles.length] = new BaseReader(fh, rawSize, windowSize);
+  };
+  const dropInflated = async (): Promise<void> => {
+    if (!inflated) return;
+    const { file, fh } = inflated;
+    inflated = undefined;
+    bases.length = handles.length;
+    await fh.close().catch(() => undefined);
+    await unlink(file).catch(() => undefined);
   };
 
   try {
@@ -265,6 +426,7 @@ async function* decode(
     const literal = section('literal');
     for (let n = 0; n < header.opCount; n++) {
       const kind = ops.kind() as OpKind;
+      if (!kinds.has(kind)) throw corrupt(`has unknown kind ${String(kind)}`);
       switch (kind) {
         case OpKind.Copy: {
           const base = baseAt(ops);
@@ -346,15 +508,51 @@ async function* decode(
           base.cursor = oldOffset + Math.min(Math.max(oldPos, 0), oldLength);
           break;
         }
-        default:
-          throw corrupt(`has unknown kind ${String(kind)}`);
+        case OpKind.Inflate:
+          await inflate(ops);
+          break;
+        case OpKind.Deflate: {
+          if (block) throw corrupt('opens a deflate block inside another');
+          const params = unpackDeflateParams(ops.length());
+          const rawLength = ops.length();
+          const outLength = ops.length();
+          if (rawLength === 0 || outLength === 0) throw corrupt('has length zero');
+          if (rawLength > MAX_DEFLATE_RATIO * outLength)
+            throw corrupt(`cannot deflate ${rawLength} bytes to ${outLength}`);
+          claimTarget(outLength);
+          if (fill > 0) yield take();
+          const opened: DeflateBlock = {
+            rawLeft: rawLength,
+            outLeft: outLength,
+            output: [],
+            stream: new DeflateStream(params, (made) => {
+              opened.outLeft -= made.length;
+              if (opened.outLeft < 0) throw corrupt('deflate block makes more than it declares');
+              opened.output.push(Buffer.from(made));
+            }),
+          };
+          block = opened;
+          break;
+        }
+      }
+      if (block && block.rawLeft === 0) {
+        const done = block;
+        done.stream.write(out.subarray(0, fill));
+        fill = 0;
+        done.stream.end();
+        if (done.outLeft !== 0) throw corrupt('deflate block makes less than it declares');
+        block = undefined;
+        yield emit(Buffer.concat(done.output));
       }
     }
+    if (block) throw corrupt('leaves a deflate block unfinished');
     if (fill > 0) yield take();
     ops.expectEnd();
     diff.expectEnd();
     literal.expectEnd();
     const digest = hash.digest('hex');
+    if (header.version >= 3 && produced !== header.produced)
+      throw corrupt(`writes ${produced} bytes, not the ${header.produced} the header declares`);
     if (written !== header.targetSize || digest !== header.targetDigest) {
       throw new DeltaTargetMismatchError(
         `rebuilt layer is sha256:${digest} (${written} bytes), expected sha256:${header.targetDigest} (${header.targetSize} bytes)`,
@@ -365,6 +563,7 @@ async function* decode(
     return { digest, size: written };
   } finally {
     for (const reader of readers) reader.close();
+    await dropInflated();
     await Promise.allSettled(handles.map((b) => b.fh.close()));
   }
 }

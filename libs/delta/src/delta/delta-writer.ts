@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { constants, createBrotliCompress } from 'node:zlib';
 
 import { renameDurable } from '@ferry/storage/files';
+import { packDeflateParams, type DeflateParams } from './deflate-stream';
 import {
   DELTA_VERSION,
   encodeHeader,
@@ -21,8 +22,14 @@ import {
   type SectionName,
 } from './format';
 
-/** Count and target bytes of each operation kind. */
-export type OpStats = Record<'copy' | 'insert' | 'patch' | 'zero', { count: number; bytes: number }>;
+/**
+ * Count and bytes of each operation kind: bytes written (inside DEFLATE blocks, bytes fed to
+ * deflate); for DEFLATE, the target bytes its blocks come to; for INFLATE, the bytes unpacked.
+ */
+export type OpStats = Record<
+  'copy' | 'insert' | 'patch' | 'zero' | 'inflate' | 'deflate',
+  { count: number; bytes: number }
+>;
 
 export function emptyOpStats(): OpStats {
   return {
@@ -30,7 +37,14 @@ export function emptyOpStats(): OpStats {
     insert: { count: 0, bytes: 0 },
     patch: { count: 0, bytes: 0 },
     zero: { count: 0, bytes: 0 },
+    inflate: { count: 0, bytes: 0 },
+    deflate: { count: 0, bytes: 0 },
   };
+}
+
+/** Bytes all operations write: the header's `produced` (version 3). */
+export function producedBytes(stats: OpStats): number {
+  return stats.copy.bytes + stats.insert.bytes + stats.patch.bytes + stats.zero.bytes;
 }
 
 export interface CompressionOptions {
@@ -271,6 +285,39 @@ export class DeltaWriter {
   }
 
   /**
+   * Unpacks the deflate stream at base bytes `[offset, offset + length)` (`rawSize` bytes) as
+   * base `as`, the index after the real bases, replacing the member unpacked before.
+   */
+  async inflate(base: number, offset: number, length: number, rawSize: number, as: number): Promise<void> {
+    await this.flushPending();
+    this.op(OpKind.Inflate);
+    this.field('bases', base);
+    this.field('offsets', zigzag(offset - (this.cursors[base] ?? 0)));
+    this.field('lengths', length);
+    this.field('lengths', rawSize);
+    this.cursors[as] = 0;
+    this.count('inflate', rawSize);
+  }
+
+  /**
+   * The operations up to `endDeflate` write `rawLength` bytes into a deflate stream with
+   * `params`, whose `outLength` bytes are what the target gets.
+   */
+  async deflate(params: DeflateParams, rawLength: number, outLength: number): Promise<void> {
+    await this.flushPending();
+    this.op(OpKind.Deflate);
+    this.field('lengths', packDeflateParams(params));
+    this.field('lengths', rawLength);
+    this.field('lengths', outLength);
+    this.count('deflate', outLength);
+  }
+
+  /** Ends a DEFLATE block: no merging of operations across its end. */
+  async endDeflate(): Promise<void> {
+    await this.flushPending();
+  }
+
+  /**
    * A bsdiff patch of base bytes `[oldOffset, oldOffset + oldLength)`: `controls` are flat
    * (add, extra, seek) triples; `diff` holds the add bytes, `extra` the inserted ones.
    * Long runs of zero diff bytes are unchanged old bytes: they become COPY operations, which
@@ -377,7 +424,7 @@ export class DeltaWriter {
    */
   async finish(
     out: string,
-    header: Omit<DeltaHeader, 'opCount' | 'ops' | 'diff' | 'literal' | 'version' | 'fields'>,
+    header: Omit<DeltaHeader, 'opCount' | 'produced' | 'ops' | 'diff' | 'literal' | 'version' | 'fields'>,
     compression: CompressionOptions = {},
     verify?: (file: string) => Promise<void>,
   ): Promise<{ header: DeltaHeader; size: number }> {
@@ -404,6 +451,7 @@ export class DeltaWriter {
       ...header,
       version: DELTA_VERSION,
       opCount: this.opCount,
+      produced: producedBytes(this.stats),
       ops,
       diff,
       literal,

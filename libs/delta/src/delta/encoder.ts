@@ -9,6 +9,7 @@ import { DeltaWriter, type CompressionOptions, type OpStats } from './delta-writ
 import { DeltaInputError } from './errors';
 import { MAX_BASES, type DeltaHeader } from './format';
 import { GlobalIndex } from './global-index';
+import { InflatedBases } from './inflated-bases';
 import { MemberPlanner, type EncodingChoice } from './member-planner';
 import { PieceEmitter } from './piece-emitter';
 import type { Piece } from './pieces';
@@ -194,7 +195,8 @@ async function planAndEmit(
  * member (`indexInputs`); plan each target member's header and data as the cheapest of a copy
  * of identical base bytes (found by content hash, so renames and moves between layers cost
  * nothing), a bsdiff patch or LZ matches against the most similar base file or against every
- * base at once, or new bytes (`MemberPlanner`); emit the plans as operations in target order
+ * base at once, new bytes, or — for a gzip file Ferry's deflate rebuilds byte for byte — any of
+ * these on its contents against the similar gzip file's contents (`MemberPlanner`); emit the plans as operations in target order
  * (`PieceEmitter`); then compress all new and patch bytes in one strong brotli pass per section
  * and decode the result once to verify it (`DeltaWriter.finish`).
  */
@@ -235,7 +237,15 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
       baseHandles,
       options.globalIndexBudget ?? (budget !== undefined ? budget * 0.4 : 384 * MiB),
     );
-    const planner = new MemberPlanner(catalog, targetHandle, baseHandles, pool, limits, global);
+    const planner = new MemberPlanner(
+      catalog,
+      targetHandle,
+      baseHandles,
+      pool,
+      limits,
+      global,
+      new InflatedBases(baseHandles, scratch, limits.matcherMax),
+    );
     const emitter = new PieceEmitter(
       w,
       targetHandle,

@@ -3,9 +3,9 @@ import { DeltaCorruptError, DeltaFormatError, DeltaUnsupportedVersionError } fro
 /** The eight bytes every Ferry delta starts with. */
 export const DELTA_MAGIC = Buffer.from('FERRYDLT', 'latin1');
 /** The format version this code writes; it reads this one and every earlier one. */
-export const DELTA_VERSION = 2;
+export const DELTA_VERSION = 3;
 /** Versions the decoder reads. */
-export const READABLE_VERSIONS: readonly number[] = [1, 2];
+export const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
 /** Magic (8) + version (1) + flags (1) + reserved (2) + header length (4). */
 export const PREFIX_SIZE = 16;
 /** sha256 of every byte before it. */
@@ -13,6 +13,13 @@ export const TRAILER_SIZE = 32;
 /** No real header comes near this; it keeps a corrupt length from allocating gigabytes. */
 export const MAX_HEADER_SIZE = 1 << 20;
 export const MAX_BASES = 255;
+/** Most INFLATE operations (base members unpacked to scratch files) one delta may hold. */
+export const MAX_INFLATED = 4096;
+/**
+ * Deflate cannot shrink data by more than this (a 258-byte match in one bit, plus block
+ * overhead), so a DEFLATE block declaring more input than this many times its output lies.
+ */
+export const MAX_DEFLATE_RATIO = 1032;
 
 /** Operation kinds in the ops section; the values are part of the format. */
 export enum OpKind {
@@ -20,6 +27,10 @@ export enum OpKind {
   Insert = 2,
   Patch = 3,
   Zero = 4,
+  /** Version 3: unpacks a gzip'd base member to a scratch file, usable as one more base. */
+  Inflate = 5,
+  /** Version 3: the operations after it write into a deflate stream, whose output is target bytes. */
+  Deflate = 6,
 }
 
 export const OP_KIND_NAMES: Record<OpKind, string> = {
@@ -27,7 +38,15 @@ export const OP_KIND_NAMES: Record<OpKind, string> = {
   [OpKind.Insert]: 'insert',
   [OpKind.Patch]: 'patch',
   [OpKind.Zero]: 'zero',
+  [OpKind.Inflate]: 'inflate',
+  [OpKind.Deflate]: 'deflate',
 };
+
+/** Kinds each version may use. */
+export function opKindsOf(version: number): OpKind[] {
+  const kinds = [OpKind.Copy, OpKind.Insert, OpKind.Patch, OpKind.Zero];
+  return version >= 3 ? [...kinds, OpKind.Inflate, OpKind.Deflate] : kinds;
+}
 
 export interface SectionInfo {
   /** Bytes of the brotli stream in the file. */
@@ -50,6 +69,11 @@ export interface DeltaHeader {
   targetSize: number;
   bases: { digest: string; size: number }[];
   opCount: number;
+  /**
+   * Version 3: bytes all operations write together: target bytes outside DEFLATE blocks plus
+   * the bytes fed to deflate inside them. Earlier versions: the target size.
+   */
+  produced: number;
   ops: SectionInfo;
   diff: SectionInfo;
   literal: SectionInfo;
@@ -85,7 +109,7 @@ export function maxWindowBits(name: SectionName, version: number): number {
 
 /** Header body size for a delta with `baseCount` bases. */
 export function headerBodySize(baseCount: number, version = DELTA_VERSION): number {
-  return 32 + 8 + 2 + baseCount * 40 + 8 + sectionNames(version).length * 16;
+  return 32 + 8 + 2 + baseCount * 40 + 8 + (version >= 3 ? 8 : 0) + sectionNames(version).length * 16;
 }
 
 function writeU64(buf: Buffer, value: number, offset: number): number {
@@ -116,6 +140,7 @@ export function encodeHeader(header: DeltaHeader): Buffer {
     o = writeU64(buf, base.size, o);
   }
   o = writeU64(buf, header.opCount, o);
+  if (header.version >= 3) o = writeU64(buf, header.produced, o);
   for (const name of sectionNames(header.version)) {
     const section = sectionInfo(header, name);
     o = writeU64(buf, section.compressedSize, o);
@@ -162,6 +187,11 @@ export function decodeHeaderBody(body: Buffer, version: number): DeltaHeader {
   }
   const opCount = readU64(body, o, 'operation count');
   o += 8;
+  let produced = targetSize;
+  if (version >= 3) {
+    produced = readU64(body, o, 'produced size');
+    o += 8;
+  }
   const sections: SectionInfo[] = [];
   for (const name of sectionNames(version)) {
     sections.push({
@@ -171,7 +201,17 @@ export function decodeHeaderBody(body: Buffer, version: number): DeltaHeader {
     o += 16;
   }
   const [ops, diff, literal, ...rest] = sections as [SectionInfo, SectionInfo, SectionInfo, ...SectionInfo[]];
-  const header: DeltaHeader = { version, targetDigest, targetSize, bases, opCount, ops, diff, literal };
+  const header: DeltaHeader = {
+    version,
+    targetDigest,
+    targetSize,
+    bases,
+    opCount,
+    produced,
+    ops,
+    diff,
+    literal,
+  };
   if (version >= 2)
     header.fields = Object.fromEntries(FIELD_NAMES.map((name, i) => [name, rest[i]!])) as Record<
       FieldName,
@@ -183,27 +223,35 @@ export function decodeHeaderBody(body: Buffer, version: number): DeltaHeader {
 
 /**
  * Sizes a header can declare only if it lies, refused before any section is read, so a few
- * hundred crafted bytes cannot buy unbounded work: every operation writes at least one target
- * byte (zero-length operations are refused), so there are at most as many operations as target
- * bytes and each takes at least two bytes of the ops section; literal bytes are target bytes;
- * a diff record (zero count, byte count, bytes) expands to at least a third of its length.
+ * hundred crafted bytes cannot buy unbounded work: every operation but an INFLATE writes at
+ * least one byte (zero-length operations are refused), so there are at most as many operations
+ * as bytes produced (the target size before version 3) plus the INFLATE cap, and each takes at
+ * least two bytes of the ops section; literal bytes are produced bytes; a diff record (zero
+ * count, byte count, bytes) expands to at least a third of its length; and deflate turns at
+ * most MAX_DEFLATE_RATIO produced bytes into one target byte.
  */
 export function checkDeclaredSizes(header: DeltaHeader): void {
   const lie = (what: string) => new DeltaCorruptError(`delta header: ${what}`);
-  if (header.opCount > header.targetSize)
+  const produced = header.produced;
+  if (header.version < 3 && produced !== header.targetSize)
+    throw lie(`version ${header.version} produces exactly its target`);
+  if (produced > MAX_DEFLATE_RATIO * header.targetSize + MAX_DEFLATE_RATIO)
+    throw lie(`${produced} bytes produced cannot deflate into a ${header.targetSize}-byte target`);
+  const maxOps = produced + (header.version >= 3 ? MAX_INFLATED : 0);
+  if (header.opCount > maxOps)
     throw lie(`${header.opCount} operations cannot build a ${header.targetSize}-byte target`);
   if (!header.fields && header.opCount * 2 > header.ops.rawSize)
     throw lie(`${header.opCount} operations do not fit in ${header.ops.rawSize} bytes`);
   if (header.fields && header.opCount !== header.ops.rawSize)
     throw lie(`${header.opCount} operations need ${header.opCount} kind bytes, not ${header.ops.rawSize}`);
-  if (header.literal.rawSize > header.targetSize)
-    throw lie(`${header.literal.rawSize} literal bytes exceed the ${header.targetSize}-byte target`);
-  if (header.diff.rawSize > 3 * header.targetSize)
-    throw lie(`${header.diff.rawSize} diff bytes exceed what a ${header.targetSize}-byte target can use`);
+  if (header.literal.rawSize > produced)
+    throw lie(`${header.literal.rawSize} literal bytes exceed the ${produced} bytes produced`);
+  if (header.diff.rawSize > 3 * produced)
+    throw lie(`${header.diff.rawSize} diff bytes exceed what ${produced} bytes produced can use`);
   if (header.fields) {
     // At most 8 bytes a varint; an operation has at most 1 base, 2 offsets and 3 lengths, and
-    // every control but one in a row of empty ones writes a target byte.
-    const controls = 2 * header.targetSize + header.opCount;
+    // every control but one in a row of empty ones writes a produced byte.
+    const controls = 2 * produced + header.opCount;
     const most: Record<FieldName, number> = {
       bases: 8 * header.opCount,
       offsets: 16 * header.opCount,

@@ -72,6 +72,17 @@ export async function readDeltaInfo(file: string): Promise<DeltaInfo> {
           patchControls += controls;
           break;
         }
+        case OpKind.Inflate:
+          ops.base();
+          ops.offset();
+          ops.length();
+          bytes = ops.length();
+          break;
+        case OpKind.Deflate:
+          ops.length();
+          ops.length();
+          bytes = ops.length();
+          break;
         default:
           throw new DeltaCorruptError(`delta operation has unknown kind ${String(kind)}`);
       }

@@ -4,14 +4,17 @@ import type { BsdiffPool } from './bsdiff-pool';
 import type { BaseCatalog, BaseMember } from './candidates';
 import type { GlobalIndex } from './global-index';
 import { pruneShortCovers } from './cover-pruner';
+import { findDeflateParams, readGzipMember } from './gzip-member';
+import type { InflatedBases } from './inflated-bases';
 import { estimate, matchPieces, readRange, tryParseBsdiff40, type Piece } from './pieces';
 import type { TarEntry } from './tar-index';
 
 /** How target members' data ended up encoded. */
-export type EncodingChoice = 'copy' | 'zero' | 'bsdiff' | 'match' | 'global' | 'literal' | 'windowed';
+export type EncodingChoice =
+  'copy' | 'zero' | 'bsdiff' | 'match' | 'global' | 'literal' | 'windowed' | 'recompressed';
 
 export function emptyChoices(): Record<EncodingChoice, number> {
-  return { copy: 0, zero: 0, bsdiff: 0, match: 0, global: 0, literal: 0, windowed: 0 };
+  return { copy: 0, zero: 0, bsdiff: 0, match: 0, global: 0, literal: 0, windowed: 0, recompressed: 0 };
 }
 
 export interface PlannerLimits {
@@ -36,6 +39,7 @@ export class MemberPlanner {
     private readonly pool: BsdiffPool,
     private readonly limits: PlannerLimits,
     private readonly global: GlobalIndex | undefined,
+    private readonly inflated?: InflatedBases,
   ) {}
 
   /** Header and data of `entry`, in target order. */
@@ -97,9 +101,41 @@ export class MemberPlanner {
       return [{ kind: 'windowed', entry, member }, paddingPiece];
     }
     const data = await readRange(this.target, entry.dataOffset, entry.size);
-    const best = await this.cheapest(data, member);
+    let best = await this.cheapest(data, member);
+    const recompressed = await this.recompressed(data, member);
+    if (recompressed && estimate(recompressed) < estimate(best.pieces))
+      best = { choice: 'recompressed', pieces: recompressed };
     this.choices[best.choice]++;
     return [...best.pieces, paddingPiece];
+  }
+
+  /**
+   * A gzip file Ferry's deflate rebuilds byte for byte: its header and trailer as new bytes and
+   * its contents encoded like any file (against the similar base file's contents when that is
+   * gzip'd too, else against every base or as new bytes), inside a DEFLATE block.
+   */
+  private async recompressed(data: Buffer, member: BaseMember | undefined): Promise<Piece[] | undefined> {
+    if (!this.inflated || data.length < 64 || data[0] !== 0x1f || data[1] !== 0x8b) return undefined;
+    const gz = readGzipMember(data, this.limits.matcherMax);
+    const params = gz && findDeflateParams(gz.raw, gz.body, data[8]!);
+    if (!gz || !params) return undefined;
+    const old =
+      member && member.entry.size <= this.limits.matcherMax
+        ? await this.inflated.of(member, () => this.read(member), gz.raw.length)
+        : undefined;
+    const inner = await this.cheapest(gz.raw, old?.member);
+    return [
+      { kind: 'insert', data: data.subarray(0, gz.headerLength) },
+      {
+        kind: 'deflate',
+        params,
+        rawLength: gz.raw.length,
+        outLength: gz.body.length,
+        inflate: old?.inflate,
+        pieces: inner.pieces,
+      },
+      { kind: 'insert', data: data.subarray(data.length - 8) },
+    ];
   }
 
   /**

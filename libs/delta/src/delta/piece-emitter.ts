@@ -19,6 +19,11 @@ export const WINDOW = 8 * MiB;
  * (adjacent releases of a large binary keep their layout, shifted a little).
  */
 export class PieceEmitter {
+  /** Base handles the encoder opened itself; the decoder's one inflated base comes after them. */
+  private readonly realBases: number;
+  /** The encoder's handle of the base member last unpacked by an INFLATE operation. */
+  private liveInflated: number | undefined;
+
   constructor(
     private readonly writer: DeltaWriter,
     private readonly target: FileHandle,
@@ -27,14 +32,23 @@ export class PieceEmitter {
     private readonly window = WINDOW,
     /** Largest old range handed to bsdiff (the encoder's bsdiff cap). */
     private readonly bsdiffMax = 2 * WINDOW,
-  ) {}
+  ) {
+    this.realBases = bases.length;
+  }
+
+  /** The delta's index of a base the encoder reads as `handle`. */
+  private id(handle: number): number {
+    if (handle < this.realBases) return handle;
+    if (handle !== this.liveInflated) throw new Error(`base ${handle} used outside its DEFLATE block`);
+    return this.realBases;
+  }
 
   async emit(pieces: Piece[]): Promise<void> {
     const w = this.writer;
     for (const piece of pieces) {
       switch (piece.kind) {
         case 'copy':
-          await w.copy(piece.base, piece.offset, piece.length);
+          await w.copy(this.id(piece.base), piece.offset, piece.length);
           break;
         case 'insert':
           await w.insert(piece.data);
@@ -43,11 +57,30 @@ export class PieceEmitter {
           await w.zero(piece.length);
           break;
         case 'patch':
-          await w.patch(piece.base, piece.offset, piece.length, piece.controls, piece.diff, piece.extra);
+          await w.patch(
+            this.id(piece.base),
+            piece.offset,
+            piece.length,
+            piece.controls,
+            piece.diff,
+            piece.extra,
+          );
           break;
         case 'windowed':
           await this.windowed(piece.entry, piece.member);
           break;
+        case 'deflate': {
+          const inflate = piece.inflate;
+          // The decoder holds one unpacked member at a time, as the base after the real ones.
+          if (inflate && inflate.handle !== this.liveInflated) {
+            await w.inflate(inflate.base, inflate.offset, inflate.length, inflate.rawSize, this.realBases);
+            this.liveInflated = inflate.handle;
+          }
+          await w.deflate(piece.params, piece.rawLength, piece.outLength);
+          await this.emit(piece.pieces);
+          await w.endDeflate();
+          break;
+        }
       }
     }
   }

@@ -4,6 +4,7 @@ import { brotliCompressSync, constants } from 'node:zlib';
 import { matchBlocks } from './block-matcher';
 import { parseBsdiff40, type Bsdiff40Patch } from './bsdiff40';
 import type { BaseMember } from './candidates';
+import type { DeflateParams } from './deflate-stream';
 import { DeltaInputError } from './errors';
 import { isZero, type TarEntry } from './tar-index';
 
@@ -21,7 +22,27 @@ export type Piece =
       diff: Buffer;
       extra: Buffer;
     }
-  | { kind: 'windowed'; entry: TarEntry; member: BaseMember | undefined };
+  | { kind: 'windowed'; entry: TarEntry; member: BaseMember | undefined }
+  | {
+      kind: 'deflate';
+      params: DeflateParams;
+      /** Bytes the inner pieces write, which deflate turns into `outLength` target bytes. */
+      rawLength: number;
+      outLength: number;
+      /** The gzip'd base member the inner pieces refer to, unpacked first. */
+      inflate: InflatedMember | undefined;
+      pieces: Piece[];
+    };
+
+/** A gzip'd base member unpacked to a scratch file the encoder reads as base `handle`. */
+export interface InflatedMember {
+  handle: number;
+  /** Where its deflate stream sits in the real base. */
+  base: number;
+  offset: number;
+  length: number;
+  rawSize: number;
+}
 
 export async function readRange(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length);
@@ -59,8 +80,9 @@ export function estimate(pieces: Piece[]): number {
   const literal: Buffer[] = [];
   const diff: Buffer[] = [];
   let opBytes = 0;
-  for (const piece of pieces) {
-    opBytes += 3;
+  const flat = pieces.flatMap((piece) => (piece.kind === 'deflate' ? [piece, ...piece.pieces] : [piece]));
+  for (const piece of flat) {
+    opBytes += piece.kind === 'deflate' ? 8 + (piece.inflate ? 6 : 0) : 3;
     if (piece.kind === 'insert') literal.push(piece.data);
     if (piece.kind === 'patch') {
       literal.push(piece.extra);

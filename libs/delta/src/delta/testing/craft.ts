@@ -30,11 +30,13 @@ export interface CraftedHeader {
   targetSize: number;
   bases: { digest: string; size: number }[];
   opCount: number;
+  /** Version 3: bytes the operations write; the target size unless given. */
+  produced?: number;
 }
 
 /** Header fields to write instead of the true ones (to test headers that lie). */
 export type HeaderLies = Partial<
-  Pick<DeltaHeader, 'targetSize' | 'opCount'> & {
+  Pick<DeltaHeader, 'targetSize' | 'opCount' | 'produced'> & {
     opsRaw: number;
     diffRaw: number;
     literalRaw: number;
@@ -68,7 +70,16 @@ export function splitOps(v1: Buffer): { ops: Buffer; fields: Record<FieldName, B
       varint('offsets');
       varint('lengths');
     } else if (kind === OpKind.Insert || kind === OpKind.Zero) varint('lengths');
-    else if (kind === OpKind.Patch) {
+    else if (kind === OpKind.Inflate) {
+      varint('bases');
+      varint('offsets');
+      varint('lengths');
+      varint('lengths');
+    } else if (kind === OpKind.Deflate) {
+      varint('lengths');
+      varint('lengths');
+      varint('lengths');
+    } else if (kind === OpKind.Patch) {
       varint('bases');
       varint('offsets');
       varint('lengths');
@@ -124,6 +135,7 @@ export function craftDelta(
     targetSize: lies.targetSize ?? header.targetSize,
     bases: header.bases,
     opCount: lies.opCount ?? header.opCount,
+    produced: lies.produced ?? header.produced ?? lies.targetSize ?? header.targetSize,
     ops: { compressedSize: ops.data.length, rawSize: lies.opsRaw ?? ops.rawSize },
     diff: { compressedSize: diff.data.length, rawSize: lies.diffRaw ?? diff.rawSize },
     literal: { compressedSize: literal.data.length, rawSize: lies.literalRaw ?? literal.rawSize },
@@ -151,17 +163,31 @@ export function craftDelta(
 }
 
 /**
- * Rewrites a version 2 delta as version 1 (every field back after its kind byte in the ops
- * section), to check that the decoder still applies version 1.
+ * Rewrites a version 3 delta without INFLATE or DEFLATE operations as version 2 (the same
+ * sections; the header loses its produced size), to check that the decoder still applies it.
+ */
+export function toVersion2(delta: Buffer): Buffer {
+  const { version, bodySize } = decodePrefix(delta.subarray(0, PREFIX_SIZE));
+  if (version !== 3) throw new Error(`expected a version 3 delta, got ${version}`);
+  const header = decodeHeaderBody(delta.subarray(PREFIX_SIZE, PREFIX_SIZE + bodySize), version);
+  const v2: DeltaHeader = { ...header, version: 2, produced: header.targetSize };
+  const rest = delta.subarray(PREFIX_SIZE + bodySize, delta.length - TRAILER_SIZE);
+  return withTrailer(Buffer.concat([encodeHeader(v2), rest]));
+}
+
+/**
+ * Rewrites a version 2 or 3 delta without INFLATE or DEFLATE operations as version 1 (every
+ * field back after its kind byte in the ops section), to check that the decoder still applies
+ * version 1.
  */
 export function toVersion1(delta: Buffer): Buffer {
   const { version, bodySize } = decodePrefix(delta.subarray(0, PREFIX_SIZE));
-  if (version !== 2) throw new Error(`expected a version 2 delta, got ${version}`);
+  if (version !== 2 && version !== 3) throw new Error(`expected a version 2 or 3 delta, got ${version}`);
   const header = decodeHeaderBody(delta.subarray(PREFIX_SIZE, PREFIX_SIZE + bodySize), version);
   let at = PREFIX_SIZE + bodySize;
   const raw: Record<string, Buffer> = {};
   const compressed: Record<string, Buffer> = {};
-  for (const name of sectionNames(2)) {
+  for (const name of sectionNames(version)) {
     const info =
       name === 'ops' || name === 'diff' || name === 'literal' ? header[name] : header.fields![name];
     compressed[name] = delta.subarray(at, at + info.compressedSize);
@@ -184,6 +210,8 @@ export function toVersion1(delta: Buffer): Buffer {
   };
   for (const byte of raw.ops!) {
     const kind = byte as OpKind;
+    if (kind === OpKind.Inflate || kind === OpKind.Deflate)
+      throw new Error('version 1 has no INFLATE or DEFLATE');
     out.push(kind);
     if (kind === OpKind.Copy) (['bases', 'offsets', 'lengths'] as const).forEach(take);
     else if (kind === OpKind.Patch) {
@@ -193,7 +221,12 @@ export function toVersion1(delta: Buffer): Buffer {
     } else take('lengths');
   }
   const ops = brotliCompressSync(Buffer.from(out), { params: { [constants.BROTLI_PARAM_LGWIN]: 20 } });
-  const v1: DeltaHeader = { ...header, version: 1, ops: { compressedSize: ops.length, rawSize: out.length } };
+  const v1: DeltaHeader = {
+    ...header,
+    version: 1,
+    produced: header.targetSize,
+    ops: { compressedSize: ops.length, rawSize: out.length },
+  };
   delete v1.fields;
   return withTrailer(Buffer.concat([encodeHeader(v1), ops, compressed.diff!, compressed.literal!]));
 }
@@ -228,9 +261,10 @@ function decodeHeaderBodyUnchecked(body: Buffer, version: number): DeltaHeader {
       size: read(74 + 40 * i),
     }));
     const o = 42 + 40 * baseCount;
+    const at = o + (version >= 3 ? 16 : 8);
     const info = (i: number): SectionInfo => ({
-      compressedSize: read(o + 8 + 16 * i),
-      rawSize: read(o + 16 + 16 * i),
+      compressedSize: read(at + 16 * i),
+      rawSize: read(at + 8 + 16 * i),
     });
     const header: DeltaHeader = {
       version,
@@ -238,6 +272,7 @@ function decodeHeaderBodyUnchecked(body: Buffer, version: number): DeltaHeader {
       targetSize: read(32),
       bases,
       opCount: read(o),
+      produced: version >= 3 ? read(o + 8) : read(32),
       ops: info(0),
       diff: info(1),
       literal: info(2),
@@ -274,6 +309,16 @@ export class OpsBuilder {
 
   zero(length: number): this {
     return this.op(OpKind.Zero, [length]);
+  }
+
+  /** Version 3: unpacks base bytes as the base after the real ones. */
+  inflate(base: number, relativeOffset: number, length: number, rawSize: number): this {
+    return this.op(OpKind.Inflate, [base, zigzag(relativeOffset), length, rawSize]);
+  }
+
+  /** Version 3: the next operations write `rawLength` bytes into a deflate stream (`params` packed). */
+  deflate(params: number, rawLength: number, outLength: number): this {
+    return this.op(OpKind.Deflate, [params, rawLength, outLength]);
   }
 
   /** A PATCH with flat (add, extra, seek) controls. */
