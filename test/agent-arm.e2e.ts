@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { encodeDelta } from '@ferry/delta';
 import { noise } from './support/agent-images';
 import { AGENT_BUNDLE, AGENT_NODE_FLAGS, buildAgentBundle } from './support/agent-process';
@@ -28,20 +29,34 @@ describe('device agent on ARM (qemu-user, Debian Node.js 18 for arm64 and armhf)
   let target: string;
   beforeAll(async () => {
     const data = noise(9, 3_000_000);
+    // A gzip'd file (as npm packs: Node's zlib at level 9) that changes: Debian's Node 18 must
+    // inflate the old one and deflate the new contents to exactly the bytes the server's Node 20 saw.
+    const docs = Buffer.from(data.subarray(0, 200_000).toString('base64'));
+    const newDocs = Buffer.concat([docs.subarray(0, 100_000), Buffer.from('arm\n'), docs.subarray(100_000)]);
     base = join(work, 'base.tar');
     writeFileSync(
       base,
-      gnuTarLayer(join(work, 'b'), { 'app/data.bin': data.toString('latin1'), 'app/VERSION': '1\n' }),
+      gnuTarLayer(join(work, 'b'), {
+        'app/data.bin': data.toString('latin1'),
+        'app/VERSION': '1\n',
+        'app/docs.tgz': gzipSync(docs, { level: 9 }),
+      }),
     );
     const changed = Buffer.from(data);
     for (let i = 0; i < 50; i++) changed.write(`arm edit ${i}`, i * 59_999 + 7);
     target = join(work, 'target.tar');
     writeFileSync(
       target,
-      gnuTarLayer(join(work, 't'), { 'app/data.bin': changed.toString('latin1'), 'app/VERSION': '2\n' }),
+      gnuTarLayer(join(work, 't'), {
+        'app/data.bin': changed.toString('latin1'),
+        'app/VERSION': '2\n',
+        'app/docs.tgz': gzipSync(newDocs, { level: 9 }),
+      }),
     );
     delta = join(work, 'delta');
-    await encodeDelta({ bases: [base], target, out: delta });
+    const encoded = await encodeDelta({ bases: [base], target, out: delta });
+    expect(encoded.stats.deflate.count).toBe(1);
+    expect(encoded.stats.inflate.count).toBe(1);
   }, 120_000);
 
   it.each([

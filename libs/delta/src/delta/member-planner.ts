@@ -25,6 +25,16 @@ export interface PlannerLimits {
 }
 
 /**
+ * What a DEFLATE block must save to be chosen, in bytes: one per 256 bytes it deflates. The
+ * device runs zlib's deflate in JavaScript (about a second of CPU per MB at level 9 on the
+ * agent's interpreter), which is worth it for the tens of kB a changed .tgz saves, not for a few
+ * bytes.
+ */
+function deflateCost(pieces: Piece[]): number {
+  return pieces.reduce((cost, piece) => cost + (piece.kind === 'deflate' ? piece.rawLength / 256 : 0), 0);
+}
+
+/**
  * Stage 2 of encoding: for one target member, the pieces (copies, patches, inserts) that
  * rebuild its header and its data, the cheapest of every candidate encoding by a quick
  * compressed-size estimate. Pure planning: nothing is written here.
@@ -103,7 +113,7 @@ export class MemberPlanner {
     const data = await readRange(this.target, entry.dataOffset, entry.size);
     let best = await this.cheapest(data, member);
     const recompressed = await this.recompressed(data, member);
-    if (recompressed && estimate(recompressed) < estimate(best.pieces))
+    if (recompressed && estimate(recompressed) + deflateCost(recompressed) < estimate(best.pieces))
       best = { choice: 'recompressed', pieces: recompressed };
     this.choices[best.choice]++;
     return [...best.pieces, paddingPiece];
