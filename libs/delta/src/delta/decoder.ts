@@ -528,7 +528,8 @@ async function* decodeChunks(
             stream: new DeflateStream(params, (made) => {
               opened.outLeft -= made.length;
               if (opened.outLeft < 0) throw corrupt('deflate block makes more than it declares');
-              opened.output.push(Buffer.from(made));
+              // pako never writes a chunk again once handed out: keep it without a copy.
+              opened.output.push(Buffer.from(made.buffer, made.byteOffset, made.byteLength));
             }),
           };
           block = opened;

@@ -70,7 +70,7 @@ export class DeflateStream {
       strategy: params.strategy as 0,
       raw: true,
       legacyHash: params.legacyHash,
-      chunkSize: 1 << 16,
+      chunkSize: 1 << 14,
     });
     this.deflate.onData = onData;
     this.deflate.onEnd = () => undefined;
