@@ -70,7 +70,7 @@ export class DeflateStream {
       strategy: params.strategy as 0,
       raw: true,
       legacyHash: params.legacyHash,
-      chunkSize: 1 << 14,
+      chunkSize: 1 << 15,
     });
     this.deflate.onData = onData;
     this.deflate.onEnd = () => undefined;
