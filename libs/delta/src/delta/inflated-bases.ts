@@ -16,6 +16,8 @@ export class InflatedBases {
     string,
     Promise<{ member: BaseMember; inflate: InflatedMember } | undefined>
   >();
+  /** Unpacked members handed out: each becomes at most one INFLATE operation. */
+  private uses = 0;
 
   constructor(
     /** The encoder's base handles; unpacked members are appended. */
@@ -23,12 +25,14 @@ export class InflatedBases {
     private readonly scratch: string,
     /** Largest contents unpacked. */
     private readonly maxRaw: number,
+    /** Unpacked members handed out at most: the decoder refuses a delta with more INFLATEs. */
+    private readonly maxUses = MAX_INFLATED,
   ) {}
 
   /**
    * `member` unpacked, as a base member of its own, or undefined when it is not exactly one
-   * gzip member or unpacks to more than `maxRaw` (or four times `newRaw`: the decoder refuses
-   * deltas that unpack more than four times what they produce).
+   * gzip member, unpacks to more than `maxRaw` (or four times `newRaw`: the decoder refuses
+   * deltas that unpack more than four times what they produce), or `maxUses` were handed out.
    */
   of(
     member: BaseMember,
@@ -41,14 +45,19 @@ export class InflatedBases {
       known = this.inflate(member, read);
       this.known.set(key, known);
     }
-    return known.then((found) => (found && found.inflate.rawSize <= 4 * newRaw ? found : undefined));
+    return known.then((found) => {
+      // Later gzip files (an upgrade touching thousands of them) are recompressed without it.
+      if (!found || found.inflate.rawSize > 4 * newRaw || this.uses >= this.maxUses) return undefined;
+      this.uses++;
+      return found;
+    });
   }
 
   private async inflate(
     member: BaseMember,
     read: () => Promise<Buffer>,
   ): Promise<{ member: BaseMember; inflate: InflatedMember } | undefined> {
-    if (this.known.size > MAX_INFLATED) return undefined;
+    if (this.known.size > this.maxUses) return undefined;
     const gz = readGzipMember(await read(), this.maxRaw);
     if (!gz) return undefined;
     const file = join(this.scratch, `inflated-${this.known.size}-${member.base}-${member.entry.dataOffset}`);
