@@ -233,8 +233,6 @@ export function decodeHeaderBody(body: Buffer, version: number): DeltaHeader {
 export function checkDeclaredSizes(header: DeltaHeader): void {
   const lie = (what: string) => new DeltaCorruptError(`delta header: ${what}`);
   const produced = header.produced;
-  if (header.version < 3 && produced !== header.targetSize)
-    throw lie(`version ${header.version} produces exactly its target`);
   if (produced > MAX_DEFLATE_RATIO * header.targetSize + MAX_DEFLATE_RATIO)
     throw lie(`${produced} bytes produced cannot deflate into a ${header.targetSize}-byte target`);
   const maxOps = produced + (header.version >= 3 ? MAX_INFLATED : 0);

@@ -1,4 +1,4 @@
-import { gunzipSync, inflateRawSync } from 'node:zlib';
+import { crc32, inflateRawSync } from 'node:zlib';
 
 import { DeflateStream, type DeflateParams } from './deflate-stream';
 
@@ -46,15 +46,18 @@ export function readGzipMember(data: Buffer, maxRaw: number): GzipMember | undef
   const headerLength = gzipHeaderLength(data);
   if (headerLength === undefined) return undefined;
   const body = data.subarray(headerLength, data.length - 8);
+  let raw: Buffer;
   try {
-    // gunzip checks the CRC and size and reads on into any further member; the raw inflate of
-    // the body alone must give the same bytes, so the body is exactly one deflate stream.
-    const raw = gunzipSync(data, { maxOutputLength: maxRaw });
-    const again = inflateRawSync(body, { maxOutputLength: maxRaw });
-    return raw.length > 0 && raw.equals(again) ? { headerLength, body, raw } : undefined;
+    raw = inflateRawSync(body, { maxOutputLength: maxRaw });
   } catch {
     return undefined;
   }
+  // The file's last 8 bytes must be this stream's CRC32 and size: a second member or bytes after
+  // the stream would have put something else there.
+  const trailer = data.subarray(data.length - 8);
+  const sameTrailer =
+    trailer.readUInt32LE(0) === crc32(raw) && trailer.readUInt32LE(4) === raw.length % 2 ** 32;
+  return raw.length > 0 && sameTrailer ? { headerLength, body, raw } : undefined;
 }
 
 /** Whether deflating `raw` with `params` gives exactly `body`; stops at the first differing chunk. */

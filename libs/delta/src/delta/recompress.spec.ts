@@ -33,6 +33,12 @@ async function npmPack(version: string, lines: number): Promise<Buffer> {
   return readFile(join(dir, stdout.trim()));
 }
 
+/** `text` with `line` inserted in its middle. */
+function withLine(text: Buffer, line: string): Buffer {
+  const middle = text.length / 2;
+  return Buffer.concat([text.subarray(0, middle), Buffer.from(line), text.subarray(middle)]);
+}
+
 async function roundTrip(
   name: string,
   base: { name: string; data: Buffer }[],
@@ -84,11 +90,7 @@ describe('gzip members rebuilt through their contents (format version 3)', () =>
       return stdout;
     };
     const text = prose(400_000, 7);
-    const edited = Buffer.concat([
-      text.subarray(0, 200_000),
-      Buffer.from('a new paragraph\n'),
-      text.subarray(200_000),
-    ]);
+    const edited = withLine(text, 'a new paragraph\n');
     const r = await roundTrip(
       'python',
       [{ name: 'usr/share/data.json.gz', data: await py(text) }],
@@ -132,11 +134,7 @@ describe('gzip members rebuilt through their contents (format version 3)', () =>
       return readFile(join(dir, `${name}.gz`));
     };
     const text = prose(300_000, 9);
-    const edited = Buffer.concat([
-      text.subarray(0, 150_000),
-      Buffer.from('one more line\n'),
-      text.subarray(150_000),
-    ]);
+    const edited = withLine(text, 'one more line\n');
     const r = await roundTrip(
       'gnu',
       [{ name: 'usr/share/doc/x/changelog.gz', data: await gnu(text, 'gnu-old') }],

@@ -9,12 +9,14 @@ import {
   OpKind,
   PREFIX_SIZE,
   pushVarint,
+  sectionInfo,
   sectionNames,
   TRAILER_SIZE,
   zigzag,
   type DeltaHeader,
   type FieldName,
   type SectionInfo,
+  type SectionName,
 } from '../format';
 
 /** Raw (uncompressed) section bytes of a hand-made delta. */
@@ -181,19 +183,11 @@ export function toVersion2(delta: Buffer): Buffer {
  * version 1.
  */
 export function toVersion1(delta: Buffer): Buffer {
-  const { version, bodySize } = decodePrefix(delta.subarray(0, PREFIX_SIZE));
-  if (version !== 2 && version !== 3) throw new Error(`expected a version 2 or 3 delta, got ${version}`);
-  const header = decodeHeaderBody(delta.subarray(PREFIX_SIZE, PREFIX_SIZE + bodySize), version);
-  let at = PREFIX_SIZE + bodySize;
-  const raw: Record<string, Buffer> = {};
-  const compressed: Record<string, Buffer> = {};
-  for (const name of sectionNames(version)) {
-    const info =
-      name === 'ops' || name === 'diff' || name === 'literal' ? header[name] : header.fields![name];
-    compressed[name] = delta.subarray(at, at + info.compressedSize);
-    raw[name] = info.compressedSize === 0 ? Buffer.alloc(0) : brotliDecompressSync(compressed[name]);
-    at += info.compressedSize;
-  }
+  const { header, sections } = readSections(delta);
+  if (header.version !== 2 && header.version !== 3)
+    throw new Error(`expected a version 2 or 3 delta, got ${header.version}`);
+  const raw = Object.fromEntries(sections.map((section) => [section.name, section.raw]));
+  const compressed = Object.fromEntries(sections.map((section) => [section.name, section.compressed]));
   const cursors = Object.fromEntries(FIELD_NAMES.map((name) => [name, 0])) as Record<FieldName, number>;
   const out: number[] = [];
   const take = (name: FieldName): number => {
@@ -229,6 +223,46 @@ export function toVersion1(delta: Buffer): Buffer {
   };
   delete v1.fields;
   return withTrailer(Buffer.concat([encodeHeader(v1), ops, compressed.diff!, compressed.literal!]));
+}
+
+/** A delta's header and each section's compressed and raw bytes, in file order. */
+export function readSections(delta: Buffer): {
+  header: DeltaHeader;
+  sections: { name: SectionName; compressed: Buffer; raw: Buffer }[];
+} {
+  const { version, bodySize } = decodePrefix(delta.subarray(0, PREFIX_SIZE));
+  const header = decodeHeaderBody(delta.subarray(PREFIX_SIZE, PREFIX_SIZE + bodySize), version);
+  let at = PREFIX_SIZE + bodySize;
+  const sections = sectionNames(version).map((name) => {
+    const { compressedSize } = sectionInfo(header, name);
+    const compressed = delta.subarray(at, at + compressedSize);
+    at += compressedSize;
+    return {
+      name,
+      compressed,
+      raw: compressedSize === 0 ? Buffer.alloc(0) : brotliDecompressSync(compressed),
+    };
+  });
+  return { header, sections };
+}
+
+/**
+ * The delta with one section's raw bytes replaced by `edit`'s (recompressed, sizes and trailer
+ * fixed), so only the decoder's checks of the operations stand between the change and the disk.
+ */
+export function rewriteSection(delta: Buffer, name: SectionName, edit: (raw: Buffer) => Buffer): Buffer {
+  const { header, sections } = readSections(delta);
+  const parts = sections.map((section) => {
+    if (section.name !== name) return section.compressed;
+    const raw = edit(section.raw);
+    const compressed =
+      raw.length === 0
+        ? Buffer.alloc(0)
+        : brotliCompressSync(raw, { params: { [constants.BROTLI_PARAM_LGWIN]: 16 } });
+    Object.assign(sectionInfo(header, name), { compressedSize: compressed.length, rawSize: raw.length });
+    return compressed;
+  });
+  return withTrailer(Buffer.concat([encodeHeader(header), ...parts]));
 }
 
 /** Appends the sha256 trailer over `body`. */
