@@ -37,12 +37,3 @@ export function descendantsOf(pid: number): number[] {
   walk(pid);
   return found;
 }
-
-/** The command line of a process ('' when it is gone). */
-export function commandLine(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-  } catch {
-    return '';
-  }
-}

@@ -1,7 +1,6 @@
 /**
  * `@ferry/delta/decoder`: applying a delta and nothing else, for the device agent. The full entry point
- * (`@ferry/delta`) also exports the encoder and the native `bsdiff-node` it loads, which a device must
- * never bundle; `test/agent-bundle.e2e.ts` checks that none of it reaches the agent.
+ * (`@ferry/delta`) also exports the encoder, which a device must never bundle; `test/agent-bundle.e2e.ts` checks that none of it reaches the agent.
  */
 export { applyDelta, createDeltaReadStream, decodeDelta } from './delta/decoder';
 export type { ApplyDeltaOptions, ApplyDeltaResult, DecodeDeltaOptions } from './delta/decoder';

@@ -47,8 +47,9 @@ export interface WorkerConfig {
   /** How long a job's lock lasts; a killed worker's job is taken up again after about this long. */
   lockDurationMs: number;
   /**
-   * Memory one delta job's encoder may use for its large structures (whole-base index, bsdiff
-   * children, plans held ahead); a job that would need more falls back to cheaper matching.
+   * Memory one delta job's encoder may use for its large structures (whole-base index, cover
+   * index of the file being patched, plans held ahead); a job that would need more falls back
+   * to cheaper matching.
    */
   deltaMemoryBytes: number;
   /** A staging folder untouched this long was left by a killed build (its heartbeat stopped). */

@@ -15,7 +15,7 @@ const store = createBlobStore(config.blobs, config.dataDir);
 
 // A worker killed outright (SIGKILL, OOM killer) cannot stop this child, and BullMQ's child only
 // finishes its job on SIGTERM: without this an orphan kept encoding (80 % CPU, GBs of memory) for a
-// job the stalled-job check had already handed to another worker. Its bsdiff children die with it.
+// job the stalled-job check had already handed to another worker.
 exitWithParent({ onParentGone: () => store.discardOpenStagingNow() });
 
 export default function processDeltaJob(job: Job): Promise<DeltaJobResult> {

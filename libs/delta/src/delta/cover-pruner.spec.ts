@@ -8,7 +8,7 @@ describe('pruneShortCovers', () => {
       const old = noise(200_000, seed + 100);
       const patch = randomPatch(seed, old.length);
       const data = bspatch(old, patch.controls, patch.diff, patch.extra);
-      const pruned = pruneShortCovers({ newSize: data.length, ...patch }, data);
+      const pruned = pruneShortCovers(patch, data);
       expect(bspatch(old, pruned.controls, pruned.diff, pruned.extra).equals(data)).toBe(true);
       for (let c = 0; c < pruned.controls.length; c += 3) {
         const add = pruned.controls[c]!;
@@ -25,7 +25,7 @@ describe('pruneShortCovers', () => {
     const diff = Buffer.alloc(15);
     const extra = Buffer.from('XYZ');
     const data = bspatch(old, controls, diff, extra);
-    const pruned = pruneShortCovers({ newSize: data.length, controls, diff, extra }, data);
+    const pruned = pruneShortCovers({ controls, diff, extra }, data);
     expect(pruned.controls).toEqual([0, 18, 5 + 100 + 5 - 50 + 5 + 7]);
     expect(pruned.extra.equals(data)).toBe(true);
     expect(pruned.diff.length).toBe(0);
@@ -37,7 +37,7 @@ describe('pruneShortCovers', () => {
     const diff = Buffer.alloc(9000);
     const extra = noise(10, 4);
     const data = bspatch(old, controls, diff, extra);
-    const patch = { newSize: data.length, controls, diff, extra };
+    const patch = { controls, diff, extra };
     expect(pruneShortCovers(patch, data)).toBe(patch);
   });
 });

@@ -1,4 +1,4 @@
-import type { Bsdiff40Patch } from './bsdiff40';
+import type { CoverPatch } from './cover-search';
 
 /**
  * Shortest bsdiff cover (an `add` run: new bytes as old bytes plus a diff byte) worth its
@@ -18,7 +18,7 @@ export const MIN_COVER = 40;
  * previous control: `(a₁, e₁, s₁), (a₂, e₂, s₂)` becomes `(a₁, e₁ + a₂ + e₂, s₁ + a₂ + s₂)`,
  * which leaves every later old position where it was. The patch rebuilds the same bytes.
  */
-export function pruneShortCovers(patch: Bsdiff40Patch, data: Buffer, minCover = MIN_COVER): Bsdiff40Patch {
+export function pruneShortCovers(patch: CoverPatch, data: Buffer, minCover = MIN_COVER): CoverPatch {
   const { controls } = patch;
   const out: number[] = [];
   const diffParts: Buffer[] = [];
@@ -50,7 +50,6 @@ export function pruneShortCovers(patch: Bsdiff40Patch, data: Buffer, minCover = 
   }
   if (pruned === 0) return patch;
   return {
-    newSize: patch.newSize,
     controls: out,
     diff: Buffer.concat(diffParts),
     extra: Buffer.concat(extraParts),

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { applyDelta, readDeltaInfo } from '.';
@@ -61,5 +61,57 @@ describe('DeltaWriter patches', () => {
     // Some of the seeds have unchanged runs long enough to leave the patch as copies of their own
     // (beyond the two copies written above).
     expect(splitCopies).toBeGreaterThan(0);
+  });
+});
+
+describe('DeltaWriter compression', () => {
+  /** A delta of one base whose target is the base plus `inserted` new bytes (the literal section). */
+  async function literalDelta(inserted: Buffer, compression: { strongLimit?: number } = {}) {
+    const base = noise(1000, 7);
+    const basePath = join(dir, 'base');
+    await writeFile(basePath, base);
+    const expected = Buffer.concat([base, inserted]);
+    const writer = await DeltaWriter.create(dir, compression);
+    const delta = join(dir, 'literal.delta');
+    let early = false;
+    try {
+      await writer.copy(0, 0, base.length);
+      // In 256 KiB steps, as the encoder writes: the section is flushed (and followed) as it grows.
+      for (let at = 0; at < inserted.length; at += 256 * 1024)
+        await writer.insert(inserted.subarray(at, at + 256 * 1024));
+      early = (await readdir(dir)).some((name) => name.endsWith('.literal.br'));
+      await writer.finish(delta, {
+        targetDigest: sha256(expected),
+        targetSize: expected.length,
+        bases: [{ digest: sha256(base), size: base.length }],
+      });
+    } finally {
+      await writer.dispose();
+    }
+    const out = join(dir, 'literal.out');
+    await applyDelta({ bases: [basePath], delta, out });
+    expect(sha256(await readFile(out))).toBe(sha256(expected));
+    return { info: await readDeltaInfo(delta), early };
+  }
+
+  // 12 MiB of text-like bytes: the literal section passes its 4 MiB window while it is written.
+  const text = Buffer.from(
+    Array.from({ length: 12 * 2 ** 20 }, (_, i) => 97 + (((i * 7919) % 26) ** 2 % 26)),
+  );
+
+  it('compresses a section larger than its window while it is written, and the delta rebuilds its target', async () => {
+    const { info, early } = await literalDelta(text);
+    // Its compressed file was being written before finish() was called.
+    expect(early).toBe(true);
+    expect(info.header.literal.rawSize).toBe(text.length);
+    expect(info.header.literal.compressedSize).toBeLessThan(text.length / 50);
+    expect((await readdir(dir)).filter((name) => name.endsWith('.raw') || name.endsWith('.br'))).toEqual([]);
+  });
+
+  it('compresses a section again at the end when it outgrows the strong limit while it is written', async () => {
+    const { info } = await literalDelta(text, { strongLimit: 6 * 2 ** 20 });
+    expect(info.header.literal.rawSize).toBe(text.length);
+    expect(info.header.literal.compressedSize).toBeLessThan(text.length / 50);
+    expect((await readdir(dir)).filter((name) => name.endsWith('.raw') || name.endsWith('.br'))).toEqual([]);
   });
 });

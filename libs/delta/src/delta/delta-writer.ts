@@ -1,12 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { constants, createBrotliCompress } from 'node:zlib';
 
 import { renameDurable } from '@ferry/storage/files';
 import { packDeflateParams, type DeflateParams } from './deflate-stream';
+import { compressFile, FollowingCompressor, type SectionBrotli } from './section-compressor';
 import {
   DELTA_VERSION,
   encodeHeader,
@@ -119,16 +118,47 @@ function zeroRun(
   return undefined;
 }
 
-/** Buffers bytes and appends them to a raw (uncompressed) section file. */
+/**
+ * Brotli settings of a section of `rawSize` bytes: quality 11 up to `strongLimit` (quality 9
+ * beyond, about ten times faster); a window no larger than the section, nor than the format
+ * allows it (kinds, fields and run-length coded diff bytes gain little from a large window, and
+ * every window bit doubles the decoder's memory for that section).
+ */
+function sectionBrotli(name: SectionName, rawSize: number, options: CompressionOptions): SectionBrotli {
+  const strong = rawSize <= (options.strongLimit ?? 96 * 2 ** 20);
+  const cap = Math.min(maxWindowBits(name, DELTA_VERSION), options.windowBits ?? 22);
+  const fit = Math.max(16, Math.ceil(Math.log2(Math.max(rawSize, 1))));
+  return {
+    quality: strong ? (options.quality ?? 11) : Math.min(9, options.quality ?? 11),
+    windowBits: Math.min(cap, fit),
+    sizeHint: rawSize,
+  };
+}
+
+/**
+ * Buffers bytes and appends them to a raw (uncompressed) section file. Once the section is
+ * larger than its brotli window, its settings no longer depend on its final size (up to the
+ * strong limit), so it starts compressing while it is still written (`FollowingCompressor`).
+ */
 class RawSection {
   private parts: Buffer[] = [];
   private pending = 0;
   size = 0;
+  private flushed = 0;
+  private early: FollowingCompressor | undefined;
+  /** Set once early compression is ruled out (the section grew past the strong limit). */
+  private lateOnly = false;
 
   constructor(
     private readonly fh: FileHandle,
     readonly file: string,
+    private readonly name: SectionName,
+    private readonly compression: CompressionOptions,
   ) {}
+
+  get compressedFile(): string {
+    return this.file.replace(/raw$/, 'br');
+  }
 
   async write(data: Buffer): Promise<void> {
     if (data.length === 0) return;
@@ -144,11 +174,59 @@ class RawSection {
     this.parts = [];
     this.pending = 0;
     await this.fh.write(data);
+    this.flushed += data.length;
+    await this.compressEarly();
+  }
+
+  private async compressEarly(): Promise<void> {
+    if (this.lateOnly) return;
+    const settings = sectionBrotli(this.name, this.flushed, this.compression);
+    if (this.early && this.early.settings.quality !== settings.quality) {
+      this.lateOnly = true;
+      await this.early.cancel();
+      this.early = undefined;
+      return;
+    }
+    if (!this.early && this.flushed > 2 ** settings.windowBits) {
+      this.early = new FollowingCompressor(this.file, this.compressedFile, {
+        ...settings,
+        sizeHint: undefined,
+      });
+    }
+    this.early?.advance(this.flushed);
   }
 
   async close(): Promise<void> {
     await this.flush();
     await this.fh.close();
+  }
+
+  /** Compresses the finished section (or waits for its early compression to end). */
+  async compress(): Promise<SectionInfo> {
+    if (this.size === 0) {
+      await this.early?.cancel();
+      return { compressedSize: 0, rawSize: 0 };
+    }
+    const settings = sectionBrotli(this.name, this.size, this.compression);
+    const early = this.early;
+    this.early = undefined;
+    if (
+      early &&
+      early.settings.quality === settings.quality &&
+      early.settings.windowBits === settings.windowBits
+    )
+      await early.finish(this.size);
+    else {
+      await early?.cancel();
+      await compressFile(this.file, this.compressedFile, settings);
+    }
+    return { compressedSize: (await stat(this.compressedFile)).size, rawSize: this.size };
+  }
+
+  /** Stops any early compression. */
+  async dispose(): Promise<void> {
+    await this.early?.cancel();
+    this.early = undefined;
   }
 }
 
@@ -190,14 +268,14 @@ export class DeltaWriter {
     return this.raws.literal;
   }
 
-  static async create(tempDir: string): Promise<DeltaWriter> {
+  static async create(tempDir: string, compression: CompressionOptions = {}): Promise<DeltaWriter> {
     const stem = join(tempDir, `delta-${randomBytes(6).toString('hex')}`);
     const sections = sectionNames(DELTA_VERSION);
     const files = sections.map((s) => `${stem}.${s}.raw`);
     const raws: Partial<Record<SectionName, RawSection>> = {};
     try {
       for (const [i, name] of sections.entries())
-        raws[name] = new RawSection(await open(files[i]!, 'w'), files[i]!);
+        raws[name] = new RawSection(await open(files[i]!, 'w'), files[i]!, name, compression);
     } catch (err) {
       await Promise.allSettled(Object.values(raws).map((r) => r.close()));
       await Promise.allSettled(files.map((file) => unlink(file)));
@@ -425,7 +503,6 @@ export class DeltaWriter {
   async finish(
     out: string,
     header: Omit<DeltaHeader, 'opCount' | 'produced' | 'ops' | 'diff' | 'literal' | 'version' | 'fields'>,
-    compression: CompressionOptions = {},
     verify?: (file: string) => Promise<void>,
   ): Promise<{ header: DeltaHeader; size: number }> {
     await this.flushPending();
@@ -433,15 +510,7 @@ export class DeltaWriter {
     const names = sectionNames(DELTA_VERSION);
     const raws = names.map((name) => this.raws[name]);
     await Promise.all(raws.map((r) => r.close()));
-    // Kinds, fields and run-length coded diff bytes gain little from a large window, and every
-    // window bit doubles the decoder's memory for that section; no window exceeds the section.
-    const infos = await Promise.all(
-      raws.map((raw, i) => {
-        const cap = Math.min(maxWindowBits(names[i]!, DELTA_VERSION), compression.windowBits ?? 22);
-        const fit = Math.max(16, Math.ceil(Math.log2(Math.max(raw.size, 1))));
-        return compressSection(raw.file, raw.size, { ...compression, windowBits: Math.min(cap, fit) });
-      }),
-    );
+    const infos = await Promise.all(raws.map((raw) => raw.compress()));
     const [ops, diff, literal, ...rest] = infos as [SectionInfo, SectionInfo, SectionInfo, ...SectionInfo[]];
     const fields = Object.fromEntries(FIELD_NAMES.map((name, i) => [name, rest[i]!])) as Record<
       FieldName,
@@ -468,8 +537,7 @@ export class DeltaWriter {
       await write(encodeHeader(full));
       for (const [i, raw] of raws.entries()) {
         if (infos[i]!.compressedSize === 0) continue;
-        for await (const chunk of createReadStream(raw.file.replace(/raw$/, 'br')))
-          await write(chunk as Buffer);
+        for await (const chunk of createReadStream(raw.compressedFile)) await write(chunk as Buffer);
       }
       await fh.write(hash.digest());
       await fh.sync();
@@ -486,28 +554,8 @@ export class DeltaWriter {
 
   /** Removes the spooled sections; safe to call more than once. */
   async dispose(): Promise<void> {
+    await Promise.allSettled(Object.values(this.raws).map((r) => r.dispose()));
     await Promise.allSettled(Object.values(this.raws).map((r) => r.close()));
     await Promise.allSettled(this.temps.map((file) => unlink(file)));
   }
-}
-
-async function compressSection(
-  raw: string,
-  rawSize: number,
-  options: CompressionOptions,
-): Promise<SectionInfo> {
-  if (rawSize === 0) return { compressedSize: 0, rawSize: 0 };
-  const strong = rawSize <= (options.strongLimit ?? 96 * 2 ** 20);
-  const quality = strong ? (options.quality ?? 11) : Math.min(9, options.quality ?? 11);
-  const brotli = createBrotliCompress({
-    chunkSize: 1 << 16,
-    params: {
-      [constants.BROTLI_PARAM_QUALITY]: quality,
-      [constants.BROTLI_PARAM_LGWIN]: options.windowBits ?? 22,
-      [constants.BROTLI_PARAM_SIZE_HINT]: Math.min(rawSize, 2 ** 30),
-    },
-  });
-  const compressed = raw.replace(/raw$/, 'br');
-  await pipeline(createReadStream(raw, { highWaterMark: 1 << 20 }), brotli, createWriteStream(compressed));
-  return { compressedSize: (await stat(compressed)).size, rawSize };
 }

@@ -3,7 +3,6 @@ import { mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import { decodeDelta } from './decoder';
-import { BsdiffPool } from './bsdiff-pool';
 import { BaseCatalog } from './candidates';
 import { DeltaWriter, type CompressionOptions, type OpStats } from './delta-writer';
 import { DeltaInputError } from './errors';
@@ -33,46 +32,37 @@ export interface EncodeDeltaOptions extends CompressionOptions {
   out: string;
   onProgress?: (progress: EncodeProgress) => void;
   /**
-   * Folder for scratch files (spooled sections, bsdiff inputs).
+   * Folder for scratch files (spooled sections, unpacked gzip members).
    * @defaultValue the folder of `out`
    */
   tempDir?: string;
   /**
-   * Largest old or new file handed to bsdiff; bsdiff-node needs about 17x the old file in RAM.
+   * Largest old or new file searched for a bsdiff-style patch as a whole (its cover index takes
+   * about 9x the old file; larger files are matched by LZ, or window by window).
    * @defaultValue 16 MiB
    */
-  bsdiffMaxSize?: number;
+  patchMaxSize?: number;
   /**
    * Largest file matched in memory as one piece; larger ones are matched window by window.
    * @defaultValue 64 MiB
    */
   matcherMaxSize?: number;
   /**
-   * Target bytes encoded at once in a file over `matcherMaxSize`: LZ matches against four times
-   * as much of the similar file around the same relative position, or bsdiff against twice as
-   * much (one bsdiff child, about 17x that, within the bsdiff budget).
+   * Target bytes encoded at once in a file over `matcherMaxSize`, each a patch against twice as
+   * much of the similar file around the same relative position.
    * @defaultValue 8 MiB
    */
   windowSize?: number;
   /**
-   * bsdiff child processes running at once.
-   * @defaultValue 2
+   * Memory the cover index of one old file may take (`CoverIndex.cost`, about 9x the file); a
+   * file needing more is matched by LZ only.
+   * @defaultValue 320 MiB, or 40 % of `memoryBudget`
    */
-  concurrency?: number;
-  /**
-   * A bsdiff job running longer than this is killed and the file encoded otherwise.
-   * @defaultValue 300000
-   */
-  bsdiffTimeoutMs?: number;
-  /**
-   * Estimated memory the bsdiff children may use together (about 17x each old file); one job
-   * may always run.
-   * @defaultValue 320 MiB
-   */
-  bsdiffMemoryBudget?: number;
+  patchMemoryBudget?: number;
   /**
    * Bytes of target members whose encodings may be prepared ahead of writing them (about
-   * three times the file size each), so bsdiff jobs overlap without holding a whole layer.
+   * three times the file size each), so reading and planning overlap without holding a whole
+   * layer.
    * @defaultValue 192 MiB
    */
   lookaheadBytes?: number;
@@ -90,8 +80,9 @@ export interface EncodeDeltaOptions extends CompressionOptions {
   globalIndexBudget?: number;
   /**
    * The encoder's memory budget for its large structures, split 40 % whole-base index, 40 %
-   * bsdiff children, 20 % plans held ahead; each is enforced by falling back (per-file matching,
-   * no bsdiff for a file whose estimate exceeds its share, fewer plans ahead), never by failing.
+   * cover index of the file being patched, 20 % plans held ahead; each is enforced by falling
+   * back (per-file matching, no patch search for a file whose index exceeds its share, fewer
+   * plans ahead), never by failing.
    * Explicit per-structure options win over the split.
    * @defaultValue unset: 384 + 320 + 192 MiB
    */
@@ -110,6 +101,8 @@ export interface EncodeDeltaResult {
 }
 
 const MiB = 2 ** 20;
+/** Member plans in flight at most. */
+const PLANS_AHEAD = 4;
 
 /** Stage 1: checks the inputs and indexes every member of every base and of the target. */
 async function indexInputs(
@@ -149,15 +142,15 @@ async function indexInputs(
 }
 
 /**
- * Stages 2 and 3 together: members are planned ahead (bsdiff jobs in parallel) but emitted in
- * target order; the bytes plans may hold (target file, similar base file, candidate encodings)
- * are capped by `lookahead`.
+ * Stages 2 and 3 together: members are planned ahead (their reads overlapping the matching of
+ * the one before) but emitted in target order; the bytes plans may hold (target file, similar
+ * base file, candidate encodings) are capped by `lookahead`.
  */
 async function planAndEmit(
   target: TarIndex,
   planner: MemberPlanner,
   emitter: PieceEmitter,
-  limits: { concurrency: number; lookahead: number; matcherMax: number },
+  limits: { lookahead: number; matcherMax: number },
   progress: (p: EncodeProgress) => void,
 ): Promise<void> {
   const inflight: { plan: Promise<Piece[]>; bytes: number }[] = [];
@@ -174,7 +167,7 @@ async function planAndEmit(
     const bytes = 3 * Math.min(entry.size, limits.matcherMax) + 4096;
     while (
       inflight.length > 0 &&
-      (inflight.length >= limits.concurrency * 2 || inflightBytes + bytes > limits.lookahead)
+      (inflight.length >= PLANS_AHEAD || inflightBytes + bytes > limits.lookahead)
     ) {
       await drain();
     }
@@ -194,7 +187,7 @@ async function planAndEmit(
  * Builds a delta that rebuilds `target` byte for byte from `bases`, in four stages: index every
  * member (`indexInputs`); plan each target member's header and data as the cheapest of a copy
  * of identical base bytes (found by content hash, so renames and moves between layers cost
- * nothing), a bsdiff patch or LZ matches against the most similar base file or against every
+ * nothing), a bsdiff-style patch or LZ matches against the most similar base file or against every
  * base at once, new bytes, or — for a gzip file Ferry's deflate rebuilds byte for byte — any of
  * these on its contents against the similar gzip file's contents (`MemberPlanner`); emit the plans as operations in target order
  * (`PieceEmitter`); then compress all new and patch bytes in one strong brotli pass per section
@@ -212,17 +205,10 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
     `.ferry-delta-${randomBytes(6).toString('hex')}`,
   );
   await mkdir(scratch, { recursive: true });
-  const concurrency = Math.max(1, options.concurrency ?? 2);
   const budget = options.memoryBudget;
-  const pool = new BsdiffPool(
-    scratch,
-    concurrency,
-    options.bsdiffTimeoutMs ?? 300_000,
-    options.bsdiffMemoryBudget ?? (budget !== undefined ? budget * 0.4 : 320 * MiB),
-    budget !== undefined || options.bsdiffMemoryBudget !== undefined,
-  );
   const limits = {
-    bsdiffMax: options.bsdiffMaxSize ?? 16 * MiB,
+    patchMax: options.patchMaxSize ?? 16 * MiB,
+    patchMemory: options.patchMemoryBudget ?? (budget !== undefined ? budget * 0.4 : 320 * MiB),
     matcherMax: options.matcherMaxSize ?? 64 * MiB,
   };
   const baseHandles: FileHandle[] = [];
@@ -231,7 +217,7 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
   try {
     for (const file of options.bases) baseHandles.push(await open(file, 'r'));
     targetHandle = await open(options.target, 'r');
-    const w = (writer = await DeltaWriter.create(scratch));
+    const w = (writer = await DeltaWriter.create(scratch, options));
     const global = await GlobalIndex.build(
       indexes,
       baseHandles,
@@ -241,25 +227,16 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
       catalog,
       targetHandle,
       baseHandles,
-      pool,
       limits,
       global,
       new InflatedBases(baseHandles, scratch, limits.matcherMax),
     );
-    const emitter = new PieceEmitter(
-      w,
-      targetHandle,
-      baseHandles,
-      pool,
-      options.windowSize,
-      limits.bsdiffMax,
-    );
+    const emitter = new PieceEmitter(w, targetHandle, baseHandles, options.windowSize);
     await planAndEmit(
       target,
       planner,
       emitter,
       {
-        concurrency,
         lookahead: options.lookaheadBytes ?? (budget !== undefined ? budget * 0.2 : 192 * MiB),
         matcherMax: limits.matcherMax,
       },
@@ -278,12 +255,7 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
       for await (const chunk of decodeDelta({ bases: options.bases, delta: file, verifyBases: false }))
         void chunk;
     };
-    const result = await w.finish(
-      options.out,
-      header,
-      options,
-      options.verify === false ? undefined : verify,
-    );
+    const result = await w.finish(options.out, header, options.verify === false ? undefined : verify);
     progress({ phase: 'compress', done: 1, total: 1 });
     const timings = {
       index: indexDone - started,
@@ -292,7 +264,6 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
     };
     return { ...result, stats: w.stats, choices: planner.choices, timings };
   } finally {
-    pool.close();
     await writer?.dispose();
     await Promise.allSettled(
       [...baseHandles, ...(targetHandle ? [targetHandle] : [])].map((fh) => fh.close()),

@@ -1,25 +1,34 @@
 import type { FileHandle } from 'node:fs/promises';
 
-import type { BsdiffPool } from './bsdiff-pool';
 import type { BaseCatalog, BaseMember } from './candidates';
 import type { GlobalIndex } from './global-index';
 import { pruneShortCovers } from './cover-pruner';
+import { CoverIndex, coverDiff, type CoverSearchOptions } from './cover-search';
 import { findDeflateParams, readGzipMember } from './gzip-member';
 import type { InflatedBases } from './inflated-bases';
-import { estimate, matchPieces, readRange, tryParseBsdiff40, type Piece } from './pieces';
+import { estimate, matchPieces, readRange, type Piece } from './pieces';
 import type { TarEntry } from './tar-index';
 
 /** How target members' data ended up encoded. */
 export type EncodingChoice =
-  'copy' | 'zero' | 'bsdiff' | 'match' | 'global' | 'literal' | 'windowed' | 'recompressed';
+  'copy' | 'zero' | 'patch' | 'match' | 'global' | 'literal' | 'windowed' | 'recompressed';
 
 export function emptyChoices(): Record<EncodingChoice, number> {
-  return { copy: 0, zero: 0, bsdiff: 0, match: 0, global: 0, literal: 0, windowed: 0, recompressed: 0 };
+  return { copy: 0, zero: 0, patch: 0, match: 0, global: 0, literal: 0, windowed: 0, recompressed: 0 };
 }
 
+/**
+ * Cover search of a whole file: every old position indexed and up to 512 candidates per lookup,
+ * which on minified JavaScript (many repeated 8-byte strings) finds what bsdiff's suffix array
+ * finds (node-modules: 235,569 B against bsdiff's 235,710).
+ */
+export const FILE_COVER_SEARCH: CoverSearchOptions = { maxChain: 512, step: 1 };
+
 export interface PlannerLimits {
-  /** Largest old or new file handed to bsdiff. */
-  bsdiffMax: number;
+  /** Largest old or new file searched for a patch as a whole. */
+  patchMax: number;
+  /** Memory the cover index of one old file may take (`CoverIndex.cost`). */
+  patchMemory: number;
   /** Largest file matched in memory as one piece; larger ones are matched window by window. */
   matcherMax: number;
 }
@@ -46,7 +55,6 @@ export class MemberPlanner {
     private readonly catalog: BaseCatalog,
     private readonly target: FileHandle,
     private readonly bases: FileHandle[],
-    private readonly pool: BsdiffPool,
     private readonly limits: PlannerLimits,
     private readonly global: GlobalIndex | undefined,
     private readonly inflated?: InflatedBases,
@@ -150,8 +158,8 @@ export class MemberPlanner {
 
   /**
    * Candidates: new bytes; LZ matches against the similar file; LZ matches against every base
-   * at once (moved code); bsdiff against the similar file and against the base file the global
-   * matches drew most from, when that is another file.
+   * at once (moved code); a bsdiff-style patch (cover search) against the similar file and
+   * against the base file the global matches drew most from, when that is another file.
    */
   private async cheapest(
     data: Buffer,
@@ -160,29 +168,28 @@ export class MemberPlanner {
     const options: { choice: EncodingChoice; pieces: Piece[] }[] = [
       { choice: 'literal', pieces: [{ kind: 'insert', data }] },
     ];
-    const bsdiffAgainst: BaseMember[] = [];
+    const patchAgainst: BaseMember[] = [];
     let settled = false;
     if (member && data.length >= 64) {
       const ref = await this.read(member);
       const matched = matchPieces(ref, member.entry.dataOffset, member.base, data);
       options.push({ choice: 'match', pieces: matched });
       settled = matched.length <= 4 && matched.every((p) => p.kind !== 'insert');
-      if (!settled) bsdiffAgainst.push(member);
+      if (!settled) patchAgainst.push(member);
     }
     if (this.global && !settled && data.length >= 64) {
       const pieces = this.global.pieces(data);
       options.push({ choice: 'global', pieces });
       const dominant = this.global.dominantMember(pieces);
-      if (dominant && dominant.entry !== member?.entry) bsdiffAgainst.push(dominant);
+      if (dominant && dominant.entry !== member?.entry) patchAgainst.push(dominant);
     }
-    for (const old of bsdiffAgainst) {
-      if (old.entry.size > this.limits.bsdiffMax || data.length > this.limits.bsdiffMax) continue;
-      const patch = await this.pool.diff(await this.read(old), data);
-      const parsed = patch && tryParseBsdiff40(patch);
-      const pruned = parsed && pruneShortCovers(parsed, data);
-      if (!pruned) continue;
+    const { patchMax, patchMemory } = this.limits;
+    for (const old of patchAgainst) {
+      if (old.entry.size > patchMax || data.length > patchMax) continue;
+      if (CoverIndex.cost(old.entry.size, FILE_COVER_SEARCH.step) > patchMemory) continue;
+      const pruned = pruneShortCovers(coverDiff(await this.read(old), data, FILE_COVER_SEARCH), data);
       options.push({
-        choice: 'bsdiff',
+        choice: 'patch',
         pieces: [
           {
             kind: 'patch',

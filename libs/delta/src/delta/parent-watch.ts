@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 /**
  * Body of a watchdog thread that kills its process once the parent process is gone (the process
  * was re-parented: its ppid is no longer the parent's pid). It runs on its own thread because the
- * main thread may sit in a long synchronous call (bsdiff-node's diffSync, a big hash) and never get
+ * main thread may sit in a long synchronous call (a cover search, a big hash) and never get
  * to an event handler. Linux's prctl(PR_SET_PDEATHSIG) would do this in the kernel; Node has no
  * binding for it. `workerData`: `{ parent, intervalMs, graceMs }`; after seeing the parent gone it
  * leaves the main thread `graceMs` to exit on its own (and clean up), then sends SIGKILL.

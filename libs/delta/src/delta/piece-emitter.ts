@@ -1,10 +1,10 @@
 import type { FileHandle } from 'node:fs/promises';
 
-import type { BsdiffPool } from './bsdiff-pool';
 import type { BaseMember } from './candidates';
 import { pruneShortCovers } from './cover-pruner';
+import { coverDiff, type CoverSearchOptions } from './cover-search';
 import type { DeltaWriter } from './delta-writer';
-import { estimate, matchPieces, readRange, tryParseBsdiff40, type Piece } from './pieces';
+import { readRange, type Piece } from './pieces';
 import { isZero, type TarEntry } from './tar-index';
 
 const MiB = 2 ** 20;
@@ -12,11 +12,18 @@ const MiB = 2 ** 20;
 export const WINDOW = 8 * MiB;
 
 /**
+ * Cover search of one window: every other old position indexed, 16 candidates per lookup. On
+ * the next-swc binary (131 MB) this took 1 s per window where bsdiff took 7–17 s, for patches
+ * within 0.1 % of bsdiff's.
+ */
+export const WINDOW_COVER_SEARCH: CoverSearchOptions = { maxChain: 16, step: 2 };
+
+/**
  * Stage 3 of encoding: turns planned pieces into operations, in target order. Files too large
  * to plan whole are encoded here window by window, so memory stays bounded whatever the file
- * size: each 8 MiB of target takes the cheaper of LZ matches against the 32 MiB of the similar
- * file around the same relative position and a bsdiff patch against the 16 MiB around it
- * (adjacent releases of a large binary keep their layout, shifted a little).
+ * size: each 8 MiB of target is a bsdiff-style patch (cover search) against the 16 MiB of the
+ * similar file around the same relative position (adjacent releases of a large binary keep
+ * their layout, shifted a little).
  */
 export class PieceEmitter {
   /** Base handles the encoder opened itself; the decoder's one inflated base comes after them. */
@@ -28,10 +35,7 @@ export class PieceEmitter {
     private readonly writer: DeltaWriter,
     private readonly target: FileHandle,
     private readonly bases: FileHandle[],
-    private readonly pool?: BsdiffPool,
     private readonly window = WINDOW,
-    /** Largest old range handed to bsdiff (the encoder's bsdiff cap). */
-    private readonly bsdiffMax = 2 * WINDOW,
   ) {
     this.realBases = bases.length;
   }
@@ -102,37 +106,21 @@ export class PieceEmitter {
         continue;
       }
       const centre = Math.floor(((at + data.length / 2) / entry.size) * member.entry.size);
-      const around = async (length: number) => {
-        const start = Math.max(0, Math.min(member.entry.size - length, centre - length / 2));
-        const bytes = await readRange(
-          this.bases[member.base]!,
-          member.entry.dataOffset + start,
-          Math.min(length, member.entry.size - start),
-        );
-        return { offset: member.entry.dataOffset + start, bytes };
-      };
-      const wide = await around(4 * window);
-      let best = matchPieces(wide.bytes, wide.offset, member.base, data);
-      const near = await around(2 * window);
-      const patch =
-        this.pool && near.bytes.length <= this.bsdiffMax && (await this.pool.diff(near.bytes, data));
-      const parsed = patch && tryParseBsdiff40(patch);
-      const pruned = parsed && pruneShortCovers(parsed, data);
-      if (pruned) {
-        const patched: Piece[] = [
-          {
-            kind: 'patch',
-            base: member.base,
-            offset: near.offset,
-            length: near.bytes.length,
-            controls: pruned.controls,
-            diff: pruned.diff,
-            extra: pruned.extra,
-          },
-        ];
-        if (estimate(patched) < estimate(best)) best = patched;
-      }
-      await this.emit(best);
+      const length = Math.min(2 * window, member.entry.size);
+      const start = Math.max(0, Math.min(member.entry.size - length, centre - length / 2));
+      const old = await readRange(this.bases[member.base]!, member.entry.dataOffset + start, length);
+      const patch = pruneShortCovers(coverDiff(old, data, WINDOW_COVER_SEARCH), data);
+      await this.emit([
+        {
+          kind: 'patch',
+          base: member.base,
+          offset: member.entry.dataOffset + start,
+          length,
+          controls: patch.controls,
+          diff: patch.diff,
+          extra: patch.extra,
+        },
+      ]);
     }
   }
 }

@@ -2,7 +2,6 @@ import type { FileHandle } from 'node:fs/promises';
 import { brotliCompressSync, constants } from 'node:zlib';
 
 import { matchBlocks } from './block-matcher';
-import { parseBsdiff40, type Bsdiff40Patch } from './bsdiff40';
 import type { BaseMember } from './candidates';
 import type { DeflateParams } from './deflate-stream';
 import { DeltaInputError } from './errors';
@@ -53,15 +52,6 @@ export async function readRange(fh: FileHandle, offset: number, length: number):
     done += bytesRead;
   }
   return buf;
-}
-
-/** A patch bsdiff-node wrote but that does not parse is one encoding less, not a failed delta. */
-export function tryParseBsdiff40(patch: Buffer): Bsdiff40Patch | undefined {
-  try {
-    return parseBsdiff40(patch);
-  } catch {
-    return undefined;
-  }
 }
 
 export function quickSize(data: Buffer): number {

@@ -141,7 +141,7 @@ describe('gzip members rebuilt through their contents (format version 3)', () =>
       [{ name: 'usr/share/doc/x/changelog.gz', data: await gnu(edited, 'gnu-new') }],
     );
     expect(
-      r.choices.recompressed + r.choices.bsdiff + r.choices.match + r.choices.literal + r.choices.global,
+      r.choices.recompressed + r.choices.patch + r.choices.match + r.choices.literal + r.choices.global,
     ).toBe(1);
   });
 

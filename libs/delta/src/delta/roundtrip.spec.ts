@@ -102,7 +102,7 @@ describe('delta round trips', () => {
     ]);
     const r = await roundTrip([base], target);
     expect(r.choices.copy).toBe(1);
-    expect(r.choices.bsdiff + r.choices.match).toBe(2);
+    expect(r.choices.patch + r.choices.match).toBe(2);
     expect(r.deltaSize).toBeLessThan(3_000);
   });
 
@@ -149,13 +149,13 @@ describe('delta round trips', () => {
     const target = join(dir, 'target.tar');
     await writeTar(base, [{ name: 'data/big.img', data: big }]);
     await writeTar(target, [{ name: 'data/big.img', data: changed }]);
-    const r = await roundTrip([base], target, { matcherMaxSize: 2 ** 20, bsdiffMaxSize: 2 ** 20 });
+    const r = await roundTrip([base], target, { matcherMaxSize: 2 ** 20, patchMaxSize: 2 ** 20 });
     expect(r.choices.windowed).toBe(1);
     expect(r.deltaSize).toBeLessThan(big.length / 100);
   });
 
-  it('patches a file over the cap with bsdiff window by window, not only block matching', async () => {
-    // A binary-like file with a change every 64 bytes: block matches stay short, bsdiff does not.
+  it('patches a file over the cap window by window with a cover search, not only block matching', async () => {
+    // A binary-like file with a change every 64 bytes: block matches stay short, covers do not.
     const big = noise(3 * 2 ** 20, 33);
     const changed = mutate(big, 64);
     const base = join(dir, 'base.tar');
@@ -296,7 +296,7 @@ describe('delta round trips', () => {
       },
     ]);
     const withGlobal = await roundTrip([base], target);
-    expect(withGlobal.choices.global + withGlobal.choices.bsdiff).toBeGreaterThanOrEqual(1);
+    expect(withGlobal.choices.global + withGlobal.choices.patch).toBeGreaterThanOrEqual(1);
     const perFileOnly = await roundTrip([base], target, { globalIndexBudget: 0 });
     // Per file, the new core file has no similar old file and is sent as new bytes.
     expect(withGlobal.deltaSize * 4).toBeLessThan(perFileOnly.deltaSize);
@@ -309,10 +309,10 @@ describe('delta round trips', () => {
     await writeTar(base, [{ name: 'app/main.js', data: text }]);
     await writeTar(target, [{ name: 'app/main.js', data: mutate(text, 3000) }]);
     const roomy = await roundTrip([base], target);
-    expect(roomy.choices.bsdiff + roomy.choices.global).toBe(1);
-    // Half a MiB: neither the whole-base index (bases + table) nor a bsdiff child (~17x) fits.
+    expect(roomy.choices.patch + roomy.choices.global).toBe(1);
+    // Half a MiB: neither the whole-base index (bases + table) nor a cover index (~9x the file) fits.
     const tight = await roundTrip([base], target, { memoryBudget: 512 * 1024 });
-    expect(tight.choices.bsdiff + tight.choices.global).toBe(0);
+    expect(tight.choices.patch + tight.choices.global).toBe(0);
     expect(tight.choices.match).toBe(1);
   });
 });

@@ -1,6 +1,6 @@
 import Bunzip from 'seek-bzip';
 
-import { DeltaInputError } from './errors';
+import { DeltaInputError } from '../errors';
 
 /** A bsdiff patch with its three streams decompressed. */
 export interface Bsdiff40Patch {
