@@ -15,8 +15,8 @@
 //
 // Each step runs as its own process under `nice -n 10 /usr/bin/time -f '%e %M'`. Peak RSS is
 // the larger of GNU time's maximum (largest single process) and the peak of the summed RSS of
-// the whole process tree sampled every 50 ms (Ferry's encoder runs bsdiff in child
-// processes). Every delta is decoded and the rebuilt layer checked by sha256.
+// the whole process tree sampled every 50 ms (so a tool that forks is counted whole; Ferry
+// itself runs in one process). Every delta is decoded and the rebuilt layer checked by sha256.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
