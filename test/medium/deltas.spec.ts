@@ -93,7 +93,13 @@ describe.each(DATABASE_KINDS)('deltas service on %s', (kind) => {
     expect(planned.map((d) => [d.bases, d.target, d.state])).toEqual([
       [[layer(v1).diffId], layer(v2).diffId, 'queued'],
     ]);
-    const job = await queue.getJob(planned[0]!.key);
+    // The record is written before its job is added (a record without a job is enqueued again at
+    // the next start), so on a busy machine the job may come a moment after the record.
+    let job = await queue.getJob(planned[0]!.key);
+    for (let i = 0; i < 100 && !job; i += 1) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = await queue.getJob(planned[0]!.key);
+    }
     expect(job?.name).toBe(DeltaJobName.Build);
     expect(job?.data).toEqual({
       key: planned[0]!.key,

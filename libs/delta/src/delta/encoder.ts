@@ -73,7 +73,8 @@ export interface EncodeDeltaOptions extends CompressionOptions {
    */
   verify?: boolean;
   /**
-   * Memory the whole-base-set index may hold (every base layer in memory plus its hash table);
+   * Memory the whole-base-set index may hold (every base member the target does not keep
+   * unchanged, in memory, plus its hash table);
    * when the bases need more, members are matched against their most similar base file only.
    * @defaultValue 384 MiB, or 40 % of `memoryBudget`
    */
@@ -221,6 +222,7 @@ export async function encodeDelta(options: EncodeDeltaOptions): Promise<EncodeDe
     const global = await GlobalIndex.build(
       indexes,
       baseHandles,
+      target,
       options.globalIndexBudget ?? (budget !== undefined ? budget * 0.4 : 384 * MiB),
     );
     const planner = new MemberPlanner(
