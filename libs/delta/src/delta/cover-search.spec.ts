@@ -56,8 +56,17 @@ describe.each(SEARCHES)('coverDiff (%s)', (_name, options) => {
     const zeros = Buffer.alloc(300_000);
     const period = Buffer.alloc(200_000);
     for (let i = 0; i < period.length; i++) period[i] = i % 7;
-    rebuilds(zeros, Buffer.concat([zeros, Buffer.from([1]), zeros]), options);
-    rebuilds(period, Buffer.concat([period.subarray(3), Buffer.alloc(5000, 9), period]), options);
+    // Each run is one cover: the index holds a run's start, not every position inside it.
+    expect(
+      rebuilds(zeros, Buffer.concat([zeros, Buffer.from([1]), zeros]), options).controls.length,
+    ).toBeLessThanOrEqual(3 * 3);
+    const shifted = rebuilds(
+      period,
+      Buffer.concat([period.subarray(3), Buffer.alloc(5000, 9), period]),
+      options,
+    );
+    expect(shifted.controls.length).toBeLessThanOrEqual(4 * 3);
+    expect(shifted.extra.length).toBeLessThan(5100);
     rebuilds(zeros, period, options);
   });
 

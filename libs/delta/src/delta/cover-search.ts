@@ -27,6 +27,13 @@ const K = 8;
 const MAX_OVERLAP = 4096;
 /** Bytes of previous covers `diff` may re-scan per new byte before capping overlaps. */
 const RESCAN_PER_BYTE = 16;
+/** Longest pattern (in indexed positions) whose repeats are left out of the index. */
+const PERIOD = 8;
+
+/** Four bytes at `p`, little-endian, as a signed 32-bit integer. */
+function word(buf: Uint8Array, p: number): number {
+  return buf[p]! | (buf[p + 1]! << 8) | (buf[p + 2]! << 16) | (buf[p + 3]! << 24);
+}
 
 /**
  * bsdiff's cover search (Colin Percival's greedy scan with approximate extension), with a hash
@@ -59,8 +66,29 @@ export class CoverIndex {
     this.head = new Int32Array(1 << bits).fill(-1);
     this.prev = new Int32Array(Math.max(0, Math.ceil((old.length - K + 1) / step)));
     const { head, prev } = this;
+    // The last PERIOD windows indexed, to skip a window equal to one of them (see below).
+    const recentLo = new Int32Array(PERIOD);
+    const recentHi = new Int32Array(PERIOD);
     for (let p = 0, q = 0; p + K <= old.length; p += step, q++) {
-      const h = this.hashAt(old, p);
+      const lo = word(old, p);
+      const hi = word(old, p + 4);
+      // Inside a run of one byte or of a short pattern (zeros, padding, arrays of one value) only
+      // the run's first windows are indexed: a lookup then lands on the run's start and matches
+      // the whole run, where the newest positions (the run's end) would each match a few bytes
+      // and a long run would cost `maxChain` short compares per few bytes of target.
+      let repeated = false;
+      for (let d = 1; d <= PERIOD && d <= q; d++) {
+        const r = (q - d) % PERIOD;
+        if (recentLo[r] === lo && recentHi[r] === hi) {
+          repeated = true;
+          break;
+        }
+      }
+      recentLo[q % PERIOD] = lo;
+      recentHi[q % PERIOD] = hi;
+      prev[q] = -1;
+      if (repeated) continue;
+      const h = this.slot(lo, hi);
       prev[q] = head[h]!;
       head[h] = q;
     }
@@ -74,9 +102,7 @@ export class CoverIndex {
     return oldLength + 4 * positions + 4 * slots;
   }
 
-  private hashAt(buf: Uint8Array, p: number): number {
-    const lo = buf[p]! | (buf[p + 1]! << 8) | (buf[p + 2]! << 16) | (buf[p + 3]! << 24);
-    const hi = buf[p + 4]! | (buf[p + 5]! << 8) | (buf[p + 6]! << 16) | (buf[p + 7]! << 24);
+  private slot(lo: number, hi: number): number {
     return (Math.imul(lo, 0x9e3779b1) ^ Math.imul(hi ^ (lo >>> 15), 0x85ebca77)) >>> this.shift;
   }
 
@@ -91,7 +117,7 @@ export class CoverIndex {
     const { old, prev } = this;
     const most = neu.length - scan;
     const step = this.step;
-    let q = this.head[this.hashAt(neu, scan)]!;
+    let q = this.head[this.slot(word(neu, scan), word(neu, scan + 4))]!;
     let best = 0;
     for (let tries = this.maxChain; q >= 0 && tries > 0; tries--, q = prev[q]!) {
       const candidate = q * step;

@@ -131,6 +131,11 @@ function sectionBrotli(name: SectionName, rawSize: number, options: CompressionO
   return {
     quality: strong ? (options.quality ?? 11) : Math.min(9, options.quality ?? 11),
     windowBits: Math.min(cap, fit),
+    // Literal bytes in 64 KiB blocks: brotli's quality 10–11 then holds 26–45 MiB less while it
+    // compresses (Debian rootfs literal: 142 against 168 MiB) for output as small (5,403,512
+    // against 5,416,996 B; esbuild-x64-far 3,429,221 against 3,429,827). Patch bytes keep
+    // brotli's default: 64 KiB blocks made next-swc's 0.4 % larger.
+    ...(name === 'literal' && { blockBits: 16 }),
     sizeHint: rawSize,
   };
 }

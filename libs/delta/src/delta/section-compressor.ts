@@ -10,6 +10,8 @@ const CHUNK = 1 << 20;
 export interface SectionBrotli {
   quality: number;
   windowBits: number;
+  /** Brotli's input block bits (`BROTLI_PARAM_LGBLOCK`), when not brotli's default. */
+  blockBits?: number;
   /** The section's final size, when known before compressing. */
   sizeHint?: number;
 }
@@ -29,6 +31,7 @@ function brotliStream(settings: SectionBrotli) {
     params: {
       [constants.BROTLI_PARAM_QUALITY]: settings.quality,
       [constants.BROTLI_PARAM_LGWIN]: settings.windowBits,
+      ...(settings.blockBits !== undefined && { [constants.BROTLI_PARAM_LGBLOCK]: settings.blockBits }),
       ...(settings.sizeHint !== undefined && {
         [constants.BROTLI_PARAM_SIZE_HINT]: Math.min(settings.sizeHint, 2 ** 30),
       }),
