@@ -31,7 +31,7 @@ function bunzip(data: Buffer, what: string): Buffer {
 }
 
 /**
- * Parses a classic BSDIFF40 patch (as written by Debian's bsdiff and bsdiff-node) and
+ * Parses a classic BSDIFF40 patch (as written by Debian's bsdiff) and
  * decompresses its bzip2 control, diff and extra streams, so they can be re-encoded into a
  * Ferry PATCH operation.
  */
