@@ -276,13 +276,20 @@ describe('two server replicas on one external broker with MQTT_SHARED_GROUP', ()
     const device = await registerDevice(a, fleet);
     topics.push(deviceTopic(device.uuid, 'presence'));
     const client = await connectDevice(MOSQUITTO_URL, device, { clean: true });
-    for (let i = 1; i <= 20; i += 1) {
-      await client.publishAsync(
+    const publish = (i: number) =>
+      client.publishAsync(
         deviceTopic(device.uuid, 'state'),
         JSON.stringify({ status: i === 20 ? 'downloaded' : 'downloading', bytesDone: i, bytesTotal: 20 }),
         { qos: 1 },
       );
-    }
+    for (let i = 1; i < 20; i += 1) await publish(i);
+    // The replicas order a device's reports by when they took them in, so the newest is sent once
+    // both have taken in the others: sent back to back, a busy replica could take in an older
+    // report after the other replica took in the newest.
+    await eventually(async () =>
+      (await accepted(a)) + (await accepted(b)) - before >= 19 ? true : undefined,
+    );
+    await publish(20);
     await client.endAsync();
     const total = await eventually(async () => {
       const sum = (await accepted(a)) + (await accepted(b)) - before;
