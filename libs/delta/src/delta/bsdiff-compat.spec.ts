@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { applyDelta } from '.';
 import { pruneShortCovers } from './cover-pruner';
-import { coverDiff } from './cover-search';
+import { coverDiff, type CoverPatch } from './cover-search';
 import { FILE_COVER_SEARCH } from './member-planner';
 import { parseBsdiff40 } from './testing/bsdiff40';
 import { DeltaWriter } from './delta-writer';
@@ -20,14 +20,12 @@ afterEach(async () => {
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
-/** Transcodes a BSDIFF40 patch into a one-operation Ferry delta whose base is the old file itself. */
-async function transcode(oldFile: string, patchFile: string, expected: Buffer): Promise<string> {
-  const parsed = parseBsdiff40(await readFile(patchFile));
-  const old = await readFile(oldFile);
+/** A one-operation Ferry delta whose base is the old file itself: one PATCH rebuilding `expected`. */
+async function patchDelta(old: Buffer, patch: CoverPatch, expected: Buffer, name: string): Promise<string> {
   const writer = await DeltaWriter.create(dir);
-  const out = join(dir, 'transcoded.delta');
+  const out = join(dir, name);
   try {
-    await writer.patch(0, 0, old.length, parsed.controls, parsed.diff, parsed.extra);
+    await writer.patch(0, 0, old.length, patch.controls, patch.diff, patch.extra);
     await writer.finish(out, {
       targetDigest: sha256(expected),
       targetSize: expected.length,
@@ -37,6 +35,12 @@ async function transcode(oldFile: string, patchFile: string, expected: Buffer): 
     await writer.dispose();
   }
   return out;
+}
+
+/** Transcodes a BSDIFF40 patch into a one-operation Ferry delta whose base is the old file itself. */
+async function transcode(oldFile: string, patchFile: string, expected: Buffer): Promise<string> {
+  const parsed = parseBsdiff40(await readFile(patchFile));
+  return patchDelta(await readFile(oldFile), parsed, expected, 'transcoded.delta');
 }
 
 /** bzip2 through Debian's tool, to hand-build BSDIFF40 patches. */
@@ -87,18 +91,7 @@ describe('PATCH operations and Debian bsdiff/bspatch', () => {
     const debianDelta = await transcode('/bin/busybox', join(dir, 'debian.patch'), neu);
 
     const ours = pruneShortCovers(coverDiff(old, neu, FILE_COVER_SEARCH), neu);
-    const writer = await DeltaWriter.create(dir);
-    const oursDelta = join(dir, 'cover.delta');
-    try {
-      await writer.patch(0, 0, old.length, ours.controls, ours.diff, ours.extra);
-      await writer.finish(oursDelta, {
-        targetDigest: sha256(neu),
-        targetSize: neu.length,
-        bases: [{ digest: sha256(old), size: old.length }],
-      });
-    } finally {
-      await writer.dispose();
-    }
+    const oursDelta = await patchDelta(old, ours, neu, 'cover.delta');
     await applyDelta({ bases: ['/bin/busybox'], delta: oursDelta, out: join(dir, 'ours.out') });
     expect(await sha256Hex(join(dir, 'ours.out'))).toBe(sha256(neu));
     // Within 2 % of bsdiff's suffix-array search (measured: smaller).

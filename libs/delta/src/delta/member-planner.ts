@@ -2,11 +2,10 @@ import type { FileHandle } from 'node:fs/promises';
 
 import type { BaseCatalog, BaseMember } from './candidates';
 import type { GlobalIndex } from './global-index';
-import { pruneShortCovers } from './cover-pruner';
-import { CoverIndex, coverDiff, type CoverSearchOptions } from './cover-search';
+import { CoverIndex, type CoverSearchOptions } from './cover-search';
 import { findDeflateParams, readGzipMember } from './gzip-member';
 import type { InflatedBases } from './inflated-bases';
-import { estimate, matchPieces, readRange, type Piece } from './pieces';
+import { estimate, matchPieces, patchPiece, readRange, type Piece } from './pieces';
 import type { TarEntry } from './tar-index';
 
 /** How target members' data ended up encoded. */
@@ -170,9 +169,11 @@ export class MemberPlanner {
     ];
     const patchAgainst: BaseMember[] = [];
     let settled = false;
+    // The similar file's bytes, read once for LZ matching and again of use for its patch.
+    let similar: Buffer | undefined;
     if (member && data.length >= 64) {
-      const ref = await this.read(member);
-      const matched = matchPieces(ref, member.entry.dataOffset, member.base, data);
+      similar = await this.read(member);
+      const matched = matchPieces(similar, member.entry.dataOffset, member.base, data);
       options.push({ choice: 'match', pieces: matched });
       settled = matched.length <= 4 && matched.every((p) => p.kind !== 'insert');
       if (!settled) patchAgainst.push(member);
@@ -187,20 +188,10 @@ export class MemberPlanner {
     for (const old of patchAgainst) {
       if (old.entry.size > patchMax || data.length > patchMax) continue;
       if (CoverIndex.cost(old.entry.size, FILE_COVER_SEARCH.step) > patchMemory) continue;
-      const pruned = pruneShortCovers(coverDiff(await this.read(old), data, FILE_COVER_SEARCH), data);
+      const bytes = old === member && similar ? similar : await this.read(old);
       options.push({
         choice: 'patch',
-        pieces: [
-          {
-            kind: 'patch',
-            base: old.base,
-            offset: old.entry.dataOffset,
-            length: old.entry.size,
-            controls: pruned.controls,
-            diff: pruned.diff,
-            extra: pruned.extra,
-          },
-        ],
+        pieces: [patchPiece(bytes, old.entry.dataOffset, old.base, data, FILE_COVER_SEARCH)],
       });
     }
     let best = options[0]!;

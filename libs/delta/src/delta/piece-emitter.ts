@@ -1,10 +1,9 @@
 import type { FileHandle } from 'node:fs/promises';
 
 import type { BaseMember } from './candidates';
-import { pruneShortCovers } from './cover-pruner';
-import { coverDiff, type CoverSearchOptions } from './cover-search';
+import type { CoverSearchOptions } from './cover-search';
 import type { DeltaWriter } from './delta-writer';
-import { readRange, type Piece } from './pieces';
+import { patchPiece, readRange, type Piece } from './pieces';
 import { isZero, type TarEntry } from './tar-index';
 
 const MiB = 2 ** 20;
@@ -110,17 +109,8 @@ export class PieceEmitter {
       const length = Math.min(2 * window, member.entry.size);
       const start = Math.max(0, Math.min(member.entry.size - length, centre - length / 2));
       const old = await readRange(this.bases[member.base]!, member.entry.dataOffset + start, length);
-      const patch = pruneShortCovers(coverDiff(old, data, WINDOW_COVER_SEARCH), data);
       await this.emit([
-        {
-          kind: 'patch',
-          base: member.base,
-          offset: member.entry.dataOffset + start,
-          length,
-          controls: patch.controls,
-          diff: patch.diff,
-          extra: patch.extra,
-        },
+        patchPiece(old, member.entry.dataOffset + start, member.base, data, WINDOW_COVER_SEARCH),
       ]);
     }
   }

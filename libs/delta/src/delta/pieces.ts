@@ -3,6 +3,8 @@ import { brotliCompressSync, constants } from 'node:zlib';
 
 import { matchBlocks } from './block-matcher';
 import type { BaseMember } from './candidates';
+import { pruneShortCovers } from './cover-pruner';
+import { coverDiff, type CoverSearchOptions } from './cover-search';
 import type { DeflateParams } from './deflate-stream';
 import { DeltaInputError } from './errors';
 import { isZero, type TarEntry } from './tar-index';
@@ -92,4 +94,19 @@ export function matchPieces(ref: Buffer, refOffset: number, base: number, target
       return { kind: 'copy', base, offset: refOffset + run.refOffset, length: run.length };
     return isZero(data) ? { kind: 'zero', length: data.length } : { kind: 'insert', data };
   });
+}
+
+/**
+ * A PATCH of `target` against `old` (the base bytes at `offset` of base `base`): a cover search,
+ * its short covers pruned.
+ */
+export function patchPiece(
+  old: Buffer,
+  offset: number,
+  base: number,
+  target: Buffer,
+  search: CoverSearchOptions,
+): Piece {
+  const patch = pruneShortCovers(coverDiff(old, target, search), target);
+  return { kind: 'patch', base, offset, length: old.length, ...patch };
 }
