@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { ConflictError, RolloutStrategySchema } from '@ferry/protocol';
 import { BlobsModule } from '../../apps/server/src/blobs/blobs.module';
 import { TransactionRepository } from '../../apps/server/src/database/transaction.repository';
+import { DeviceStateService } from '../../apps/server/src/device-state/device-state.service';
 import { DevicesService } from '../../apps/server/src/devices/devices.service';
 import { RolloutNoticesRepository } from '../../apps/server/src/rollouts/rollout-notices.repository';
 import { RolloutRunningService } from '../../apps/server/src/rollouts/rollout-running.service';
@@ -113,6 +114,32 @@ describe.each(DATABASE_KINDS)('rollout running service on %s', (kind) => {
         { uuid: d3, releaseId: f.v1 },
       ]),
     );
+    await running.act(rollout.id, 'abort');
+  });
+
+  it('sees a report that reaches the database after a newer one of another device (replicas flush on their own)', async () => {
+    const f = await fleetOnV1(m, 3);
+    const { rollout } = await running.create(f.slug, {
+      releaseId: f.v2,
+      strategy: strategy({ batches: [2, '100%'] }),
+      dryRun: false,
+    });
+    const [d1, d2] = told(f.events).map((t) => t.uuid as string);
+    const state = m.get(DeviceStateService);
+    // Replica A took in d1's report first but flushes it after replica B flushed d2's, taken in later.
+    m.clock.advance(1000);
+    const takenByA = m.clock.iso();
+    m.clock.advance(1000);
+    await f.report(d2!, 'running', f.v2);
+    await running.step(rollout.id);
+    await running.step(rollout.id);
+    expect((await views.view(rollout.id)).counts).toMatchObject({ verifying: 1, notified: 1 });
+    state.report(d1!, { status: 'running', releaseId: f.v2 }, takenByA);
+    await state.flush();
+    await running.step(rollout.id);
+    const view = await views.view(rollout.id);
+    expect(view.counts).toEqual({ verifying: 2, pending: 1 });
+    expect(view.batches[0]?.state).toBe('baking');
     await running.act(rollout.id, 'abort');
   });
 

@@ -59,6 +59,8 @@ export interface DeviceTable {
   target_rollback: Generated<number>;
   /** Since 0013: JSON object of the app metrics from the last report that carried them. */
   metrics: Generated<string | null>;
+  /** Since 0018: grows by one with every report written (a rollout step's cheap "anything new?"). */
+  report_count: Generated<number>;
 }
 
 /** Since 0012: the server's online keys that sign device targets; the highest `seq` is the current one. */

@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Kysely, Transaction, UpdateObject, Updateable, sql } from 'kysely';
+import { Kysely, Transaction, UpdateObject, sql } from 'kysely';
 import type { AppMetrics, ServiceState } from '@ferry/protocol';
 import { Clock } from '../clock/clock';
 import { DATABASE } from '../database/database.module';
-import { Database, DeviceTable } from '../database/database.types';
+import { Database } from '../database/database.types';
 import { HealthBaseline, HealthEventCounts, presenceHealthEvents, reportHealthEvents } from './health-events';
 
 /** One device's coalesced changes: only the fields that changed since the last flush. */
@@ -88,13 +88,14 @@ export class DeviceReportsRepository {
       for (const w of writes) {
         let touched = false;
         if (w.state) {
-          const set: Updateable<DeviceTable> = {
+          const set: UpdateObject<Database, 'devices'> = {
             status: w.state.status,
             update_release_id: w.state.releaseId,
             bytes_done: w.state.bytesDone,
             bytes_total: w.state.bytesTotal,
             last_error: w.state.error,
             state_at: w.state.at,
+            report_count: sql<number>`report_count + 1`,
           };
           if (w.state.runningReleaseId) set.release_id = w.state.runningReleaseId;
           if (w.state.variablesVersion !== undefined) set.variables_version = w.state.variablesVersion;

@@ -192,7 +192,7 @@ export class RolloutRunningService {
       // Cheap check first: with no new report, no device gone, no deadline or bake end reached and
       // no write since the last step that changed nothing, a full step would change nothing either.
       const probe = await this.rollouts.probe(rollout);
-      const key = `${rollout.updatedAt}|${probe.lastReportAt ?? ''}|${probe.present}|${deltasPending}`;
+      const key = `${rollout.updatedAt}|${probe.reports}|${probe.present}|${deltasPending}`;
       const quiet = this.quiet.get(id);
       // A throttled batch (maxDevicesPerMinute) tells more devices as the minute moves on: no cache.
       const throttled = rollout.strategy.maxDevicesPerMinute !== undefined;

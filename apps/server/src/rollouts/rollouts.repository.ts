@@ -312,17 +312,16 @@ export class RolloutsRepository {
   }
 
   /**
-   * What tells whether a step could change anything: the newest report of a watched device, how many
-   * watched devices still exist, and the next deadline or bake end.
+   * What tells whether a step could change anything: how many reports the watched devices have sent
+   * (it grows with any report written, whenever it was taken in), how many watched devices still
+   * exist, and the next deadline or bake end.
    */
-  async probe(
-    rollout: RolloutRecord,
-  ): Promise<{ lastReportAt: string | null; present: number; wakeAt: string | null }> {
+  async probe(rollout: RolloutRecord): Promise<{ reports: string; present: number; wakeAt: string | null }> {
     const row = await this.db
       .selectFrom('rollout_devices as r')
       .leftJoin('devices as d', 'd.uuid', 'r.device_uuid')
       .select((eb) => [
-        eb.fn.max('d.state_at').as('last_report'),
+        eb.fn.sum<string | number | null>('d.report_count').as('reports'),
         eb.fn.count('d.uuid').as('present'),
         eb.fn.min('r.deadline').as('next_deadline'),
       ])
@@ -340,7 +339,7 @@ export class RolloutsRepository {
       (t): t is string => t !== null,
     );
     return {
-      lastReportAt: row?.last_report ?? null,
+      reports: String(row?.reports ?? 0),
       present: Number(row?.present ?? 0),
       wakeAt: times.sort()[0] ?? null,
     };

@@ -16,6 +16,7 @@ import * as scheduledRollouts from './0014-scheduled-rollouts';
 import * as volumePurges from './0015-volume-purges';
 import * as healthEventsAge from './0016-health-events-age';
 import * as updatePolicies from './0017-update-policies';
+import * as reportCount from './0018-report-count';
 
 /**
  * Every migration, in order. Add new ones at the end with the next number; never edit one that has
@@ -39,4 +40,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0015-volume-purges': volumePurges,
   '0016-health-events-age': healthEventsAge,
   '0017-update-policies': updatePolicies,
+  '0018-report-count': reportCount,
 };
