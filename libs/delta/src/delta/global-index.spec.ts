@@ -61,7 +61,12 @@ describe('GlobalIndex', () => {
         ),
       ).toBe(true);
     }
-    expect(index.dominantMember(pieces)?.entry.path).toBe('app/bundle.js');
+    // The member drawn on most, and the span of its data drawn on: what a patch is searched against.
+    const dominant = index.dominantMember(pieces)!;
+    expect(dominant.member.entry.path).toBe('app/bundle.js');
+    expect(dominant.from).toBeLessThan(1000);
+    expect(dominant.to).toBeGreaterThan(29_000);
+    expect(dominant.to).toBeLessThanOrEqual(30_000);
   });
 
   it('is not built when the members it would hold and their table exceed the budget', async () => {

@@ -6,6 +6,13 @@ import type { Piece } from './pieces';
 import { readRange } from './pieces';
 import { isZero, type TarIndex } from './tar-index';
 
+/** A base member global matches drew most from, and the span of its data they drew from. */
+export interface DominantMember {
+  member: BaseMember;
+  from: number;
+  to: number;
+}
+
 /** Base bytes `[offset, offset + length)` of base `base`, at `at` in the index's reference. */
 interface Segment {
   base: number;
@@ -94,20 +101,27 @@ export class GlobalIndex {
     return pieces;
   }
 
-  /** The base member the most bytes of `pieces` were copied from, if any. */
-  dominantMember(pieces: Piece[]): BaseMember | undefined {
-    const bytes = new Map<BaseMember['entry'], { member: BaseMember; n: number }>();
+  /**
+   * The base member the most bytes of `pieces` were copied from, if any, with the span of its
+   * data those copies came from (`from` to `to`, offsets in the member's data).
+   */
+  dominantMember(pieces: Piece[]): DominantMember | undefined {
+    const bytes = new Map<BaseMember['entry'], DominantMember & { n: number }>();
     for (const piece of pieces) {
       if (piece.kind !== 'copy') continue;
       const entry = this.entryAt(piece.base, piece.offset);
       if (!entry || entry.size === 0) continue;
-      const seen = bytes.get(entry) ?? { member: { base: piece.base, entry }, n: 0 };
+      const from = piece.offset - entry.dataOffset;
+      const to = Math.min(entry.size, from + piece.length);
+      const seen = bytes.get(entry) ?? { member: { base: piece.base, entry }, n: 0, from, to };
       seen.n += piece.length;
+      seen.from = Math.min(seen.from, from);
+      seen.to = Math.max(seen.to, to);
       bytes.set(entry, seen);
     }
-    let best: { member: BaseMember; n: number } | undefined;
+    let best: (DominantMember & { n: number }) | undefined;
     for (const candidate of bytes.values()) if (!best || candidate.n > best.n) best = candidate;
-    return best?.member;
+    return best && { member: best.member, from: best.from, to: best.to };
   }
 
   private segmentAt(ref: number): Segment {
