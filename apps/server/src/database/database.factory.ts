@@ -12,6 +12,13 @@ export function openDatabase(database: FerryConfig['database']): Kysely<Database
     // bigint columns hold byte counts well below 2^53: read them as numbers, not strings.
     types.setTypeParser(types.builtins.INT8, (value) => Number(value));
     const pool = new Pool({ connectionString: database.url, max: 10 });
+    // PostgreSQL may end an idle connection (a restart, a failover, pg_terminate_backend): the pool
+    // drops it and opens another for the next query. Unheard, its error would end the process.
+    pool.on('error', (error) =>
+      new Logger('Database').warn(
+        `PostgreSQL closed an idle connection (${error.message}); it will be replaced`,
+      ),
+    );
     return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
   return new Kysely<Database>({
