@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { DeltaRecord, Device, Release, RolloutView, releaseBlobDigests } from '@ferry/protocol';
+import {
+  DeltaRecord,
+  Device,
+  Release,
+  RolloutDeviceView,
+  RolloutView,
+  releaseBlobDigests,
+} from '@ferry/protocol';
 import { Simulator } from '../devices/simulator/src';
 import { noise } from './support/agent-images';
 import { dockerArchive, gnuTarLayer } from './support/hostile-archives';
@@ -137,12 +144,27 @@ describe(`${DEVICES} devices on three server processes and two workers, sharing 
       log: (line) => simulatorLog.push(line),
     });
     const devices = simulator.devices;
-    // On a failure, what the devices and processes saw (the test's own error says what was expected).
+    let rolloutId: string | undefined;
+    // On a failure, what the devices and processes saw (the test's own error says what was expected):
+    // first the devices the rollout still waits for, else any device told its target.
     const diagnose = async (error: unknown): Promise<never> => {
-      const told = devices.filter((d) => d.stats.notices.length > 0).slice(0, 3);
+      const waitedFor = rolloutId
+        ? (
+            await json<RolloutDeviceView[]>(await api(`/v1/rollouts/${rolloutId}/devices`), 200).catch(
+              () => [],
+            )
+          )
+            .filter((d) => d.state === 'notified' || d.state === 'updating')
+            .map((d) => d.uuid)
+        : [];
+      const told = [
+        ...devices.filter((d) => waitedFor.includes(d.uuid)),
+        ...devices.filter((d) => !waitedFor.includes(d.uuid) && d.stats.notices.length > 0),
+      ].slice(0, 3);
       const views = await Promise.all(
         told.map(async (d) => ({
-          sim: { running: d.running?.id, status: d.status, working: d.working },
+          sim: { running: d.running?.id, status: d.status, working: d.working, notices: d.stats.notices },
+          waitedFor: waitedFor.includes(d.uuid),
           server: await (await servers[0]!.api(`/v1/devices/${d.uuid}`)).json(),
         })),
       );
@@ -202,6 +224,7 @@ describe(`${DEVICES} devices on three server processes and two workers, sharing 
         }),
         201,
       );
+      rolloutId = created.id;
 
       // The worker whose sandboxed encoder runs the build is killed with SIGKILL, mid-delta.
       const building = await until(
