@@ -139,8 +139,19 @@ describe('Redis Sentinel failover mid-rollout', () => {
       240_000,
       'the rollout to finish',
     ).catch((error: Error) => {
-      const tail = (text: string): string => text.split('\n').slice(-25).join('\n');
-      throw new Error(`${error.message}\nserver: ${tail(server.output())}\nworker: ${tail(worker.output())}`);
+      // The poll's own request lines would fill the tail.
+      const tail = (text: string): string =>
+        text
+          .split('\n')
+          .filter((line) => !line.includes('"msg":"request completed"'))
+          .slice(-25)
+          .join('\n');
+      // Told but silent, or never told: which side of the failover lost the notice or the reports.
+      const told = devices.filter((d) => d.stats.notices.some((n) => n.releaseId === v2.id));
+      const seen = `devices that received the v2 notice: ${told.length}, running v2: ${devices.filter((d) => d.running?.id === v2.id).length}, statuses ${JSON.stringify(simulator?.statuses())}`;
+      throw new Error(
+        `${error.message}\n${seen}\nserver: ${tail(server.output())}\nworker: ${tail(worker.output())}`,
+      );
     });
     expect(`${rollout.state}: ${rollout.reason}`).toMatch(/^completed: /);
     expect(rollout.counts).toEqual({ succeeded: DEVICES });
