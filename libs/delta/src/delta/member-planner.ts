@@ -215,9 +215,11 @@ export class MemberPlanner {
     for (const old of patchAgainst) {
       if (old.length > patchMax || data.length > patchMax) continue;
       if (CoverIndex.cost(old.length, FILE_COVER_SEARCH.step) > patchMemory) continue;
-      const whole = old.member === member && similar;
       const offset = old.member.entry.dataOffset + old.from;
-      const bytes = whole ? similar! : await readRange(this.bases[old.member.base]!, offset, old.length);
+      const bytes =
+        old.member === member && similar
+          ? similar
+          : await readRange(this.bases[old.member.base]!, offset, old.length);
       options.push({
         choice: 'patch',
         pieces: [patchPiece(bytes, offset, old.member.base, data, FILE_COVER_SEARCH)],
