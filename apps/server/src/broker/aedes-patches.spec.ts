@@ -4,7 +4,7 @@ import { AddressInfo, Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Aedes, AedesOptions } from 'aedes';
 import memoryPersistence from 'aedes-persistence';
-import { Redis } from 'ioredis';
+import { Redis, RedisOptions } from 'ioredis';
 import { MqttClient, connectAsync } from 'mqtt';
 import { storeWillOfDeadPeer } from '../../../../test/support/dead-mqtt-peer';
 import { eventually } from '../../../../test/support/mqtt-devices';
@@ -17,13 +17,11 @@ import {
   storeSubscriptionsOnce,
   willOwner,
 } from './aedes-patches';
+import { clusterEmitter } from './cluster-emitter';
 
-/* eslint-disable @typescript-eslint/no-require-imports */
+// A CommonJS package without types.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const redisPersistence = require('aedes-persistence-redis') as (opts: object) => unknown;
-const { MQEmitterRedisPrefix } = require('mqemitter-redis') as {
-  MQEmitterRedisPrefix: new (prefix: string, opts: object) => unknown;
-};
-/* eslint-enable @typescript-eslint/no-require-imports */
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -37,16 +35,23 @@ describe('Aedes patches', () => {
   const closers: (() => Promise<void>)[] = [];
   const prefix = `ferry-test-${randomBytes(4).toString('hex')}:`;
 
-  const connection = (keyPrefix?: string): Redis => {
-    const r = new Redis(REDIS_URL, { maxRetriesPerRequest: null, ...(keyPrefix ? { keyPrefix } : {}) });
+  const connection = (keyPrefix?: string, extra: RedisOptions = {}): Redis => {
+    const r = new Redis(REDIS_URL, {
+      maxRetriesPerRequest: null,
+      ...(keyPrefix ? { keyPrefix } : {}),
+      ...extra,
+    });
     redis.push(r);
     return r;
   };
+  /** The server's routing between cluster processes, on this test's connections. */
+  const emitter = (): AedesOptions['mq'] =>
+    clusterEmitter(`${prefix}mqtt:`, (extra) => connection(undefined, extra));
   const clusterOptions = (): Partial<AedesOptions> => {
     const conn = connection(`${prefix}mqtt:`);
     return {
       persistence: redisPersistence({ conn }),
-      mq: new MQEmitterRedisPrefix(`${prefix}mqtt:`, { subConn: connection(), pubConn: connection() }),
+      mq: emitter(),
     };
   };
   /** A listening broker; `onClient` sees each client Aedes makes for a connection. */
@@ -154,7 +159,7 @@ describe('Aedes patches', () => {
     const conn = connection(`${prefix}mqtt:`);
     const { url } = await startBroker({
       persistence: storeSubscriptionsOnce(redisPersistence({ conn }) as never),
-      mq: new MQEmitterRedisPrefix(`${prefix}mqtt:`, { subConn: connection(), pubConn: connection() }),
+      mq: emitter(),
     });
     const device = await client(url, 'two-filters', false);
     // Without the patch the SUBACK never comes (Aedes 1.2.0, aedes-persistence-redis 11.2.2).
@@ -180,10 +185,7 @@ describe('Aedes patches', () => {
         conn
           ? {
               persistence: redisPersistence({ conn }),
-              mq: new MQEmitterRedisPrefix(`${prefix}mqtt:`, {
-                subConn: connection(),
-                pubConn: connection(),
-              }),
+              mq: emitter(),
             }
           : {},
       );

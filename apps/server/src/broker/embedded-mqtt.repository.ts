@@ -6,8 +6,8 @@ import { promisify } from 'node:util';
 import { Logger } from '@nestjs/common';
 import { Aedes, AedesOptions, AuthErrorCode, AuthenticateError, Client, Connection } from 'aedes';
 import memoryPersistence from 'aedes-persistence';
-import { Redis } from 'ioredis';
-import { ErrorEmitter, RedisOutageMonitor, connectRedis } from '@ferry/storage';
+import { Redis, RedisOptions } from 'ioredis';
+import { RedisOutageMonitor, connectRedis } from '@ferry/storage';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { FerryConfig } from '../config/config';
 import {
@@ -19,6 +19,7 @@ import {
   storeSubscriptionsOnce,
   willOwner,
 } from './aedes-patches';
+import { clusterEmitter } from './cluster-emitter';
 import { RetainedStore, indexRetained } from './indexed-retained';
 import {
   BrokerPolicy,
@@ -208,34 +209,20 @@ export class EmbeddedMqttRepository extends MqttRepository {
   }
 
   private clusterOptions(options: AedesOptions): void {
-    // Loaded only when clustering: both are CommonJS packages without types.
-    /* eslint-disable @typescript-eslint/no-require-imports */
+    // Loaded only when clustering: a CommonJS package without types.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const persistence = require('aedes-persistence-redis') as (opts: object) => SubscriptionStore;
-    const { MQEmitterRedisPrefix } = require('mqemitter-redis') as {
-      MQEmitterRedisPrefix: new (prefix: string, opts: object) => { state: ErrorEmitter };
-    };
-    /* eslint-enable @typescript-eslint/no-require-imports */
     const prefix = `${this.config.redisPrefix}mqtt:`;
-    const connect = (): Redis => {
-      const redis = connectRedis(this.config.redis, { keyPrefix: prefix, maxRetriesPerRequest: null });
+    const connect = (extra: RedisOptions): Redis => {
+      const redis = connectRedis(this.config.redis, extra);
       this.monitor.watch(redis);
       this.redis.push(redis);
       return redis;
     };
-    this.persistenceRedis = connect();
+    this.persistenceRedis = connect({ keyPrefix: prefix, maxRetriesPerRequest: null });
     options.persistence = storeSubscriptionsOnce(persistence({ conn: this.persistenceRedis }));
     // Pub/sub channels are not per database: the prefix keeps separate deployments (and test runs) apart.
-    const pubsub = (): Redis => {
-      const redis = connectRedis(this.config.redis, { maxRetriesPerRequest: null });
-      this.monitor.watch(redis);
-      this.redis.push(redis);
-      return redis;
-    };
-    const mq = new MQEmitterRedisPrefix(prefix, { subConn: pubsub(), pubConn: pubsub() });
-    // mqemitter-redis re-emits its connections' errors on `state`: unheard, the first one (Redis
-    // restarting, a Sentinel failover) would end the process. The monitor has them already.
-    mq.state.on('error', () => undefined);
-    options.mq = mq;
+    options.mq = clusterEmitter(prefix, connect);
   }
 
   async publish(messages: OutgoingMessage[]): Promise<void> {
