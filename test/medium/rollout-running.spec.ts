@@ -217,6 +217,48 @@ describe.each(DATABASE_KINDS)('rollout running service on %s', (kind) => {
     await running.act(rollout.id, 'abort');
   });
 
+  it('tells a connected device that stays silent again, the very same notice, less and less often; not one offline or one that moved on', async () => {
+    const f = await fleetOnV1(m, 3);
+    const { rollout } = await running.create(f.slug, {
+      releaseId: f.v2,
+      strategy: strategy({ batches: [2, '100%'] }),
+      dryRun: false,
+    });
+    const [d1, d2] = told(f.events).map((t) => t.uuid as string);
+    const issuedAt = m.clock.iso();
+    await m.db.updateTable('devices').set({ online: 1 }).where('uuid', '=', d1!).execute();
+    await m.db.updateTable('devices').set({ online: 0 }).where('uuid', '=', d2!).execute();
+    const noticesOf = (uuid: string) => toldNotices(f.events).filter((n) => n.uuid === uuid);
+    // FERRY_NOTICE_RESEND_SECONDS (30): not before.
+    m.clock.advance(29_000);
+    await running.step(rollout.id);
+    expect(noticesOf(d1!)).toHaveLength(1);
+    m.clock.advance(2_000);
+    await running.step(rollout.id);
+    expect(noticesOf(d1!)).toEqual([
+      { uuid: d1, releaseId: f.v2, issuedAt },
+      { uuid: d1, releaseId: f.v2, issuedAt },
+    ]);
+    // Offline: it gets the retained notice when it reconnects.
+    expect(noticesOf(d2!)).toHaveLength(1);
+    // Then 60 s later (twice as long), not at 30.
+    m.clock.advance(30_000);
+    await running.step(rollout.id);
+    expect(noticesOf(d1!)).toHaveLength(2);
+    m.clock.advance(30_000);
+    await running.step(rollout.id);
+    expect(noticesOf(d1!)).toHaveLength(3);
+    // It answers: no more.
+    await f.report(d1!, 'downloading', f.v2);
+    await running.step(rollout.id);
+    // Past every re-send it would have had, still inside its deadline.
+    m.clock.advance(150_000);
+    await running.step(rollout.id);
+    expect(noticesOf(d1!)).toHaveLength(3);
+    expect(noticesOf(d2!)).toHaveLength(1);
+    await running.act(rollout.id, 'abort');
+  });
+
   it('writes a decision, its notices and its sample together or not at all', async () => {
     const f = await fleetOnV1(m, 2);
     const { rollout } = await running.create(f.slug, {
@@ -245,7 +287,9 @@ describe.each(DATABASE_KINDS)('rollout running service on %s', (kind) => {
     const write = (expected: string, fail: boolean) =>
       m.get(TransactionRepository).run(async (trx) => {
         await rollouts.apply(rollout.id, expected, decision, m.clock.iso(), trx);
-        await m.get(RolloutNoticesRepository).enqueue(rollout.id, [{ uuid: d2!, releaseId: f.v2 }], trx);
+        await m
+          .get(RolloutNoticesRepository)
+          .enqueue(rollout.id, [{ uuid: d2!, releaseId: f.v2 }], m.clock.iso(), trx);
         await m.get(RolloutSamplesRepository).add(rollout.id, m.clock.iso(), { notified: 2 }, trx);
         if (fail) throw new Error('crash before commit');
       });

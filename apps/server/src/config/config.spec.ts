@@ -12,6 +12,15 @@ describe('loadConfig', () => {
     expect(config.adminToken).toBeNull();
   });
 
+  it('reads FERRY_NOTICE_RESEND_SECONDS (30 by default) and refuses what is not a positive number up to an hour', () => {
+    expect(loadConfig({}, INSTALL).noticeResendMs).toBe(30_000);
+    expect(loadConfig({ FERRY_NOTICE_RESEND_SECONDS: '0.5' }, INSTALL).noticeResendMs).toBe(500);
+    for (const bad of ['0', '-1', '3601', 'soon', '1e400'])
+      expect(() => loadConfig({ FERRY_NOTICE_RESEND_SECONDS: bad }, INSTALL)).toThrow(
+        /FERRY_NOTICE_RESEND_SECONDS/,
+      );
+  });
+
   it('names the Redis namespaces after the install unless REDIS_PREFIX and FERRY_QUEUE_PREFIX are set', () => {
     const config = loadConfig({}, INSTALL);
     expect(config.installId).toBe(INSTALL);

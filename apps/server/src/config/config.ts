@@ -62,6 +62,7 @@ const EnvSchema = z.object({
   FERRY_STATE_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
   FERRY_EVENTS_HEARTBEAT_SECONDS: z.coerce.number().positive().max(3600).default(15),
   FERRY_ROLLOUT_TICK_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  FERRY_NOTICE_RESEND_SECONDS: z.coerce.number().positive().max(3600).default(30),
   FERRY_TARGET_EXPIRY_SECONDS: z.coerce
     .number()
     .int()
@@ -152,6 +153,11 @@ export interface FerryConfig {
   /** How often the rollout engine re-reads running rollouts from the database and moves them on. */
   rolloutTickMs: number;
   /**
+   * A rollout tells a connected device again when it stays silent this long after its notice, then
+   * after twice as long each time (at most 15 minutes between, 8 times in all): docs/rollouts.md.
+   */
+  noticeResendMs: number;
+  /**
    * How long a signed device target stays valid (docs/security.md "Signed targets"); every answer is
    * signed afresh, so an agent that polls more often than this never holds an expired one.
    */
@@ -237,6 +243,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, installId: string): FerryConf
     stateFlushMs: e.FERRY_STATE_FLUSH_MS,
     eventsHeartbeatSeconds: e.FERRY_EVENTS_HEARTBEAT_SECONDS,
     rolloutTickMs: e.FERRY_ROLLOUT_TICK_MS,
+    noticeResendMs: e.FERRY_NOTICE_RESEND_SECONDS * 1000,
     targetExpirySeconds: e.FERRY_TARGET_EXPIRY_SECONDS,
     dataDir,
     blobs: loadBlobStoreConfig(env),

@@ -169,6 +169,10 @@ export interface RolloutDeviceTable {
   deadline: string | null;
   notice_sent: number;
   notice_release_id: string | null;
+  /** Since 0019: how many times the device was told again, having stayed silent after its notice. */
+  notice_tries: Generated<number>;
+  /** Since 0019: when to tell it again if it is still silent; null: not again. */
+  notice_due_at: string | null;
   updated_at: string;
 }
 

@@ -20,6 +20,16 @@ export interface NoticeGroup {
 /** Devices per `in (…)` list in one statement: under SQLite's and PostgreSQL's parameter limits. */
 const UUIDS = 500;
 
+/** A silent device is told again at most this many times for one notice. */
+export const MAX_NOTICE_RESENDS = 8;
+/** The longest wait between two tellings of a silent device. */
+const MAX_RESEND_GAP_MS = 15 * 60_000;
+
+/** How long after its `tries`-th re-send a silent device is told again: `firstMs`, doubling, capped. */
+export function resendGapMs(firstMs: number, tries: number): number {
+  return Math.min(firstMs * 2 ** tries, MAX_RESEND_GAP_MS);
+}
+
 /** Notices grouped by release: the devices of one release share a statement and a payload. */
 function byRelease(notices: PendingNotice[]): Map<string, string[]> {
   const groups = new Map<string, string[]>();
@@ -41,13 +51,21 @@ function byRelease(notices: PendingNotice[]): Map<string, string[]> {
 export class RolloutNoticesRepository {
   constructor(@Inject(DATABASE) private readonly db: Kysely<Database>) {}
 
-  /** Marks these devices as to be told `releaseId`, in the caller's transaction. */
-  async enqueue(rolloutId: string, notices: PendingNotice[], trx: Transaction<Database>): Promise<void> {
+  /**
+   * Marks these devices as to be told `releaseId`, in the caller's transaction; one still silent at
+   * `dueAt` is told again ({@link resendSilent}).
+   */
+  async enqueue(
+    rolloutId: string,
+    notices: PendingNotice[],
+    dueAt: string,
+    trx: Transaction<Database>,
+  ): Promise<void> {
     for (const [releaseId, uuids] of byRelease(notices)) {
       for (let i = 0; i < uuids.length; i += UUIDS) {
         await trx
           .updateTable('rollout_devices')
-          .set({ notice_sent: 0, notice_release_id: releaseId })
+          .set({ notice_sent: 0, notice_release_id: releaseId, notice_tries: 0, notice_due_at: dueAt })
           .where('rollout_id', '=', rolloutId)
           .where('device_uuid', 'in', uuids.slice(i, i + UUIDS))
           .execute();
@@ -102,5 +120,54 @@ export class RolloutNoticesRepository {
       .where('state', 'in', ['notified', 'updating', 'rolling_back'])
       .where('notice_release_id', 'is not', null)
       .execute();
+  }
+
+  /**
+   * Devices told their target (`notified`) that have not moved since, past their `notice_due_at`: a
+   * connected one is marked to be told the very same notice again (a notice lost between the server
+   * processes of a cluster, or on its way to the device, is acknowledged all the same); one offline
+   * gets the retained notice when it reconnects and only has its next look put off. `firstMs` is
+   * `FERRY_NOTICE_RESEND_SECONDS`. Returns how many are to be told again.
+   */
+  async resendSilent(rolloutId: string, now: number, firstMs: number): Promise<number> {
+    const due = await this.db
+      .selectFrom('rollout_devices as r')
+      .innerJoin('devices as d', 'd.uuid', 'r.device_uuid')
+      .select(['r.device_uuid as uuid', 'r.notice_tries as tries', 'd.online'])
+      .where('r.rollout_id', '=', rolloutId)
+      .where('r.state', '=', 'notified')
+      .where('r.notice_sent', '=', 1)
+      .where('r.notice_due_at', '<=', new Date(now).toISOString())
+      .execute();
+    // One statement per outcome: the devices of one step share their tries.
+    const changes = new Map<
+      string,
+      { tries: number; dueAt: string | null; resend: boolean; uuids: string[] }
+    >();
+    for (const d of due) {
+      const resend = Number(d.online) === 1;
+      const tries = Number(d.tries) + (resend ? 1 : 0);
+      const dueAt =
+        tries >= MAX_NOTICE_RESENDS ? null : new Date(now + resendGapMs(firstMs, tries)).toISOString();
+      const key = `${tries} ${dueAt} ${resend}`;
+      const change = changes.get(key) ?? { tries, dueAt, resend, uuids: [] };
+      change.uuids.push(d.uuid);
+      changes.set(key, change);
+    }
+    let resent = 0;
+    for (const { tries, dueAt, resend, uuids } of changes.values()) {
+      for (let i = 0; i < uuids.length; i += UUIDS) {
+        await this.db
+          .updateTable('rollout_devices')
+          .set({ notice_tries: tries, notice_due_at: dueAt, ...(resend ? { notice_sent: 0 } : {}) })
+          .where('rollout_id', '=', rolloutId)
+          .where('device_uuid', 'in', uuids.slice(i, i + UUIDS))
+          // Moved on meanwhile (a report came): nothing to tell again.
+          .where('state', '=', 'notified')
+          .execute();
+      }
+      if (resend) resent += uuids.length;
+    }
+    return resent;
   }
 }

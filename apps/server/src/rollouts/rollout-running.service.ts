@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ConflictError, CreateRollout, NotFoundError, RolloutPlan } from '@ferry/protocol';
 import { Clock } from '../clock/clock';
+import { FerryConfig } from '../config/config';
+import { FERRY_CONFIG } from '../config/config.module';
 import { TransactionRepository } from '../database/transaction.repository';
 import { isUniqueViolation } from '../database/unique-violation';
 import { EventBus } from '../events/event-bus.service';
@@ -53,6 +55,7 @@ export class RolloutRunningService {
     private readonly clock: Clock,
     private readonly lock: RolloutLockRepository,
     private readonly health: RolloutHealthService,
+    @Inject(FERRY_CONFIG) private readonly config: FerryConfig,
   ) {}
 
   /**
@@ -223,6 +226,11 @@ export class RolloutRunningService {
           this.quiet.set(id, { key, wakeAt: wakes.length > 0 ? Math.min(...wakes) : null });
         }
       }
+      // Devices told but silent since: a notice acknowledged by the broker can still be lost.
+      if (probe.resendAt !== null && now >= Date.parse(probe.resendAt)) {
+        const resent = await this.outbox.resendSilent(id, now, this.config.noticeResendMs);
+        if (resent > 0) this.logger.log(`rollout ${id}: telling ${resent} silent device(s) again`);
+      }
     } else {
       this.quiet.delete(id);
     }
@@ -257,7 +265,10 @@ export class RolloutRunningService {
     );
     await this.transactions.run(async (trx) => {
       await this.rollouts.apply(rollout.id, rollout.updatedAt, decision, at, trx);
-      if (notices.length > 0) await this.outbox.enqueue(rollout.id, notices, trx);
+      if (notices.length > 0) {
+        const dueAt = new Date(Date.parse(at) + this.config.noticeResendMs).toISOString();
+        await this.outbox.enqueue(rollout.id, notices, dueAt, trx);
+      }
       if (counts) await this.samples.add(rollout.id, at, counts, trx);
     });
     const after = decision.rollout ?? rollout;

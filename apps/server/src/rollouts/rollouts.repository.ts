@@ -316,7 +316,9 @@ export class RolloutsRepository {
    * (it grows with any report written, whenever it was taken in), how many watched devices still
    * exist, and the next deadline or bake end.
    */
-  async probe(rollout: RolloutRecord): Promise<{ reports: string; present: number; wakeAt: string | null }> {
+  async probe(
+    rollout: RolloutRecord,
+  ): Promise<{ reports: string; present: number; wakeAt: string | null; resendAt: string | null }> {
     const row = await this.db
       .selectFrom('rollout_devices as r')
       .leftJoin('devices as d', 'd.uuid', 'r.device_uuid')
@@ -324,6 +326,15 @@ export class RolloutsRepository {
         eb.fn.sum<string | number | null>('d.report_count').as('reports'),
         eb.fn.count('d.uuid').as('present'),
         eb.fn.min('r.deadline').as('next_deadline'),
+        eb.fn
+          .min(
+            eb
+              .case()
+              .when(eb.and([eb('r.state', '=', 'notified'), eb('r.notice_sent', '=', 1)]))
+              .then(eb.ref('r.notice_due_at'))
+              .end(),
+          )
+          .as('next_resend'),
       ])
       .where('r.rollout_id', '=', rollout.id)
       .where('r.state', 'in', ['notified', 'updating', 'verifying', 'rolling_back'])
@@ -342,6 +353,7 @@ export class RolloutsRepository {
       reports: String(row?.reports ?? 0),
       present: Number(row?.present ?? 0),
       wakeAt: times.sort()[0] ?? null,
+      resendAt: row?.next_resend ?? null,
     };
   }
 

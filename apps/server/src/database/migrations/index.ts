@@ -17,6 +17,7 @@ import * as volumePurges from './0015-volume-purges';
 import * as healthEventsAge from './0016-health-events-age';
 import * as updatePolicies from './0017-update-policies';
 import * as reportCount from './0018-report-count';
+import * as noticeResend from './0019-notice-resend';
 
 /**
  * Every migration, in order. Add new ones at the end with the next number; never edit one that has
@@ -41,4 +42,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0016-health-events-age': healthEventsAge,
   '0017-update-policies': updatePolicies,
   '0018-report-count': reportCount,
+  '0019-notice-resend': noticeResend,
 };
