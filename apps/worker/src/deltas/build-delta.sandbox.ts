@@ -20,7 +20,7 @@ exitWithParent({ onParentGone: () => store.discardOpenStagingNow() });
 
 export default function processDeltaJob(job: Job): Promise<DeltaJobResult> {
   return runDeltaJob(store, job, DELTA_JOB_HANDLERS, {
-    memoryBudget: config.deltaMemoryBytes,
+    encoding: { memoryBudget: config.deltaMemoryBytes, literalStrongLimit: config.deltaStrongLiteralBytes },
     install: { id: config.installId, dataDir: config.dataDir, queuePrefix: config.queuePrefix },
   });
 }

@@ -25,6 +25,12 @@ export class MissingDeltaInputError extends CorruptDeltaInputError {
   }
 }
 
+/** The worker's settings of the encoder (`WORKER_DELTA_MEMORY_MB`, `WORKER_DELTA_STRONG_LITERAL_MB`). */
+export interface DeltaEncoding {
+  memoryBudget?: number;
+  literalStrongLimit?: number;
+}
+
 /**
  * Builds one layer delta: checks that every input blob exists and matches its digest, encodes the
  * target against the bases, and stores the delta as a blob — or reports that the full layer is the
@@ -34,7 +40,7 @@ export async function buildDelta(
   store: BlobStore,
   job: DeltaJobData,
   onProgress: (progress: EncodeProgress) => void = () => undefined,
-  memoryBudget?: number,
+  encoding: DeltaEncoding = {},
 ): Promise<DeltaJobResult> {
   const scratch = await store.openStaging();
   const out = join(scratch.path, `${randomUUID()}.delta`);
@@ -67,7 +73,7 @@ export async function buildDelta(
       out,
       tempDir: scratch.path,
       onProgress,
-      ...(memoryBudget !== undefined ? { memoryBudget } : {}),
+      ...encoding,
     });
     const size = (await stat(out)).size;
     const encodeMs = Date.now() - started;

@@ -1,7 +1,7 @@
 import { Job, UnrecoverableError } from 'bullmq';
 import { DeltaJobDataSchema, DeltaJobName, DeltaJobResult, parseWith } from '@ferry/protocol';
 import { BlobStore } from '@ferry/storage';
-import { CorruptDeltaInputError, MissingDeltaInputError, buildDelta } from './delta-builder';
+import { CorruptDeltaInputError, DeltaEncoding, MissingDeltaInputError, buildDelta } from './delta-builder';
 
 /** Handles one job of the delta queue, in the sandboxed child, with the worker's blob store. */
 export type DeltaJobHandler = (
@@ -12,8 +12,8 @@ export type DeltaJobHandler = (
 
 /** What a job runs with, from the worker's configuration. */
 export interface DeltaJobContext {
-  /** The encoder's memory budget (`WORKER_DELTA_MEMORY_MB`). */
-  memoryBudget?: number;
+  /** The encoder's memory budget and literal compression (`WORKER_DELTA_*`). */
+  encoding?: DeltaEncoding;
   /** The worker's own install, DATA_DIR and queue namespace: named when a job is not for them. */
   install?: { id: string; dataDir: string; queuePrefix: string };
 }
@@ -78,7 +78,7 @@ async function buildDeltaJob(store: BlobStore, job: Job, context: DeltaJobContex
         last = now;
         void job.updateProgress({ phase: progress.phase, done: progress.done, total: progress.total });
       },
-      context.memoryBudget,
+      context.encoding,
     );
   } catch (error) {
     if (error instanceof MissingDeltaInputError)

@@ -66,7 +66,10 @@ describe('DeltaWriter patches', () => {
 
 describe('DeltaWriter compression', () => {
   /** A delta of one base whose target is the base plus `inserted` new bytes (the literal section). */
-  async function literalDelta(inserted: Buffer, compression: { strongLimit?: number } = {}) {
+  async function literalDelta(
+    inserted: Buffer,
+    compression: { strongLimit?: number; literalStrongLimit?: number; windowBits?: number } = {},
+  ) {
     const base = noise(1000, 7);
     const basePath = join(dir, 'base');
     await writeFile(basePath, base);
@@ -108,10 +111,34 @@ describe('DeltaWriter compression', () => {
     expect((await readdir(dir)).filter((name) => name.endsWith('.raw') || name.endsWith('.br'))).toEqual([]);
   });
 
-  it('compresses a section again at the end when it outgrows the strong limit while it is written', async () => {
-    const { info } = await literalDelta(text, { strongLimit: 6 * 2 ** 20 });
-    expect(info.header.literal.rawSize).toBe(text.length);
-    expect(info.header.literal.compressedSize).toBeLessThan(text.length / 50);
-    expect((await readdir(dir)).filter((name) => name.endsWith('.raw') || name.endsWith('.br'))).toEqual([]);
-  });
+  // 2 MiB of words drawn at random from a small vocabulary: quality 9 and 11 differ on it.
+  const words = (() => {
+    const vocabulary = Array.from({ length: 400 }, (_, i) => `w${((i * 2654435761) >>> 0).toString(36)} `);
+    let seed = 7;
+    const parts: string[] = [];
+    for (let length = 0; length < 2 * 2 ** 20;) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      const word = vocabulary[seed % vocabulary.length]!;
+      parts.push(word);
+      length += word.length;
+    }
+    return Buffer.from(parts.join('')).subarray(0, 2 * 2 ** 20);
+  })();
+
+  it.each([{ strongLimit: 2 ** 20 }, { literalStrongLimit: 2 ** 20 }])(
+    'starts again at quality 9 when a section outgrows the strong limit while it is written (%j)',
+    async (limits) => {
+      // A 256 KiB window: compression follows the section from its first 256 KiB.
+      const strong = await literalDelta(words, { windowBits: 18 });
+      const { info, early } = await literalDelta(words, { windowBits: 18, ...limits });
+      expect(early).toBe(true);
+      expect(info.header.literal.rawSize).toBe(words.length);
+      // Quality 9 for the whole section: larger than quality 11 makes it.
+      expect(info.header.literal.compressedSize).toBeGreaterThan(strong.info.header.literal.compressedSize);
+      expect(info.header.literal.compressedSize).toBeLessThan(words.length / 3);
+      expect((await readdir(dir)).filter((name) => name.endsWith('.raw') || name.endsWith('.br'))).toEqual(
+        [],
+      );
+    },
+  );
 });

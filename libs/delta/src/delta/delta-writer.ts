@@ -58,6 +58,13 @@ export interface CompressionOptions {
    */
   strongLimit?: number;
   /**
+   * The same for the literal section alone, whose quality-11 pass is the slowest step of a large
+   * layer's encoding (Debian rootfs: 16 MB of literals, 31 s at quality 11, 3 s at 9 for 9 % more
+   * bytes and about 1 MiB more decoder memory on the device).
+   * @defaultValue `strongLimit`
+   */
+  literalStrongLimit?: number;
+  /**
    * Brotli window bits of the literal section (the others use what the format allows them, see
    * `maxWindowBits`); the decoder needs 2^bits bytes for it.
    * @defaultValue 22
@@ -120,12 +127,16 @@ function zeroRun(
 
 /**
  * Brotli settings of a section of `rawSize` bytes: quality 11 up to `strongLimit` (quality 9
- * beyond, about ten times faster); a window no larger than the section, nor than the format
+ * beyond, about ten times faster; for literals up to `literalStrongLimit` too); a window no larger than the section, nor than the format
  * allows it (kinds, fields and run-length coded diff bytes gain little from a large window, and
  * every window bit doubles the decoder's memory for that section).
  */
 function sectionBrotli(name: SectionName, rawSize: number, options: CompressionOptions): SectionBrotli {
-  const strong = rawSize <= (options.strongLimit ?? 96 * 2 ** 20);
+  const limit = Math.min(
+    options.strongLimit ?? 96 * 2 ** 20,
+    name === 'literal' ? (options.literalStrongLimit ?? Infinity) : Infinity,
+  );
+  const strong = rawSize <= limit;
   const cap = Math.min(maxWindowBits(name, DELTA_VERSION), options.windowBits ?? 22);
   const fit = Math.max(16, Math.ceil(Math.log2(Math.max(rawSize, 1))));
   return {
@@ -142,8 +153,9 @@ function sectionBrotli(name: SectionName, rawSize: number, options: CompressionO
 
 /**
  * Buffers bytes and appends them to a raw (uncompressed) section file. Once the section is
- * larger than its brotli window, its settings no longer depend on its final size (up to the
- * strong limit), so it starts compressing while it is still written (`FollowingCompressor`).
+ * larger than its brotli window, its settings no longer depend on its final size but for the
+ * strong limit, so it starts compressing while it is still written (`FollowingCompressor`), and
+ * starts again at quality 9 if it outgrows that limit.
  */
 class RawSection {
   private parts: Buffer[] = [];
@@ -151,8 +163,6 @@ class RawSection {
   size = 0;
   private flushed = 0;
   private early: FollowingCompressor | undefined;
-  /** Set once early compression is ruled out (the section grew past the strong limit). */
-  private lateOnly = false;
 
   constructor(
     private readonly fh: FileHandle,
@@ -184,13 +194,11 @@ class RawSection {
   }
 
   private async compressEarly(): Promise<void> {
-    if (this.lateOnly) return;
     const settings = sectionBrotli(this.name, this.flushed, this.compression);
     if (this.early && this.early.settings.quality !== settings.quality) {
-      this.lateOnly = true;
+      // Grown past the strong limit: quality 9 from the start (it cannot change again).
       await this.early.cancel();
       this.early = undefined;
-      return;
     }
     if (!this.early && this.flushed > 2 ** settings.windowBits) {
       this.early = new FollowingCompressor(this.file, this.compressedFile, {
