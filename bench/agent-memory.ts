@@ -3,8 +3,10 @@
  * --selftest-apply`) rebuilds layers of growing size from real deltas made by the encoder, in a
  * child process whose peak RSS (VmHWM) is read from /proc; then pairs of the delta benchmark's
  * real corpus when `bench/corpus/layers` holds them (`CORPUS=debian-rootfs`: a 136 MB Debian
- * rootfs layer). Run: `npm run bench:agent` (`SIZES_MB=16,64,256` for other synthetic sizes,
- * `SIZES_MB=` for none; `CORPUS=debian-rootfs,node-modules,app-layer-multi-base,esbuild-x64-far`).
+ * rootfs layer), started with the flags the agent ships with (`devices/agent/node-flags.json`).
+ * Run: `npm run bench:agent` (`SIZES_MB=16,64,256` for other synthetic sizes, `SIZES_MB=` for
+ * none; `CORPUS=debian-rootfs,node-modules,…` for those pairs, `CORPUS=all` for every pair of
+ * `bench/deltas`).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,13 +20,23 @@ const BUNDLE = join(__dirname, '..', 'devices', 'agent', 'dist', 'ferry-agent.js
 const SIZES_MB = (process.env.SIZES_MB ?? '16,64').split(',').filter(Boolean).map(Number);
 const ROOT = join(__dirname, '..');
 const ONLY = (process.env.CORPUS ?? 'debian-rootfs').split(',');
+const ALL = ONLY.includes('all');
 /** Pairs of the delta benchmark's real corpus (`bench/corpus/layers`), when present: [name, bases, target]. */
 const CORPUS: [string, string[], string][] = [
   ['debian-rootfs', ['debian-bookworm-minbase.tar'], 'debian-bookworm-upgraded.tar'],
   ['app-layer-multi-base', ['debian-bookworm-minbase.tar', 'node-modules-a.tar'], 'node-modules-b.tar'],
+  ['esbuild-x64-close', ['esbuild-linux-x64-0.28.1.tar'], 'esbuild-linux-x64-0.28.2.tar'],
+  ['esbuild-arm64-close', ['esbuild-linux-arm64-0.28.1.tar'], 'esbuild-linux-arm64-0.28.2.tar'],
   ['esbuild-x64-far', ['esbuild-linux-x64-0.19.12.tar'], 'esbuild-linux-x64-0.28.2.tar'],
   ['node-modules', ['node-modules-a.tar'], 'node-modules-b.tar'],
+  ['three-moved-code', ['three-0.170.0.tar'], 'three-0.171.0.tar'],
+  ['next-swc-binary', ['next-swc-linux-x64-14.2.3.tar'], 'next-swc-linux-x64-14.2.4.tar'],
+  ['npm-offline-tgz', ['npm-offline-a.tar'], 'npm-offline-b.tar'],
 ];
+/** The flags the agent ships with (its systemd unit and image start node with them). */
+const NODE_FLAGS = JSON.parse(
+  readFileSync(join(__dirname, '..', 'devices', 'agent', 'node-flags.json'), 'utf8'),
+) as string[];
 
 /** A layer of `mb` MiB: 2 MiB files, half noise, half text; v2 edits every file a little and renames some. */
 function layer(dir: string, mb: number, version: 1 | 2): string {
@@ -61,7 +73,9 @@ function layer(dir: string, mb: number, version: 1 | 2): string {
 async function peakOf(
   args: string[],
 ): Promise<{ vmHwm: number; self: { peakRssBytes: number; ms: number; digest: string } }> {
-  const child = spawn(process.execPath, [BUNDLE, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, BUNDLE, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   let vmHwm = 0;
@@ -101,7 +115,8 @@ async function main(): Promise<void> {
   }
   for (const [name, bases, target] of CORPUS) {
     const layers = join(ROOT, 'bench', 'corpus', 'layers');
-    if (!ONLY.includes(name) || ![...bases, target].every((f) => existsSync(join(layers, f)))) continue;
+    if (!(ALL || ONLY.includes(name)) || ![...bases, target].every((f) => existsSync(join(layers, f))))
+      continue;
     // Private copies (the delta benchmark may rewrite its files meanwhile), encoded by the current encoder.
     const baseCopies = bases.map((b) => {
       const copy = join(work, b);

@@ -155,5 +155,57 @@ describe('ferry delta (built CLI as a subprocess)', () => {
     const usage = await ferry('delta', 'apply', '--base', base);
     expect(usage.code).toBe(1);
     expect(usage.stderr).toContain("required option '--delta <file>' not specified");
+    for (const bad of ['-1', '1.5', 'ten', '1e9', '9999999']) {
+      const limit = await ferry(
+        'delta',
+        'diff',
+        '--base',
+        base,
+        '--target',
+        target,
+        '--out',
+        join(dir, 'x'),
+        '--literal-strong-mb',
+        bad,
+      );
+      expect([bad, limit.code, limit.stderr]).toEqual([
+        bad,
+        1,
+        expect.stringContaining('expected a whole number of MiB'),
+      ]);
+    }
+  });
+
+  it('compresses new bytes over --literal-strong-mb at quality 9: a larger literal section, the same layer', async () => {
+    const grown = join(dir, 'grown.tar');
+    await writeTar(grown, [
+      { name: 'app/main.js', data: prose(300_000, 3) },
+      { name: 'app/new.txt', data: prose(1_500_000, 9) },
+    ]);
+    const literal = async (name: string, ...limit: string[]) => {
+      const delta = join(dir, name);
+      const diff = await ferry(
+        'delta',
+        'diff',
+        '--base',
+        base,
+        '--target',
+        grown,
+        '--out',
+        delta,
+        '--json',
+        ...limit,
+      );
+      expect(diff.code).toBe(0);
+      const out = join(dir, `${name}.tar`);
+      expect((await ferry('delta', 'apply', '--base', base, '--delta', delta, '--out', out)).code).toBe(0);
+      expect(await sha256Hex(out)).toBe(await sha256Hex(grown));
+      return JSON.parse(diff.stdout).header.literal as { rawSize: number; compressedSize: number };
+    };
+    const strong = await literal('strong.delta');
+    const fast = await literal('fast.delta', '--literal-strong-mb', '1');
+    expect(fast.rawSize).toBe(strong.rawSize);
+    expect(strong.rawSize).toBeGreaterThan(2 ** 20);
+    expect(fast.compressedSize).toBeGreaterThan(strong.compressedSize);
   });
 });

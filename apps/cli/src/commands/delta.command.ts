@@ -28,6 +28,11 @@ function parseSize(value: string): number {
   return Number(value);
 }
 
+function parseMebibytes(value: string): number {
+  if (!/^\d{1,6}$/.test(value)) throw new InvalidArgumentError('expected a whole number of MiB');
+  return Number(value) * 2 ** 20;
+}
+
 function parseDigest(value: string): string {
   if (!/^(sha256:)?[0-9a-f]{64}$/.test(value))
     throw new InvalidArgumentError('expected sha256:<64 hex digits>');
@@ -110,48 +115,63 @@ export function registerDeltaCommands(program: Command): void {
     )
     .requiredOption('--target <tar>', 'new layer tar')
     .requiredOption('--out <file>', 'where to write the delta')
+    .option(
+      '--literal-strong-mb <MiB>',
+      'compress the new bytes at brotli quality 11 only up to this size, quality 9 beyond (the worker: WORKER_DELTA_STRONG_LITERAL_MB)',
+      parseMebibytes,
+    )
     .option('--json', 'print the result as JSON')
     .action(
-      action('diff', async (opts: { base: string[]; target: string; out: string; json?: boolean }) => {
-        const progress = createProgress();
-        const started = Date.now();
-        try {
-          const result = await encodeDelta({
-            bases: opts.base,
-            target: opts.target,
-            out: opts.out,
-            onProgress: (p) => progress.update(p.phase, p.done, p.total),
-          });
-          progress.stop();
-          const seconds = (Date.now() - started) / 1000;
-          if (opts.json) {
-            process.stdout.write(
-              JSON.stringify(
-                {
-                  out: opts.out,
-                  size: result.size,
-                  seconds,
-                  header: result.header,
-                  stats: result.stats,
-                  choices: result.choices,
-                },
-                null,
-                2,
-              ) + '\n',
-            );
-          } else {
-            const ratio = (100 * result.size) / Math.max(1, result.header.targetSize);
-            process.stdout.write(
-              `wrote ${opts.out}: ${result.size} bytes (${human(result.size)}, ${ratio.toFixed(2)} % of ${human(result.header.targetSize)}) in ${seconds.toFixed(1)} s\n` +
-                `files: ${Object.entries(result.choices)
-                  .map(([k, v]) => `${k} ${v}`)
-                  .join(', ')}\n`,
-            );
+      action(
+        'diff',
+        async (opts: {
+          base: string[];
+          target: string;
+          out: string;
+          literalStrongMb?: number;
+          json?: boolean;
+        }) => {
+          const progress = createProgress();
+          const started = Date.now();
+          try {
+            const result = await encodeDelta({
+              bases: opts.base,
+              target: opts.target,
+              out: opts.out,
+              ...(opts.literalStrongMb !== undefined && { literalStrongLimit: opts.literalStrongMb }),
+              onProgress: (p) => progress.update(p.phase, p.done, p.total),
+            });
+            progress.stop();
+            const seconds = (Date.now() - started) / 1000;
+            if (opts.json) {
+              process.stdout.write(
+                JSON.stringify(
+                  {
+                    out: opts.out,
+                    size: result.size,
+                    seconds,
+                    header: result.header,
+                    stats: result.stats,
+                    choices: result.choices,
+                  },
+                  null,
+                  2,
+                ) + '\n',
+              );
+            } else {
+              const ratio = (100 * result.size) / Math.max(1, result.header.targetSize);
+              process.stdout.write(
+                `wrote ${opts.out}: ${result.size} bytes (${human(result.size)}, ${ratio.toFixed(2)} % of ${human(result.header.targetSize)}) in ${seconds.toFixed(1)} s\n` +
+                  `files: ${Object.entries(result.choices)
+                    .map(([k, v]) => `${k} ${v}`)
+                    .join(', ')}\n`,
+              );
+            }
+          } finally {
+            progress.stop();
           }
-        } finally {
-          progress.stop();
-        }
-      }),
+        },
+      ),
     );
 
   delta

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { createInflateRaw } from 'node:zlib';
 
 import { renameDurable } from '@ferry/storage/files';
+import { ByteCollector } from './byte-collector';
 import { DeflateStream, unpackDeflateParams } from './deflate-stream';
 import { openDelta, type OpenedDelta } from './delta-file';
 import {
@@ -141,14 +142,15 @@ async function openBases(delta: OpenedDelta, files: string[], verify: boolean): 
 class BaseReader {
   /** Where the last COPY ended or the last PATCH left its old cursor; offsets are relative to it. */
   cursor = 0;
-  private window: Buffer | undefined;
   private windowStart = 0;
   private windowLength = 0;
 
+  /** `window`: a buffer of `windowSize` bytes to read into, else one is made on first use. */
   constructor(
     readonly fh: FileHandle,
     readonly size: number,
     private readonly windowSize: number,
+    private window?: Buffer,
   ) {}
 
   /**
@@ -290,10 +292,8 @@ async function* decode(
 
 /** An open DEFLATE block: what its operations still write, and the output it still owes. */
 interface DeflateBlock {
-  stream: DeflateStream;
   rawLeft: number;
   outLeft: number;
-  output: Buffer[];
 }
 
 /**
@@ -338,6 +338,11 @@ async function* decodeChunks(
   let inflatedBytes = 0;
   let inflates = 0;
   let block: DeflateBlock | undefined;
+  /** One deflate state and one output buffer for every DEFLATE block, in turn. */
+  const deflater = new DeflateStream();
+  const deflated = new ByteCollector(2 * CHUNK);
+  /** One read window for every unpacked member, in turn (a window per INFLATE is garbage). */
+  let inflatedWindow: Buffer | undefined;
 
   /** Output on its way to the caller: hashed and counted. */
   const emit = (chunk: Buffer): Buffer => {
@@ -352,11 +357,9 @@ async function* decodeChunks(
    */
   const take = (): Buffer => {
     if (block) {
-      block.stream.write(out.subarray(0, fill));
+      deflater.write(out.subarray(0, fill));
       fill = 0;
-      const made = Buffer.concat(block.output);
-      block.output = [];
-      return emit(made);
+      return emit(deflated.take(reuse));
     }
     const chunk = out.subarray(0, fill);
     if (!reuse) out = Buffer.allocUnsafe(CHUNK);
@@ -407,7 +410,8 @@ async function* decodeChunks(
       throw err;
     });
     inflated = { file, fh };
-    bases[handles.length] = new BaseReader(fh, rawSize, windowSize);
+    inflatedWindow ??= Buffer.allocUnsafe(windowSize);
+    bases[handles.length] = new BaseReader(fh, rawSize, windowSize, inflatedWindow);
   };
   const dropInflated = async (): Promise<void> => {
     if (!inflated) return;
@@ -521,29 +525,24 @@ async function* decodeChunks(
             throw corrupt(`cannot deflate ${rawLength} bytes to ${outLength}`);
           claimTarget(outLength);
           if (fill > 0) yield take();
-          const opened: DeflateBlock = {
-            rawLeft: rawLength,
-            outLeft: outLength,
-            output: [],
-            stream: new DeflateStream(params, (made) => {
-              opened.outLeft -= made.length;
-              if (opened.outLeft < 0) throw corrupt('deflate block makes more than it declares');
-              // pako never writes a chunk again once handed out: keep it without a copy.
-              opened.output.push(Buffer.from(made.buffer, made.byteOffset, made.byteLength));
-            }),
-          };
+          const opened: DeflateBlock = { rawLeft: rawLength, outLeft: outLength };
+          deflater.start(params, (made) => {
+            opened.outLeft -= made.length;
+            if (opened.outLeft < 0) throw corrupt('deflate block makes more than it declares');
+            deflated.append(made);
+          });
           block = opened;
           break;
         }
       }
       if (block && block.rawLeft === 0) {
         const done = block;
-        done.stream.write(out.subarray(0, fill));
+        deflater.write(out.subarray(0, fill));
         fill = 0;
-        done.stream.end();
+        deflater.end();
         if (done.outLeft !== 0) throw corrupt('deflate block makes less than it declares');
         block = undefined;
-        yield emit(Buffer.concat(done.output));
+        yield emit(deflated.take(reuse));
       }
     }
     if (block) throw corrupt('leaves a deflate block unfinished');

@@ -61,10 +61,10 @@ export function readGzipMember(data: Buffer, maxRaw: number): GzipMember | undef
 }
 
 /** Whether deflating `raw` with `params` gives exactly `body`; stops at the first differing chunk. */
-function reproduces(raw: Buffer, body: Buffer, params: DeflateParams): boolean {
+function reproduces(stream: DeflateStream, raw: Buffer, body: Buffer, params: DeflateParams): boolean {
   let at = 0;
   let same = true;
-  const stream = new DeflateStream(params, (chunk) => {
+  stream.start(params, (chunk) => {
     if (!same) return;
     if (at + chunk.length > body.length || !body.subarray(at, at + chunk.length).equals(chunk)) same = false;
     at += chunk.length;
@@ -85,10 +85,11 @@ function reproduces(raw: Buffer, body: Buffer, params: DeflateParams): boolean {
 export function findDeflateParams(raw: Buffer, body: Buffer, xfl: number): DeflateParams | undefined {
   const hinted = xfl === 2 ? 9 : xfl === 4 ? 1 : 6;
   const levels = [hinted, ...[9, 6, 1, 2, 3, 4, 5, 7, 8].filter((level) => level !== hinted)];
+  const stream = new DeflateStream();
   for (const level of levels) {
     for (const legacyHash of [false, true]) {
       const params: DeflateParams = { level, memLevel: 8, windowBits: 15, strategy: 0, legacyHash };
-      if (reproduces(raw, body, params)) return params;
+      if (reproduces(stream, raw, body, params)) return params;
     }
   }
   return undefined;
