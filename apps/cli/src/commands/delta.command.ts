@@ -117,7 +117,7 @@ export function registerDeltaCommands(program: Command): void {
     .requiredOption('--out <file>', 'where to write the delta')
     .option(
       '--literal-strong-mb <MiB>',
-      'compress the new bytes at brotli quality 11 only up to this size, quality 9 beyond (the worker: WORKER_DELTA_STRONG_LITERAL_MB)',
+      'compress the new bytes at brotli quality 11 only up to this size, quality 9 beyond (default 12; the worker: WORKER_DELTA_STRONG_LITERAL_MB)',
       parseMebibytes,
     )
     .option('--json', 'print the result as JSON')

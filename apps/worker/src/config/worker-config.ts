@@ -25,7 +25,7 @@ const EnvSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   WORKER_DELTA_MEMORY_MB: z.coerce.number().int().min(64).max(1_048_576).default(1024),
-  WORKER_DELTA_STRONG_LITERAL_MB: z.coerce.number().int().min(0).max(1024).default(96),
+  WORKER_DELTA_STRONG_LITERAL_MB: z.coerce.number().int().min(0).max(1024).default(12),
   FERRY_STAGING_STALE_SECONDS: z.coerce.number().min(10).max(86_400).default(30),
   FERRY_QUEUE_PREFIX: z
     .string()
