@@ -14,6 +14,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeDelta } from '@ferry/delta';
+import nodeFlags from '../devices/agent/node-flags.json';
 import { noise } from '../test/support/agent-images';
 
 const BUNDLE = join(__dirname, '..', 'devices', 'agent', 'dist', 'ferry-agent.js');
@@ -33,10 +34,6 @@ const CORPUS: [string, string[], string][] = [
   ['next-swc-binary', ['next-swc-linux-x64-14.2.3.tar'], 'next-swc-linux-x64-14.2.4.tar'],
   ['npm-offline-tgz', ['npm-offline-a.tar'], 'npm-offline-b.tar'],
 ];
-/** The flags the agent ships with (its systemd unit and image start node with them). */
-const NODE_FLAGS = JSON.parse(
-  readFileSync(join(__dirname, '..', 'devices', 'agent', 'node-flags.json'), 'utf8'),
-) as string[];
 
 /** A layer of `mb` MiB: 2 MiB files, half noise, half text; v2 edits every file a little and renames some. */
 function layer(dir: string, mb: number, version: 1 | 2): string {
@@ -73,7 +70,7 @@ function layer(dir: string, mb: number, version: 1 | 2): string {
 async function peakOf(
   args: string[],
 ): Promise<{ vmHwm: number; self: { peakRssBytes: number; ms: number; digest: string } }> {
-  const child = spawn(process.execPath, [...NODE_FLAGS, BUNDLE, ...args], {
+  const child = spawn(process.execPath, [...nodeFlags, BUNDLE, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';

@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { encodeDelta } from '@ferry/delta';
 import nodeFlags from '../devices/agent/node-flags.json';
 import { prose, removeDir, scratchDir, sha256Hex } from '../libs/delta/src/delta/testing/fixtures';
 import { buildAgentBundle } from './support/agent-process';
+import { gnuTarLayer } from './support/hostile-archives';
 
 /**
  * The bundled agent, started as it ships, rebuilding a layer of 300 changed gzip files (a
@@ -27,7 +27,7 @@ afterAll(async () => {
 
 /** A layer of `count` gzip'd text files (gzip -9 as zlib makes it); `edited` adds a line to each. */
 function gzipLayer(name: string, count: number, edited: boolean): string {
-  const root = join(dir, name);
+  const files: Record<string, Buffer> = {};
   for (let i = 0; i < count; i++) {
     const text = prose(6_000 + ((i * 7_919) % 6_000), i + 1);
     const body = edited
@@ -37,23 +37,10 @@ function gzipLayer(name: string, count: number, edited: boolean): string {
           text.subarray(text.length / 2),
         ])
       : text;
-    mkdirSync(join(root, 'usr/share/doc', `package-${i}`), { recursive: true });
-    writeFileSync(join(root, 'usr/share/doc', `package-${i}`, 'changelog.gz'), gzipSync(body, { level: 9 }));
+    files[`usr/share/doc/package-${i}/changelog.gz`] = gzipSync(body, { level: 9 });
   }
-  const tar = join(dir, `${name}.tar`);
-  execFileSync('tar', [
-    '--sort=name',
-    '--mtime=@0',
-    '--owner=0',
-    '--group=0',
-    '--numeric-owner',
-    '-C',
-    root,
-    '-cf',
-    tar,
-    '.',
-  ]);
-  return tar;
+  gnuTarLayer(join(dir, name), files);
+  return join(dir, name, 'layer.tar');
 }
 
 it('rebuilds a layer of 300 recompressed gzip files with no garbage per file', async () => {

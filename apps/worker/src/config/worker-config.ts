@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { DEFAULT_LITERAL_STRONG_LIMIT } from '@ferry/delta';
 import { ConfigError, parseEnv } from '@ferry/protocol';
 import {
   BlobStoreConfig,
@@ -25,7 +26,12 @@ const EnvSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   WORKER_DELTA_MEMORY_MB: z.coerce.number().int().min(64).max(1_048_576).default(1024),
-  WORKER_DELTA_STRONG_LITERAL_MB: z.coerce.number().int().min(0).max(1024).default(12),
+  WORKER_DELTA_STRONG_LITERAL_MB: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1024)
+    .default(DEFAULT_LITERAL_STRONG_LIMIT / 2 ** 20),
   FERRY_STAGING_STALE_SECONDS: z.coerce.number().min(10).max(86_400).default(30),
   FERRY_QUEUE_PREFIX: z
     .string()
@@ -55,8 +61,8 @@ export interface WorkerConfig {
   deltaMemoryBytes: number;
   /**
    * A delta's literal section (new bytes) up to this size gets brotli quality 11, a larger one
-   * quality 9: Debian rootfs, 16 MB of literals, 31 s against 3 s for 9 % more bytes (96 MiB, the
-   * limit of every section, by default: the smaller delta).
+   * quality 9: Debian rootfs, 16 MB of literals, 31 s against 3 s for 9 % more bytes (the
+   * encoder's default, 12 MiB; 96 MiB, the limit of every section, gives the smaller delta).
    */
   deltaStrongLiteralBytes: number;
   /** A staging folder untouched this long was left by a killed build (its heartbeat stopped). */

@@ -3,6 +3,7 @@ export type { ApplyDeltaOptions, ApplyDeltaResult, DecodeDeltaOptions } from './
 export { encodeDelta } from './encoder';
 export type { EncodeDeltaOptions, EncodeDeltaResult, EncodeProgress, EncodingChoice } from './encoder';
 export type { CompressionOptions, OpStats } from './delta-writer';
+export { DEFAULT_LITERAL_STRONG_LIMIT } from './delta-writer';
 export { readDeltaInfo } from './inspect';
 export { exitWithParent, type ParentWatchOptions } from './parent-watch';
 export type { DeltaInfo } from './inspect';
