@@ -90,22 +90,14 @@ export async function startSentinelGroup(): Promise<SentinelGroup> {
     );
     rmSync(dir, { recursive: true, force: true });
   };
-  try {
-    const primary = spawn('redis-server', redisArgs(primaryPort), { stdio: 'ignore' });
-    children.push(primary);
-    await waitUntil(() => answers(primaryPort), 10_000, 'the primary to answer');
-    children.push(
-      spawn('redis-server', [...redisArgs(replicaPort), '--replicaof', '127.0.0.1', String(primaryPort)], {
-        stdio: 'ignore',
-      }),
-    );
-    await waitUntil(
-      async () =>
-        /master_link_status:up/.test(String(await ask(replicaPort, 'INFO', 'replication').catch(() => ''))),
-      20_000,
-      'the replica to sync',
-    );
-    for (const port of sentinelPorts) {
+  /**
+   * One sentinel, answering on its port. The port was free when picked, but another process may
+   * take it before the sentinel binds it (the sentinel then exits, and the others never see a
+   * third): it is started again on another port.
+   */
+  const startSentinel = async (firstPort: number): Promise<number> => {
+    let port = firstPort;
+    for (let attempt = 1; ; attempt++) {
       // A sentinel rewrites its configuration file: each gets its own.
       const conf = join(dir, `sentinel-${port}.conf`);
       writeFileSync(
@@ -121,21 +113,55 @@ export async function startSentinelGroup(): Promise<SentinelGroup> {
           '',
         ].join('\n'),
       );
-      children.push(spawn('redis-sentinel', [conf], { stdio: 'ignore' }));
+      const child = spawn('redis-sentinel', [conf], { stdio: 'ignore' });
+      children.push(child);
+      await waitUntil(
+        async () => child.exitCode !== null || child.signalCode !== null || (await answers(port)),
+        10_000,
+        `sentinel ${port} to answer`,
+      );
+      if (child.exitCode === null && child.signalCode === null) return port;
+      if (attempt === 3) throw new Error(`redis-sentinel exited three times (last on port ${port})`);
+      port = await freePort();
     }
+  };
+  try {
+    const primary = spawn('redis-server', redisArgs(primaryPort), { stdio: 'ignore' });
+    children.push(primary);
+    await waitUntil(() => answers(primaryPort), 10_000, 'the primary to answer');
+    children.push(
+      spawn('redis-server', [...redisArgs(replicaPort), '--replicaof', '127.0.0.1', String(primaryPort)], {
+        stdio: 'ignore',
+      }),
+    );
+    await waitUntil(
+      async () =>
+        /master_link_status:up/.test(String(await ask(replicaPort, 'INFO', 'replication').catch(() => ''))),
+      20_000,
+      'the replica to sync',
+    );
+    for (let i = 0; i < sentinelPorts.length; i++) sentinelPorts[i] = await startSentinel(sentinelPorts[i]!);
     // Every sentinel knows the primary, its replica and the other sentinels.
-    for (const port of sentinelPorts)
+    for (const port of sentinelPorts) {
+      let seen = '';
       await waitUntil(
         async () => {
           const master = (await ask(port, 'SENTINEL', 'MASTER', SENTINEL_MASTER_NAME).catch(
             () => [],
           )) as string[];
           const field = (name: string): string => master[master.indexOf(name) + 1] ?? '';
+          seen = `${field('num-slaves')} replica(s), ${field('num-other-sentinels')} other sentinel(s)`;
           return field('num-slaves') === '1' && field('num-other-sentinels') === '2';
         },
         30_000,
         `sentinel ${port} to see the replica and the other sentinels`,
-      );
+      ).catch((error: Error) => {
+        const running = children.filter((c) => c.exitCode === null && c.signalCode === null).length;
+        throw new Error(
+          `${error.message} (it sees ${seen}; ${running} of ${children.length} processes running)`,
+        );
+      });
+    }
   } catch (error) {
     await stop();
     throw error;
